@@ -1,0 +1,5 @@
+"""Allow `python -m vchat`."""
+
+from vchat.cli import main
+
+main()

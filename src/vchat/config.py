@@ -1,0 +1,220 @@
+"""Settings: defaults < TOML config file < VCHAT_* / OPENAI_* environment < command-line flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vchat.errors import ConfigError
+
+PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
+KEEP_POLICIES = ("resident", "offload")
+
+
+@dataclass
+class RuntimeSettings:
+    """The `[runtime]` table: where visual models run and how much memory they may take."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | float16 | bfloat16 | float32
+    vram_budget: str = "auto"  # auto, or a size like "6GB" / "5.5GiB" / bytes
+    ram_budget: str = "auto"
+
+
+@dataclass
+class ToolPolicy:
+    """One `[tools.NAME]` table: per-tool device override and residency policy."""
+
+    device: str | None = None
+    keep: str | None = None  # resident | offload
+
+
+@dataclass
+class Settings:
+    """Every setting vchat reads; built once by `load_settings`."""
+
+    llm: str = "auto"  # auto | openai | none | scripted:FILE
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = dataclasses.field(default=None, repr=False)
+    out_dir: Path = Path("vchat-out")
+    max_steps: int = 8
+    max_format_retries: int = 2
+    timeout: float = 120.0
+    temperature: float = 0.0
+    max_image_pixels: int = 64_000_000
+    preview: str = "auto"
+    verbose: bool = False
+    debug: bool = False
+    config_path: Path | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    tools: dict[str, ToolPolicy] = field(default_factory=dict)
+
+    def tool_policy(self, name: str) -> ToolPolicy:
+        """The user's policy for one tool (empty when none is configured)."""
+        return self.tools.get(name, ToolPolicy())
+
+
+# Top-level keys the TOML file and VCHAT_* variables may set, with their parsers.
+_SCALARS: dict[str, type] = {
+    "llm": str,
+    "model": str,
+    "base_url": str,
+    "api_key": str,
+    "out_dir": Path,
+    "max_steps": int,
+    "max_format_retries": int,
+    "timeout": float,
+    "temperature": float,
+    "max_image_pixels": int,
+    "preview": str,
+    "verbose": bool,
+    "debug": bool,
+}
+
+# Environment names that do not follow the VCHAT_<KEY> pattern.
+_ENV_ALIASES = {"VCHAT_OUT": "out_dir"}
+
+
+def default_config_path() -> Path:
+    """Where the config file lives unless VCHAT_CONFIG says otherwise."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("vchat", appauthor=False)) / "config.toml"
+
+
+def _coerce(key: str, kind: type, value: Any, origin: str) -> Any:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind is Path:
+            return Path(str(value)).expanduser()
+        if kind is int and isinstance(value, float):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{origin}: {key} = {value!r} is not a valid {kind.__name__}") from None
+
+
+def _apply_scalars(settings: Settings, values: Mapping[str, Any], origin: str) -> None:
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key not in _SCALARS:
+            raise ConfigError(f"{origin}: unknown setting {key!r}")
+        setattr(settings, key, _coerce(key, _SCALARS[key], value, origin))
+
+
+def _apply_file(settings: Settings, path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    origin = str(path)
+    models = data.pop("models", {})
+    runtime = data.pop("runtime", {})
+    tools = data.pop("tools", {})
+    _apply_scalars(settings, data, origin)
+    if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
+        raise ConfigError(f"{origin}: [models] maps keys to hub ids or folders (strings)")
+    settings.models.update({k: str(Path(v).expanduser()) if v.startswith("~") else v for k, v in models.items()})
+    if not isinstance(runtime, dict):
+        raise ConfigError(f"{origin}: [runtime] must be a table")
+    for key, value in runtime.items():
+        if key not in {f.name for f in dataclasses.fields(RuntimeSettings)}:
+            raise ConfigError(f"{origin}: unknown setting runtime.{key}")
+        setattr(settings.runtime, key, str(value))
+    if not isinstance(tools, dict):
+        raise ConfigError(f"{origin}: [tools] must hold one table per tool")
+    for name, table in tools.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [tools.{name}] must be a table")
+        unknown = set(table) - {"device", "keep"}
+        if unknown:
+            raise ConfigError(f"{origin}: unknown setting tools.{name}.{sorted(unknown)[0]}")
+        settings.tools[name] = ToolPolicy(device=table.get("device"), keep=table.get("keep"))
+
+
+def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
+    # OpenAI's own variables first, so that VCHAT_* ones override them.
+    legacy = env.get("OPENAI_API_BASE")
+    base = env.get("OPENAI_BASE_URL") or legacy
+    if base:
+        settings.base_url = base
+    if env.get("OPENAI_API_KEY"):
+        settings.api_key = env["OPENAI_API_KEY"]
+    values: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("VCHAT_") or name == "VCHAT_CONFIG":
+            continue
+        key = _ENV_ALIASES.get(name, name[len("VCHAT_"):].lower())
+        if key in _SCALARS:
+            values[key] = value
+        elif key in ("device", "dtype", "vram_budget", "ram_budget"):
+            setattr(settings.runtime, key, value)
+    _apply_scalars(settings, values, "environment")
+
+
+def _validate(settings: Settings) -> None:
+    if settings.preview not in PREVIEW_MODES:
+        raise ConfigError(f"preview must be one of {', '.join(PREVIEW_MODES)}, not {settings.preview!r}")
+    if settings.max_steps < 1:
+        raise ConfigError(f"max_steps must be at least 1, not {settings.max_steps}")
+    if settings.max_format_retries < 0:
+        raise ConfigError("max_format_retries cannot be negative")
+    if settings.timeout <= 0:
+        raise ConfigError("timeout must be positive")
+    if settings.max_image_pixels < 1:
+        raise ConfigError("max_image_pixels must be positive")
+    llm = settings.llm
+    if not (llm in ("auto", "openai", "none") or llm.startswith("scripted:")):
+        raise ConfigError(f"llm must be auto, openai, none or scripted:FILE, not {llm!r}")
+    for name, policy in settings.tools.items():
+        if policy.keep is not None and policy.keep not in KEEP_POLICIES:
+            raise ConfigError(f"tools.{name}.keep must be resident or offload, not {policy.keep!r}")
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: Path | None = None,
+) -> Settings:
+    """Build Settings from defaults, the config file, the environment and flags (in that order)."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    explicit = config_path or (Path(env["VCHAT_CONFIG"]).expanduser() if env.get("VCHAT_CONFIG") else None)
+    path = explicit or default_config_path()
+    if path.is_file():
+        _apply_file(settings, path)
+        settings.config_path = path
+    elif explicit is not None:
+        raise ConfigError(f"config file {path} does not exist")
+    _apply_env(settings, env)
+    _apply_scalars(settings, dict(flags or {}), "command line")
+    _validate(settings)
+    return settings
+
+
+def is_local_url(url: str | None) -> bool:
+    """True for servers on this machine, which need no real API key."""
+    if not url:
+        return False
+    from urllib.parse import urlparse
+
+    host = (urlparse(url).hostname or "").lower()
+    return host in ("localhost", "127.0.0.1", "::1", "0.0.0.0") or host.endswith(".local")

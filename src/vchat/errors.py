@@ -1,0 +1,59 @@
+"""Error tree: every failure vchat reports is a VchatError with a one-line message."""
+
+from __future__ import annotations
+
+
+class VchatError(Exception):
+    """Base of every error vchat raises on purpose; str() is a one-line user message."""
+
+
+class ConfigError(VchatError):
+    """Settings are invalid (bad TOML, unknown value, bad flag)."""
+
+
+class ParseError(VchatError):
+    """The model's reply could not be read; the message is written back to the model."""
+
+
+class ToolInputError(VchatError):
+    """A tool call's input does not fit the tool's fields; told to the model."""
+
+
+class UnknownToolError(VchatError):
+    """The model named a tool that does not exist; told to the model."""
+
+
+class UnknownImageError(VchatError):
+    """An image name that the session does not know; told to the model."""
+
+
+class ImageError(VchatError):
+    """A file could not be read as an image (missing, not an image, truncated, too big)."""
+
+
+class UnsafePathError(VchatError):
+    """A path outside what the session may read or write."""
+
+
+class ToolError(VchatError):
+    """A tool failed in a way the model should hear about (no object found, bad size)."""
+
+
+class LLMError(VchatError):
+    """The language model backend failed (down, bad key, unknown model, timeout)."""
+
+
+class NoModelError(LLMError):
+    """No language model is configured or reachable."""
+
+
+class StopUnsupportedError(LLMError):
+    """The server refused the `stop` parameter; the caller retries without it."""
+
+
+class ModelLoadError(VchatError):
+    """Weights could not be loaded (missing offline, corrupt, out of memory)."""
+
+
+class Cancelled(VchatError):
+    """The user cancelled the running turn (Ctrl-C)."""

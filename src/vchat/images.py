@@ -1,0 +1,347 @@
+"""Images known to a session: handles, validated loading, atomic PNG outputs with lineage."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageOps, PngImagePlugin
+
+from vchat.errors import ImageError, UnknownImageError, UnsafePathError
+
+HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
+PNG_META_KEY = "vchat"
+
+
+@dataclass
+class ImageRef:
+    """One image the session knows: its handle, file, parents and how it was made."""
+
+    handle: str
+    path: Path
+    parents: tuple[str, ...] = ()
+    tool: str | None = None  # None: attached by the user
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    source: str | None = None  # the user's original path, for attached images
+    width: int = 0
+    height: int = 0
+    mode: str = ""
+    note: str | None = None  # e.g. "first frame of an animated GIF"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (used by --json, transcripts and the PNG chunk)."""
+        return {
+            "handle": self.handle,
+            "path": str(self.path),
+            "parents": list(self.parents),
+            "tool": self.tool,
+            "params": self.params,
+            "seed": self.seed,
+            "source": self.source,
+            "width": self.width,
+            "height": self.height,
+            "mode": self.mode,
+            "note": self.note,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ImageRef:
+        """Inverse of to_dict."""
+        return cls(
+            handle=str(data["handle"]),
+            path=Path(data["path"]),
+            parents=tuple(data.get("parents") or ()),
+            tool=data.get("tool"),
+            params=dict(data.get("params") or {}),
+            seed=data.get("seed"),
+            source=data.get("source"),
+            width=int(data.get("width") or 0),
+            height=int(data.get("height") or 0),
+            mode=str(data.get("mode") or ""),
+            note=data.get("note"),
+        )
+
+    def describe(self) -> str:
+        """Short one-line description for observations and listings."""
+        origin = f"from {self.tool}" if self.tool else "attached"
+        if self.parents:
+            origin += f" of {', '.join(self.parents)}"
+        return f"{self.handle} ({self.width}x{self.height}, {origin}, {self.path.name})"
+
+
+def _normalise_mode(image: Image.Image) -> Image.Image:
+    """Convert any decoded mode to RGB, or RGBA when the image has transparency."""
+    mode = image.mode
+    if mode in ("RGB", "RGBA"):
+        return image
+    if mode == "P" or mode == "PA":
+        has_alpha = mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if has_alpha else "RGB")
+    if mode in ("LA", "La", "RGBa"):
+        return image.convert("RGBA")
+    if mode.startswith("I;16") or mode == "I":
+        # 16/32-bit greyscale: scale to 8 bits rather than clipping everything above 255.
+        import numpy as np
+
+        arr = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
+        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype("uint8")
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode == "F":
+        import numpy as np
+
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else arr * 0
+        return Image.fromarray(scaled.astype("uint8"), "L").convert("RGB")
+    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def open_image(path: Path, max_pixels: int) -> tuple[Image.Image, str | None]:
+    """Read and validate an image file; returns the normalised image and an optional note."""
+    shown = str(path)
+    if not path.exists():
+        raise ImageError(f"{shown}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{shown}: is a folder, not an image")
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"{shown}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise ImageError(f"{shown}: empty file (0 bytes)")
+    note = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageError(
+                        f"{shown}: {width}x{height} is over the limit of {max_pixels:,} pixels "
+                        "(raise max_image_pixels in the config to allow it)"
+                    )
+                if getattr(img, "n_frames", 1) > 1:
+                    note = f"first frame of {img.n_frames}"
+                    img.seek(0)
+                img.load()
+                image = ImageOps.exif_transpose(img) or img
+                image = _normalise_mode(image)
+                image.load()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{shown}: declared size is too large to be safe to decode") from None
+    except PermissionError:
+        raise ImageError(f"{shown}: permission denied") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{shown}: not an image file (or a format Pillow cannot read)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ImageError(f"{shown}: damaged or truncated image ({detail})") from None
+    return image, note
+
+
+def read_png_record(path: Path) -> dict[str, Any] | None:
+    """The lineage record vchat wrote into a PNG's text chunk, if any."""
+    try:
+        with Image.open(path) as img:
+            raw = img.info.get(PNG_META_KEY)
+    except (OSError, Image.UnidentifiedImageError):
+        return None
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+class ImageStore:
+    """Hands out handles, validates and loads inputs, and writes outputs atomically."""
+
+    def __init__(self, folder: Path, max_pixels: int = 64_000_000) -> None:
+        self.folder = folder
+        self.max_pixels = max_pixels
+        self._refs: dict[str, ImageRef] = {}
+        self._next = 1
+
+    # -- listing -------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[ImageRef]:
+        return iter(self._refs.values())
+
+    def __len__(self) -> int:
+        return len(self._refs)
+
+    def __contains__(self, handle: object) -> bool:
+        return isinstance(handle, str) and handle.lower() in self._refs
+
+    def get(self, handle: str) -> ImageRef:
+        """The image with this exact handle; UnknownImageError when none."""
+        ref = self._refs.get(handle.lower())
+        if ref is None:
+            raise UnknownImageError(self._unknown_message(handle))
+        return ref
+
+    def latest(self) -> ImageRef | None:
+        """The most recent image, if any."""
+        return next(reversed(self._refs.values()), None) if self._refs else None
+
+    def known_list(self) -> str:
+        """Human/model readable list of known handles."""
+        if not self._refs:
+            return "no images yet (the user must attach one)"
+        return ", ".join(ref.describe() for ref in self._refs.values())
+
+    def _unknown_message(self, name: str) -> str:
+        return f"unknown image {name!r}; known images: {self.known_list()}"
+
+    def ancestors(self, handle: str) -> list[ImageRef]:
+        """Every ancestor of an image, nearest first, each once."""
+        seen: list[ImageRef] = []
+        queue = list(self.get(handle).parents)
+        while queue:
+            name = queue.pop(0)
+            ref = self._refs.get(name.lower())
+            if ref is None or ref in seen:
+                continue
+            seen.append(ref)
+            queue.extend(ref.parents)
+        return seen
+
+    # -- resolving names the model writes --------------------------------------------------
+    def resolve(self, name: str) -> ImageRef:
+        """Map a handle, a file name or a path of a known image to its ref.
+
+        Anything else is refused: the model may only name images the session knows.
+        """
+        text = name.strip().strip("\"'`").strip()
+        if not text:
+            raise UnknownImageError(self._unknown_message(name))
+        ref = self._refs.get(text.lower())
+        if ref is not None:
+            return ref
+        # A file name or path: compare against outputs and the user's attached sources.
+        candidate = Path(os.path.expanduser(text))
+        for ref in self._refs.values():
+            if text == ref.path.name or text == ref.path.stem:
+                return ref
+            if ref.source and text == Path(ref.source).name:
+                return ref
+        for ref in self._refs.values():
+            for known in filter(None, (str(ref.path), ref.source)):
+                try:
+                    if candidate.resolve() == Path(known).resolve():
+                        return ref
+                except OSError:
+                    continue
+        if "/" in text or "\\" in text or candidate.suffix:
+            raise UnsafePathError(
+                f"{text!r} is not an image of this session; tools may only read images the user "
+                f"attached or tools made. Known images: {self.known_list()}"
+            )
+        raise UnknownImageError(self._unknown_message(text))
+
+    # -- adding images -------------------------------------------------------------------
+    def _new_handle(self) -> str:
+        handle = f"img{self._next}"
+        self._next += 1
+        return handle
+
+    def attach(self, path: str | Path) -> ImageRef:
+        """Add a user's image file: validated, normalised and copied into the session folder."""
+        source = Path(os.path.expanduser(str(path)))
+        image, note = open_image(source, self.max_pixels)
+        handle = self._new_handle()
+        ref = ImageRef(handle=handle, path=self.folder / f"{handle}.png", source=str(source.resolve()), note=note)
+        self._write(image, ref)
+        return ref
+
+    def save(
+        self,
+        image: Image.Image,
+        *,
+        tool: str,
+        params: Mapping[str, Any] | None = None,
+        parents: tuple[str, ...] = (),
+        seed: int | None = None,
+    ) -> ImageRef:
+        """Write a tool's output as the next handle, atomically, with its lineage in the PNG."""
+        handle = self._new_handle()
+        ref = ImageRef(
+            handle=handle,
+            path=self.folder / f"{handle}-{tool}.png",
+            parents=tuple(parents),
+            tool=tool,
+            params=dict(params or {}),
+            seed=seed,
+        )
+        self._write(image, ref)
+        return ref
+
+    def _write(self, image: Image.Image, ref: ImageRef) -> None:
+        ref.width, ref.height = image.size
+        if image.mode not in ("RGB", "RGBA", "L"):
+            image = _normalise_mode(image)
+        ref.mode = image.mode
+        if not _is_within(ref.path, self.folder):
+            raise UnsafePathError(f"refusing to write {ref.path} outside {self.folder}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = ref.to_dict()
+        record["path"] = ref.path.name
+        record["lineage"] = [a.handle for a in self._lineage_of(ref)]
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PNG_META_KEY, json.dumps(record, default=str))
+        fd, tmp = tempfile.mkstemp(prefix=f".{ref.handle}-", suffix=".png.tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                image.save(fh, format="PNG", pnginfo=info)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, ref.path)
+        except BaseException:
+            # No half-written file is left behind; the handle number is simply skipped.
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._refs[ref.handle] = ref
+
+    def _lineage_of(self, ref: ImageRef) -> list[ImageRef]:
+        seen: list[ImageRef] = []
+        queue = list(ref.parents)
+        while queue:
+            found = self._refs.get(queue.pop(0).lower())
+            if found is not None and found not in seen:
+                seen.append(found)
+                queue.extend(found.parents)
+        return seen
+
+    def load(self, ref: ImageRef) -> Image.Image:
+        """Open a known image for a tool (re-validated: the file may have changed on disk)."""
+        if not _is_within(ref.path, self.folder):
+            raise UnsafePathError(f"{ref.path} is outside the session folder")
+        image, _ = open_image(ref.path, self.max_pixels)
+        return image
+
+    def restore(self, ref: ImageRef) -> None:
+        """Re-register an image from a transcript when a session is resumed."""
+        self._refs[ref.handle.lower()] = ref
+        match = HANDLE_RE.match(ref.handle)
+        if match:
+            self._next = max(self._next, int(match.group(1)) + 1)
