@@ -162,7 +162,7 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
     for name, value in env.items():
         if not name.startswith("VCHAT_") or name == "VCHAT_CONFIG":
             continue
-        key = _ENV_ALIASES.get(name, name[len("VCHAT_"):].lower())
+        key = _ENV_ALIASES.get(name, name[len("VCHAT_") :].lower())
         if key in _SCALARS:
             values[key] = value
         elif key in ("device", "dtype", "vram_budget", "ram_budget"):

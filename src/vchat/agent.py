@@ -1,0 +1,203 @@
+"""The ReAct loop: ask the model, parse, run a tool, feed back the observation; yields typed steps."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vchat import prompts
+from vchat.binding import bind_input
+from vchat.errors import Cancelled, LLMError, ParseError, VchatError
+from vchat.images import ImageRef, ImageStore
+from vchat.llm.base import LLM, Message
+from vchat.react import FinalAnswer, ToolCall, parse_reply
+from vchat.tools.base import Tool, ToolContext
+
+STOP = ["\nObservation:"]
+_HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
+
+
+@dataclass
+class Step:
+    """One thing that happened in a turn; yielded by the loop, rendered by ui, stored in the transcript."""
+
+    kind: str  # action | observation | final | error | retry
+    text: str = ""
+    tool: str | None = None
+    input: str | None = None
+    observation: str | None = None
+    seconds: float = 0.0
+    images: list[ImageRef] = field(default_factory=list)
+    thought: str | None = None
+    reply: str | None = None  # the model's raw reply that led to this step
+    flagged: list[str] = field(default_factory=list)  # image names a final answer invented
+    degraded: str | None = None
+    reason: str | None = None  # for error steps: llm | unreadable | step_limit
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record for --json and the transcript."""
+        return {
+            "kind": self.kind,
+            "text": self.text,
+            "tool": self.tool,
+            "input": self.input,
+            "observation": self.observation,
+            "seconds": round(self.seconds, 4),
+            "images": [ref.handle for ref in self.images],
+            "thought": self.thought,
+            "reply": self.reply,
+            "flagged": self.flagged,
+            "degraded": self.degraded,
+            "reason": self.reason,
+        }
+
+
+def _thought_of(reply: str) -> str | None:
+    match = re.search(r"thought\s*:\s*(.+)", reply, re.IGNORECASE)
+    return match.group(1).strip() if match else None
+
+
+def invented_handles(text: str, store: ImageStore) -> list[str]:
+    """Image handles a text names that the session does not have."""
+    names: list[str] = []
+    for match in _HANDLE_IN_TEXT.finditer(text):
+        handle = f"img{int(match.group(1))}"
+        if handle not in store and handle not in names:
+            names.append(handle)
+    return names
+
+
+def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: str) -> Step:
+    """Run one bound tool call and turn its result or failure into an observation step."""
+    started = time.perf_counter()
+    try:
+        result = tool.run(ctx, **args)
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except VchatError as exc:
+        text = f"{tool.name} failed: {exc}"
+        return Step(
+            "observation", tool=tool.name, input=raw_input, observation=text, seconds=time.perf_counter() - started
+        )
+    except Exception as exc:  # a bug or an environment fault inside the tool: the model hears it
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        text = f"{tool.name} failed: {type(exc).__name__}{': ' + detail if detail else ''}"
+        return Step(
+            "observation", tool=tool.name, input=raw_input, observation=text, seconds=time.perf_counter() - started
+        )
+    text = result.text.strip()
+    for ref in result.images:
+        text += f"\nNew image {ref.handle}: {ref.path}"
+    if result.degraded:
+        text += f"\n(note: {result.degraded})"
+    return Step(
+        "observation",
+        tool=tool.name,
+        input=raw_input,
+        observation=text.strip(),
+        seconds=time.perf_counter() - started,
+        images=list(result.images),
+        degraded=result.degraded,
+    )
+
+
+class Agent:
+    """Drives one model over the tool set; no terminal I/O, no concrete tools imported."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        tools: Sequence[Tool],
+        ctx: ToolContext,
+        store: ImageStore,
+        *,
+        max_steps: int = 8,
+        max_format_retries: int = 2,
+        on_text: Callable[[str], None] | None = None,
+    ) -> None:
+        self.llm = llm
+        self.tools = {tool.name: tool for tool in tools}
+        self.ctx = ctx
+        self.store = store
+        self.max_steps = max_steps
+        self.max_format_retries = max_format_retries
+        self.on_text = on_text
+        self.last_user_content = ""
+        self._last_observation = ""
+        # Built once: byte-identical across turns so provider-side prompt caching applies.
+        self.system_prompt = prompts.system_prompt(type(tool) for tool in tools)
+
+    def _ask(self, messages: Sequence[Message]) -> str:
+        chunks: list[str] = []
+        for chunk in self.llm.complete(messages, stop=STOP):
+            chunks.append(chunk)
+            if self.on_text is not None:
+                self.on_text(chunk)
+        return "".join(chunks)
+
+    def run_turn(self, user_text: str, history: Sequence[Message] = ()) -> Iterator[Step]:
+        """Answer one user message, yielding each step; ends with a final or error step."""
+        note = self.store.known_list() if len(self.store) else None
+        self.last_user_content = prompts.user_message(user_text, note)
+        messages: list[Message] = [
+            {"role": "system", "content": self.system_prompt},
+            *history,
+            {"role": "user", "content": self.last_user_content},
+        ]
+        tool_steps = 0
+        format_failures = 0
+        while True:
+            try:
+                reply = self._ask(messages)
+            except LLMError as exc:
+                yield Step("error", text=str(exc), reason="llm")
+                return
+            try:
+                parsed = parse_reply(reply, tuple(self.tools))
+            except ParseError as exc:
+                format_failures += 1
+                if format_failures > self.max_format_retries:
+                    yield Step(
+                        "error", text=f"the model's replies could not be read ({exc})", reply=reply, reason="unreadable"
+                    )
+                    return
+                yield Step("retry", text=str(exc), reply=reply)
+                messages.append({"role": "assistant", "content": reply})
+                messages.append({"role": "user", "content": prompts.format_reminder(str(exc))})
+                continue
+            format_failures = 0
+            if isinstance(parsed, FinalAnswer):
+                flagged = invented_handles(parsed.text, self.store)
+                yield Step("final", text=parsed.text, reply=reply, thought=_thought_of(reply), flagged=flagged)
+                return
+            if tool_steps >= self.max_steps:
+                yield Step("error", text=prompts.step_limit(self.max_steps), reply=reply, reason="step_limit")
+                return
+            tool_steps += 1
+            step = self._call(parsed, reply)
+            yield from step
+            messages.append({"role": "assistant", "content": reply.strip()})
+            messages.append({"role": "user", "content": prompts.observation(self._last_observation)})
+
+    def _call(self, call: ToolCall, reply: str) -> Iterator[Step]:
+        tool = self.tools.get(call.tool)
+        thought = _thought_of(reply)
+        yield Step("action", tool=call.tool, input=call.input, thought=thought, reply=reply)
+        if tool is None:
+            text = f"unknown tool {call.tool!r}; valid tools: {', '.join(sorted(self.tools))}"
+            self._last_observation = text
+            yield Step("observation", tool=call.tool, input=call.input, observation=text)
+            return
+        try:
+            args = bind_input(type(tool), call.input, self.store.resolve)
+        except VchatError as exc:
+            text = f"bad input for {tool.name}: {exc}"
+            self._last_observation = text
+            yield Step("observation", tool=tool.name, input=call.input, observation=text)
+            return
+        step = run_tool(tool, args, self.ctx, call.input)
+        self._last_observation = step.observation or ""
+        yield step

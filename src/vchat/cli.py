@@ -1,0 +1,275 @@
+"""Command line: the composition root that wires settings, the model, tools, session and UI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+from vchat import __version__
+from vchat.errors import VchatError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from vchat.config import Settings
+    from vchat.session import Session
+
+# Exit codes a script can rely on.
+EXIT_OK = 0
+EXIT_ERROR = 1  # environment or input fault: missing file, server down, bad key
+EXIT_USAGE = 2  # bad command line (typer/click's own code)
+EXIT_GAVE_UP = 3  # the model did not reach an answer (step limit, unreadable replies)
+
+app = typer.Typer(
+    name="vchat",
+    help="Chat with a language model that sees, makes and edits images with visual tools.",
+    no_args_is_help=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+ImageOpt = Annotated[list[Path] | None, typer.Option("--image", "-i", help="Attach an image (repeatable).")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name on the server.")]
+BaseUrlOpt = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://localhost:11434/v1.")
+]
+LlmOpt = Annotated[
+    str | None, typer.Option("--llm", help="Backend: auto, openai, none, or scripted:FILE (replies from a file).")
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default ./vchat-out).")]
+StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Most tool calls per message (default 8).")]
+PreviewOpt = Annotated[
+    str | None, typer.Option("--preview", help="Inline previews: auto, kitty, iterm, sixel, blocks, none.")
+]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: user config dir).")]
+
+
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print one error line on stderr and exit."""
+    from vchat.ui.render import print_error
+
+    print_error(_stderr(), message)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None = None, **flags: Any) -> Settings:
+    from vchat.config import load_settings
+
+    return load_settings({k: v for k, v in flags.items() if v is not None}, config_path=config)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vchat {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main_callback(
+    ctx: typer.Context,
+    image: ImageOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    llm: LlmOpt = None,
+    out: OutOpt = None,
+    max_steps: StepsOpt = None,
+    preview: PreviewOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", flag_value="latest", is_flag=False, help="Resume a session (default: latest)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    config: ConfigOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Start the interactive chat when no command is given."""
+    if ctx.invoked_subcommand is not None:
+        return
+    try:
+        settings = _settings(
+            config,
+            model=model,
+            base_url=base_url,
+            llm=llm,
+            out_dir=out,
+            max_steps=max_steps,
+            preview=preview,
+            verbose=verbose or None,
+            debug=debug or None,
+        )
+        from vchat.repl import run_repl
+
+        code = run_repl(settings, images=list(image or []), resume=resume)
+    except VchatError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+def _make_session(settings: Settings, resume: str | None, need_llm: bool) -> tuple[Session, str | None]:
+    from vchat.llm.select import connect_hint, select_llm
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    llm = select_llm(settings) if need_llm else None
+    if need_llm and llm is None:
+        raise VchatError(f"no language model found; {connect_hint()}")
+    if resume is not None:
+        return Session.resume(settings, all_tools(), llm, None if resume == "latest" else resume)
+    return Session(settings, all_tools(), llm), None
+
+
+def _parse_args(pairs: list[str]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise VchatError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
+        args[key.strip()] = value
+    return args
+
+
+def _tool_inputs(
+    session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
+) -> dict[str, Any]:
+    """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
+    tool = session.tools.get(tool_name)
+    if tool is None:
+        raise VchatError(f"unknown tool {tool_name!r}; run `vchat tools` to list them")
+    named: dict[str, Any] = dict(_parse_args(pairs))
+    images = [ref.handle for ref in attached]
+    for spec in tool.inputs:
+        if spec.name in named:
+            continue
+        if spec.kind == "image" and images:
+            named[spec.name] = images.pop(0)
+        elif spec.kind == "text" and spec.required and prompt:
+            named[spec.name] = prompt
+            prompt = None
+    if prompt:
+        raise VchatError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
+    return named
+
+
+@app.command()
+def run(
+    prompt: Annotated[str | None, typer.Argument(help="What to do; with --tool, the tool's text input.")] = None,
+    image: ImageOpt = None,
+    out: OutOpt = None,
+    tool: Annotated[str | None, typer.Option("--tool", "-t", help="Run one tool directly, no language model.")] = None,
+    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="Tool input KEY=VALUE (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    llm: LlmOpt = None,
+    max_steps: StepsOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", flag_value="latest", is_flag=False, help="Continue a session (default: latest)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Do one thing and exit: ask the model, or run one tool with --tool (for scripts)."""
+    from vchat.run_once import run_once
+
+    try:
+        settings = _settings(
+            config,
+            model=model,
+            base_url=base_url,
+            llm=llm,
+            out_dir=out,
+            max_steps=max_steps,
+            verbose=verbose or None,
+        )
+        if tool is None and not (prompt or "").strip():
+            raise VchatError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
+        session, warning = _make_session(settings, resume, need_llm=tool is None)
+        code = run_once(
+            session,
+            prompt,
+            images=list(image or []),
+            tool=tool,
+            args=list(arg or []),
+            as_json=as_json,
+            warning=warning,
+            tool_inputs=_tool_inputs,
+        )
+    except VchatError as exc:
+        if as_json:
+            sys.stdout.write(json.dumps({"final": None, "error": str(exc), "images": [], "steps": []}) + "\n")
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command("tools")
+def tools_cmd(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
+) -> None:
+    """List the tools the model can use."""
+    from rich.console import Console
+
+    from vchat.tools.registry import TOOL_CLASSES
+    from vchat.ui.render import tools_table
+
+    Console().print(tools_table(TOOL_CLASSES, verbose=verbose))
+
+
+@app.command("sessions")
+def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
+    """List saved sessions, newest first."""
+    from vchat.sessions_list import print_sessions
+
+    try:
+        print_sessions(_settings(config, out_dir=out))
+    except VchatError as exc:
+        fail(str(exc))
+
+
+@app.command("images")
+def images_cmd(
+    session: Annotated[str | None, typer.Argument(help="Session id or prefix (default: latest).")] = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print a session's images as a lineage tree."""
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+    from vchat.ui.render import images_tree
+
+    try:
+        settings = _settings(config, out_dir=out)
+        loaded, warning = Session.resume(settings, all_tools(), None, session, mark=False)
+        if warning:
+            _stderr().print(f"[yellow]warning:[/] {warning}")
+        typer.echo(f"session {loaded.id}")
+        typer.echo(images_tree(loaded.store))
+    except VchatError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""OpenAI-compatible chat backend (OpenAI, Ollama, LM Studio, llama.cpp, vLLM…) on the official client."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from vchat.config import is_local_url
+from vchat.errors import LLMError
+from vchat.llm.base import Message, cut_at_stop
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+# Local servers ignore the key, but the client refuses to start without one.
+LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
+# How many model names a "model not found" message lists.
+_MAX_LISTED_MODELS = 10
+_MAX_MESSAGE_CHARS = 300
+# Parameters some models refuse (OpenAI's reasoning models: `stop`, and any temperature but the default).
+_DROPPABLE_PARAMS = ("stop", "temperature")
+_REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
+
+
+def display_url(url: str) -> str:
+    """The URL without credentials or trailing slash, for messages."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}".rstrip("/") if parts.scheme else url.rstrip("/")
+
+
+def host_label(url: str) -> str:
+    """host[:port] of a URL, e.g. `api.openai.com` or `localhost:11434`."""
+    parts = urlparse(url)
+    host = parts.hostname or url
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+class _StopCutter:
+    """Cuts a stream of text at the first stop string, holding back only a tail that could start one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = list(stops)
+        self.buf = ""
+
+    def feed(self, piece: str) -> tuple[str, bool]:
+        """Text safe to emit now, and whether a stop string was reached (emit nothing after it)."""
+        self.buf += piece
+        text, hit = cut_at_stop(self.buf, self.stops)
+        if hit:
+            self.buf = ""
+            return text, True
+        # Keep the longest tail that is a proper prefix of a stop string: it may complete in the next piece.
+        hold = 0
+        for n in range(min(len(self.buf), max((len(s) for s in self.stops), default=1) - 1), 0, -1):
+            tail = self.buf[-n:]
+            if any(s.startswith(tail) for s in self.stops):
+                hold = n
+                break
+        cut = len(self.buf) - hold
+        out, self.buf = self.buf[:cut], self.buf[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        """Whatever is still held back once the stream has ended."""
+        out, self.buf = self.buf, ""
+        return out
+
+
+def _server_message(exc: Any) -> str:
+    """The human part of an OpenAI-style error body, whatever shape the server used."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return str(value["message"])
+    if isinstance(body, str) and body.strip():
+        return body
+    message = str(getattr(exc, "message", "") or exc)
+    # The client prefixes "Error code: 404 - "; the status is reported separately.
+    return re.sub(r"^Error code: \d+ - ", "", message)
+
+
+class OpenAIChat:
+    """A chat model behind an OpenAI-compatible /chat/completions endpoint; streams by default."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        temperature: float = 0.0,
+        stream: bool = True,
+        max_retries: int = 2,
+    ) -> None:
+        # Imported here: the client takes a noticeable fraction of a second to import, and `vchat --help` must not.
+        import openai
+
+        self.model = model
+        # An explicit default, so that the client does not silently pick up OPENAI_BASE_URL on its own
+        # (Settings already merged the environment) and `name` always tells the truth.
+        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = float(timeout)
+        self.temperature = temperature
+        self.stream = stream
+        self.max_retries = max_retries
+        self._where = display_url(self.base_url)
+        # No fallback to OPENAI_API_KEY here: Settings already read it, and a server found on a local port
+        # must not be sent the user's OpenAI key just because it is in the environment.
+        key = api_key
+        if not key:
+            if not is_local_url(self.base_url):
+                raise LLMError(f"no API key for {self._where}: set OPENAI_API_KEY")
+            key = LOCAL_PLACEHOLDER_KEY
+        self._secret = key
+        # Parameters this model refused once; not sent again by this instance.
+        self._dropped: set[str] = set()
+        self._openai: Any = openai
+        self._client: Any = openai.OpenAI(
+            api_key=key,
+            base_url=self.base_url,
+            # A short connect timeout: an unreachable host should fail in seconds, a slow model may take minutes.
+            timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            max_retries=max_retries,
+        )
+
+    @property
+    def name(self) -> str:
+        """`model @ host`, e.g. `gpt-4o-mini @ api.openai.com`."""
+        return f"{self.model} @ {host_label(self.base_url)}"
+
+    @property
+    def stop_supported(self) -> bool:
+        """False once the server refused the `stop` parameter (the reply is then cut client-side)."""
+        return "stop" not in self._dropped
+
+    def __repr__(self) -> str:
+        return f"OpenAIChat(model={self.model!r}, base_url={self._where!r}, stream={self.stream})"
+
+    # -- public API ------------------------------------------------------------------------
+
+    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
+        """Yield the reply in chunks, cut at any stop string; raise a one-line LLMError on any failure."""
+        stops = [s for s in (stop or ()) if s]
+        payload = [{"role": m["role"], "content": m["content"]} for m in messages]
+        response = self._create(payload, stops)
+        if self.stream:
+            yield from self._iter_stream(response, stops)
+            return
+        try:
+            text = response.choices[0].message.content or ""
+        except (AttributeError, IndexError, KeyError, TypeError):
+            raise self._garbage() from None
+        # Cut here too: the server may have ignored `stop`, or we may not have sent it.
+        text, _ = cut_at_stop(str(text), stops)
+        if text:
+            yield text
+
+    def list_models(self) -> list[str]:
+        """The model ids the server lists (first page only); raise LLMError when it cannot be asked."""
+        try:
+            return self._fetch_models()
+        except Exception as exc:
+            if isinstance(exc, self._openai.NotFoundError):
+                raise LLMError(f"{self._where} has no /models endpoint (HTTP 404)") from None
+            raise self._translate(exc) from None
+
+    def _fetch_models(self) -> list[str]:
+        # Quick and without retries: this only decorates an error message or answers `vchat models`.
+        page = self._client.with_options(timeout=min(self.timeout, 5.0), max_retries=0).models.list()
+        return [str(m.id) for m in page.data]
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _create(self, payload: list[dict[str, str]], stops: list[str]) -> Any:
+        """Send the request; on a refused optional parameter, drop it and send again (once per parameter)."""
+        while True:
+            kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "stream": self.stream}
+            if stops and "stop" not in self._dropped:
+                # OpenAI takes at most 4; any others are still cut client-side.
+                kwargs["stop"] = stops[:4]
+            if "temperature" not in self._dropped:
+                kwargs["temperature"] = self.temperature
+            try:
+                return self._client.chat.completions.create(**kwargs)
+            except Exception as exc:
+                refused = self._refused_param(exc, kwargs)
+                if refused is None:
+                    raise self._translate(exc) from None
+                self._dropped.add(refused)
+
+    def _refused_param(self, exc: Exception, kwargs: dict[str, Any]) -> str | None:
+        """The sent parameter a 400/422 complains about (`stop`, `temperature`), if that is the complaint."""
+        status = getattr(exc, "status_code", None)
+        if not isinstance(exc, self._openai.APIStatusError) or status not in (400, 422):
+            return None
+        message = _server_message(exc).lower()
+        param = getattr(exc, "param", None)
+        for name in _DROPPABLE_PARAMS:
+            if name not in kwargs or name in self._dropped:
+                continue
+            if param == name or (name in message and any(word in message for word in _REFUSAL_WORDS)):
+                return name
+        return None
+
+    def _iter_stream(self, stream: Any, stops: list[str]) -> Iterator[str]:
+        """Yield content deltas; turn a cut, a stall or garbage into an LLMError that says how far it got."""
+        oa = self._openai
+        cutter = _StopCutter(stops)
+        received = 0
+        finish: str | None = None
+        try:
+            for chunk in stream:
+                choices = getattr(chunk, "choices", None)
+                if not choices:
+                    continue  # e.g. a usage-only chunk
+                choice = choices[0]
+                delta = choice.delta.content if choice.delta is not None else None
+                if delta:
+                    received += len(delta)
+                    out, hit = cutter.feed(str(delta))
+                    if out:
+                        yield out
+                    if hit:
+                        return  # the stop string arrived: stop reading (finally closes the connection)
+                if choice.finish_reason:
+                    finish = str(choice.finish_reason)
+        except oa.APITimeoutError:
+            raise LLMError(
+                f"{self._where} stopped sending mid-reply: no data for {self.timeout:g}s after {received} chars"
+            ) from None
+        except oa.APIConnectionError as exc:
+            raise LLMError(
+                f"the reply from {self._where} was cut after {received} chars ({self._cause(exc)})"
+            ) from None
+        except oa.APIError as exc:
+            # A server that fails mid-generation sends an error event instead of the next chunk.
+            raise LLMError(
+                self._clean(f"{self._where} reported an error mid-reply after {received} chars: {_server_message(exc)}")
+            ) from None
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            raise self._garbage(received) from None
+        finally:
+            stream.close()
+        if finish is None:
+            # Every OpenAI-compatible server ends a reply with a finish reason; an end without one is a dropped link.
+            raise LLMError(f"the reply from {self._where} was cut after {received} chars (the stream ended early)")
+        tail = cutter.flush()
+        if tail:
+            yield tail
+
+    # -- errors ----------------------------------------------------------------------------
+
+    def _clean(self, text: str) -> str:
+        """One line, bounded, and never the API key."""
+        if self._secret and len(self._secret) >= 4:
+            text = text.replace(self._secret, "***")
+        text = " ".join(text.split())
+        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
+
+    def _cause(self, exc: BaseException) -> str:
+        """Why a connection failed, in a few words, from the transport exception underneath."""
+        cause = exc.__cause__ or exc.__context__
+        if cause is None:
+            return "connection lost"
+        text = str(cause) or type(cause).__name__
+        return self._clean(text)[:120]
+
+    def _garbage(self, received: int | None = None) -> LLMError:
+        where = f" after {received} chars" if received is not None else ""
+        return LLMError(
+            f"{self._where} sent a reply that is not OpenAI chat JSON{where}; is it an OpenAI-compatible API?"
+        )
+
+    def _translate(self, exc: Exception) -> LLMError:
+        """Map a client exception to a one-line, actionable LLMError."""
+        oa = self._openai
+        where = self._where
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, oa.APITimeoutError):
+            return LLMError(
+                f"{where} did not answer within {self.timeout:g}s "
+                "(timed out; raise `timeout` in the config or VCHAT_TIMEOUT)"
+            )
+        if isinstance(exc, oa.APIConnectionError):
+            cause = exc.__cause__ or exc.__context__
+            if type(cause).__name__ == "ConnectError":
+                return LLMError(f"cannot reach {where} (is the server running?)")
+            return LLMError(f"lost the connection to {where} before the reply arrived ({self._cause(exc)})")
+        if isinstance(exc, oa.APIStatusError):
+            status = exc.status_code
+            message = _server_message(exc)
+            if isinstance(exc, oa.AuthenticationError):
+                # The server's own text is left out: OpenAI's echoes part of the key.
+                return LLMError(f"the server at {where} rejected the API key (check OPENAI_API_KEY)")
+            if isinstance(exc, oa.NotFoundError):
+                return self._not_found(exc, message)
+            if isinstance(exc, oa.RateLimitError):
+                if getattr(exc, "code", None) == "insufficient_quota" or "quota" in message.lower():
+                    return LLMError(self._clean(f"{where}: quota exceeded (HTTP 429): {message}"))
+                return LLMError(
+                    f"{where} is rate-limiting requests (HTTP 429, still after {self.max_retries} retries); "
+                    "wait a moment and try again"
+                )
+            if isinstance(exc, oa.PermissionDeniedError):
+                return LLMError(self._clean(f"the server at {where} refused access (HTTP 403): {message}"))
+            if status >= 500:
+                return LLMError(
+                    self._clean(f"{where} failed with HTTP {status} (after {self.max_retries} retries): {message}")
+                )
+            return LLMError(self._clean(f"{where} rejected the request (HTTP {status}): {message}"))
+        if isinstance(exc, ValueError):  # JSONDecodeError: the body was not JSON
+            return self._garbage()
+        return LLMError(self._clean(f"{where}: {type(exc).__name__}: {exc}"))
+
+    def _not_found(self, exc: Any, message: str) -> LLMError:
+        """Tell a missing model (listing what the server has) from a wrong base URL."""
+        try:
+            available: list[str] | None = self._fetch_models()
+        except Exception:
+            available = None  # the listing is a courtesy; the 404 is what gets reported
+        about_model = getattr(exc, "code", None) == "model_not_found" or "model" in message.lower()
+        if not about_model and (available is None or self.model in available):
+            return LLMError(
+                f"{self._where} has no chat completions endpoint (HTTP 404); "
+                "check the base URL (it usually ends in /v1)"
+            )
+        text = f"model '{self.model}' not found on {self._where}"
+        if available:
+            # Close spellings first (llama3.1 vs llama3.1:8b), then the server's own order.
+            close = difflib.get_close_matches(self.model, available, n=3, cutoff=0.5)
+            ordered = close + [m for m in available if m not in close]
+            shown = ", ".join(ordered[:_MAX_LISTED_MODELS])
+            more = len(ordered) - _MAX_LISTED_MODELS
+            text += f"; available: {shown}" + (f" (and {more} more)" if more > 0 else "")
+        elif available == []:
+            text += "; the server lists no models (pull or load one first)"
+        return LLMError(self._clean(text))

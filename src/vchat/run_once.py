@@ -1,0 +1,115 @@
+"""`vchat run`: one message or one tool call, steps on stderr, answer or JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from vchat.agent import Step
+from vchat.errors import Cancelled, VchatError
+from vchat.session import Session
+from vchat.ui.render import StepRenderer
+
+EXIT_OK, EXIT_ERROR, EXIT_GAVE_UP = 0, 1, 3
+ToolInputs = Callable[[Session, str, "str | None", list[str], list[Any]], dict[str, Any]]
+
+
+def _result(session: Session, steps: list[Step], final: str | None, error: str | None) -> dict[str, Any]:
+    images = [
+        {"handle": ref.handle, "path": str(ref.path), "tool": ref.tool, "parents": list(ref.parents)}
+        for ref in session.store
+    ]
+    return {
+        "final": final,
+        "error": error,
+        "session": session.id,
+        "images": images,
+        "steps": [
+            {
+                "kind": s.kind,
+                "tool": s.tool,
+                "input": s.input,
+                "observation": s.observation if s.kind == "observation" else (s.text or None),
+                "seconds": round(s.seconds, 4),
+            }
+            for s in steps
+            if s.kind != "action"  # its tool and input are repeated in the observation step
+        ],
+    }
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_once(
+    session: Session,
+    prompt: str | None,
+    *,
+    images: list[Path],
+    tool: str | None,
+    args: list[str],
+    as_json: bool,
+    warning: str | None,
+    tool_inputs: ToolInputs,
+) -> int:
+    """Run and report; returns the process exit code."""
+    err = Console(stderr=True, highlight=False)
+    renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False)
+    if warning:
+        err.print(f"[yellow]warning:[/] {warning}")
+    # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
+    signal.signal(signal.SIGTERM, _interrupt)
+    attached = [session.attach(path) for path in images]
+    steps: list[Step] = []
+    final: str | None = None
+    error: str | None = None
+    code = EXIT_OK
+    started = time.perf_counter()
+    try:
+        if tool is not None:
+            named = tool_inputs(session, tool, prompt, args, attached)
+            step = session.run_tool(tool, named=named)
+            steps.append(step)
+            renderer.step(step)
+            final = step.observation
+            if step.observation and step.observation.startswith(f"{tool} failed:"):
+                error, code = step.observation, EXIT_ERROR
+        else:
+            assert prompt is not None
+            for step in session.turn(prompt):
+                steps.append(step)
+                renderer.step(step)
+                if step.kind == "final":
+                    final = step.text
+                elif step.kind == "error":
+                    error = step.text
+                    code = EXIT_GAVE_UP if step.reason in ("step_limit", "unreadable") else EXIT_ERROR
+    except (KeyboardInterrupt, Cancelled):
+        error, code = "cancelled; finished images and steps are saved", 130
+        err.print(f"[yellow]{error}[/]")
+    except VchatError as exc:
+        error, code = str(exc), EXIT_ERROR
+        err.print(f"[bold red]error:[/] {error}")
+    finally:
+        session.close()
+    if as_json:
+        sys.stdout.write(json.dumps(_result(session, steps, final, error), ensure_ascii=False) + "\n")
+    else:
+        if final is not None and tool is None:
+            sys.stdout.write(final.rstrip() + "\n")
+        elif final is not None:
+            # One tool: its observation, then one `handle<TAB>path` line per new image.
+            sys.stdout.write(final.splitlines()[0] + "\n")
+            for ref in (ref for s in steps for ref in s.images):
+                sys.stdout.write(f"{ref.handle}\t{ref.path}\n")
+        err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {session.folder}[/]")
+    sys.stdout.flush()
+    return code

@@ -1,0 +1,161 @@
+"""The component registry: default checkpoints per model key, and how each component (`sd15.unet`, …) loads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Model keys (the `[models]` table) and their default Hugging Face ids; see DESIGN.md.
+DEFAULT_MODELS: dict[str, str] = {
+    "sd15": "stable-diffusion-v1-5/stable-diffusion-v1-5",
+    "sd15_inpaint": "stable-diffusion-v1-5/stable-diffusion-inpainting",
+    "pix2pix": "timbrooks/instruct-pix2pix",
+    "controlnet_canny": "lllyasviel/sd-controlnet-canny",
+    "controlnet_mlsd": "lllyasviel/sd-controlnet-mlsd",
+    "controlnet_hed": "lllyasviel/sd-controlnet-hed",
+    "controlnet_scribble": "lllyasviel/sd-controlnet-scribble",
+    "controlnet_openpose": "lllyasviel/sd-controlnet-openpose",
+    "controlnet_seg": "lllyasviel/sd-controlnet-seg",
+    "controlnet_depth": "lllyasviel/sd-controlnet-depth",
+    "controlnet_normal": "lllyasviel/sd-controlnet-normal",
+    "blip_caption": "Salesforce/blip-image-captioning-base",
+    "blip_vqa": "Salesforce/blip-vqa-base",
+    "clipseg": "CIDAS/clipseg-rd64-refined",
+    "depth": "Intel/dpt-hybrid-midas",
+    "segmentation": "openmmlab/upernet-convnext-small",
+    "annotators": "lllyasviel/Annotators",
+    "grounding_dino": "IDEA-Research/grounding-dino-tiny",
+    "sam": "facebook/sam-vit-base",
+}
+
+CONTROLNETS = tuple(key for key in DEFAULT_MODELS if key.startswith("controlnet_"))
+
+# Kinds of component: weights move between devices and count against budgets; the rest stay on CPU, free.
+WEIGHTS, AUX, SCHEDULER = "weights", "aux", "scheduler"
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One loadable part of a model: its class, where it sits in the checkpoint, and its residency defaults.
+
+    `files` lists groups of alternatives (glob patterns, relative to the model root) the component needs; a
+    leading `?` marks a group as optional. `core` components (the shared SD base) are evicted last;
+    `device` = "cpu" keeps a detector on CPU unless a tool's policy says otherwise.
+    """
+
+    key: str
+    model: str
+    loader: str  # "module:Class"; the class's from_pretrained loads it
+    subfolder: str | None = None
+    kind: str = WEIGHTS
+    files: tuple[tuple[str, ...], ...] = ()
+    core: bool = False
+    fp16_safe: bool = True
+    device: str | None = None
+
+    @property
+    def weighted(self) -> bool:
+        """True when the component has weights that move and count against budgets."""
+        return self.kind == WEIGHTS
+
+
+def _diffusers(sub: str | None) -> tuple[tuple[str, ...], ...]:
+    prefix = f"{sub}/" if sub else ""
+    weights = (f"{prefix}diffusion_pytorch_model.safetensors", f"{prefix}diffusion_pytorch_model.bin")
+    return ((f"{prefix}config.json",), weights)
+
+
+def _transformers(sub: str | None = None) -> tuple[tuple[str, ...], ...]:
+    prefix = f"{sub}/" if sub else ""
+    weights = (f"{prefix}model.safetensors", f"{prefix}pytorch_model.bin")
+    return ((f"{prefix}config.json",), weights, (f"?{prefix}generation_config.json",))
+
+
+_PROCESSOR_FILES: tuple[tuple[str, ...], ...] = (
+    ("preprocessor_config.json", "processor_config.json"),
+    ("?tokenizer*", "?vocab*", "?merges.txt", "?special_tokens_map.json", "?added_tokens.json", "?config.json"),
+)
+
+
+def _build() -> dict[str, ComponentSpec]:
+    specs: list[ComponentSpec] = [
+        ComponentSpec(
+            "sd15.unet", "sd15", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet"), core=True
+        ),
+        ComponentSpec(
+            "sd15.text_encoder",
+            "sd15",
+            "transformers:CLIPTextModel",
+            "text_encoder",
+            files=_transformers("text_encoder"),
+            core=True,
+        ),
+        ComponentSpec("sd15.vae", "sd15", "diffusers:AutoencoderKL", "vae", files=_diffusers("vae"), core=True),
+        ComponentSpec("sd15.tokenizer", "sd15", "transformers:CLIPTokenizer", "tokenizer", AUX, (("tokenizer/*",),)),
+        ComponentSpec(
+            "sd15.scheduler", "sd15", "diffusers:", "scheduler", SCHEDULER, (("scheduler/scheduler_config.json",),)
+        ),
+        ComponentSpec("sd15_inpaint.unet", "sd15_inpaint", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
+        ComponentSpec("pix2pix.unet", "pix2pix", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
+    ]
+    specs += [ComponentSpec(key, key, "diffusers:ControlNetModel", files=_diffusers(None)) for key in CONTROLNETS]
+    for key, model_class, processor_class, device, fp16_safe in (
+        ("blip_caption", "BlipForConditionalGeneration", "BlipProcessor", None, True),
+        ("blip_vqa", "BlipForQuestionAnswering", "BlipProcessor", None, True),
+        ("clipseg", "CLIPSegForImageSegmentation", "CLIPSegProcessor", None, True),
+        ("depth", "DPTForDepthEstimation", "DPTImageProcessor", "cpu", True),
+        ("segmentation", "UperNetForSemanticSegmentation", "AutoImageProcessor", "cpu", True),
+        # Grounding DINO's deformable attention and box maths lose boxes in fp16: keep it in fp32.
+        ("grounding_dino", "GroundingDinoForObjectDetection", "AutoProcessor", None, False),
+        ("sam", "SamModel", "SamProcessor", None, True),
+    ):
+        specs.append(
+            ComponentSpec(
+                key, key, f"transformers:{model_class}", files=_transformers(), device=device, fp16_safe=fp16_safe
+            )
+        )
+        specs.append(ComponentSpec(f"{key}.processor", key, f"transformers:{processor_class}", kind=AUX, files=_PROCESSOR_FILES))
+    # controlnet_aux networks build their own fp32 input tensors, so they stay in fp32 (and on CPU by default).
+    for name, loader, files in (
+        ("hed", "controlnet_aux:HEDdetector", (("ControlNetHED.pth",),)),
+        ("mlsd", "controlnet_aux:MLSDdetector", (("mlsd_large_512_fp32.pth",),)),
+        (
+            "openpose",
+            "controlnet_aux:OpenposeDetector",
+            (("body_pose_model.pth",), ("hand_pose_model.pth",), ("facenet.pth",)),
+        ),
+    ):
+        specs.append(ComponentSpec(f"annotators.{name}", "annotators", loader, files=files, fp16_safe=False, device="cpu"))
+    return {spec.key: spec for spec in specs}
+
+
+COMPONENTS: dict[str, ComponentSpec] = _build()
+
+# The shared Stable Diffusion base every SD view needs besides its UNet (and ControlNet).
+SD_SHARED = ("sd15.text_encoder", "sd15.vae", "sd15.tokenizer", "sd15.scheduler")
+
+
+def component(key: str) -> ComponentSpec:
+    """The spec of a component key; unknown keys raise KeyError naming the known ones."""
+    try:
+        return COMPONENTS[key]
+    except KeyError:
+        raise KeyError(f"unknown model component {key!r}; known: {', '.join(sorted(COMPONENTS))}") from None
+
+
+def components_of(model_key: str) -> list[ComponentSpec]:
+    """Every component that comes from one model key."""
+    return [spec for spec in COMPONENTS.values() if spec.model == model_key]
+
+
+def expand_keys(keys: list[str] | tuple[str, ...]) -> list[ComponentSpec]:
+    """Component specs for a mix of model keys (`sd15`) and component keys (`sd15.unet`), in order, no repeats."""
+    out: dict[str, ComponentSpec] = {}
+    for key in keys:
+        if key in COMPONENTS:
+            out[key] = COMPONENTS[key]
+        elif key in DEFAULT_MODELS:
+            out.update({spec.key: spec for spec in components_of(key)})
+        else:
+            known = ", ".join(DEFAULT_MODELS)
+            raise KeyError(f"unknown model {key!r}; known: {known}")
+    return list(out.values())

@@ -1,0 +1,78 @@
+"""Loading one component from disk into CPU memory through the libraries' own from_pretrained code."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from vchat.errors import ModelLoadError
+from vchat.runtime import hub
+from vchat.runtime.catalog import SCHEDULER, WEIGHTS, ComponentSpec
+from vchat.runtime.devices import torch_dtype
+
+
+def _import(loader: str) -> Any:
+    module_name, _, attr = loader.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, attr) if attr else module
+
+
+def _location(spec: ComponentSpec, source: hub.Source) -> tuple[str, dict[str, Any]]:
+    """The path or id to pass to from_pretrained and the keyword arguments every loader shares."""
+    kwargs: dict[str, Any] = {}
+    if source.subfolder:
+        kwargs["subfolder"] = source.subfolder
+    if source.local:
+        root = hub.root_of(source)
+        return str(root or source.ref), kwargs
+    kwargs["cache_dir"] = str(hub.cache_dir())
+    if hub.is_offline():
+        # Passed explicitly: the libraries read HF_HUB_OFFLINE once at import, the user may set it later.
+        kwargs["local_files_only"] = True
+    return source.ref, kwargs
+
+
+def check_available(spec: ComponentSpec, source: hub.Source) -> None:
+    """Fail fast, with the one-line message, when a component's files cannot be on this machine by load time."""
+    if source.local or hub.is_offline():
+        _found, missing = hub.find_files(spec, source)
+        if missing:
+            raise hub.missing_error(spec, source, missing)
+
+
+def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -> Any:
+    """Load a component into CPU memory (in `dtype` when it has weights); errors become one-line ModelLoadErrors."""
+    check_available(spec, source)
+    where, kwargs = _location(spec, source)
+    try:
+        if spec.kind == SCHEDULER:
+            import diffusers
+
+            config = diffusers.DDPMScheduler.load_config(where, **kwargs)
+            return getattr(diffusers, config["_class_name"]).from_config(config)
+        cls = _import(spec.loader)
+        if spec.loader.startswith("controlnet_aux"):
+            # controlnet_aux reads fixed file names from a folder or downloads them from the repo root.
+            kwargs.pop("subfolder", None)
+            if source.local:
+                kwargs = {}
+            return cls.from_pretrained(where, **kwargs).to("cpu")
+        if spec.kind == WEIGHTS:
+            # disable_mmap: read the files sequentially into RAM now; page faults on a mmap during .to(cuda) are slow.
+            kwargs.update(dtype=torch_dtype(dtype or "float32"), disable_mmap=True)
+            model = cls.from_pretrained(where, **kwargs)
+            model.eval()
+            return model
+        return cls.from_pretrained(where, **kwargs)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # the libraries raise OSError, ValueError, hub errors…: report them as one line
+        _found, missing = hub.find_files(spec, source)
+        if missing and not source.local:
+            raise hub.missing_error(spec, source, missing, reason=_first_line(exc)) from exc
+        raise ModelLoadError(f"could not load {spec.key} from {source.ref}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__

@@ -1,0 +1,299 @@
+"""One conversation: history, image store, agent and transcript; the ToolContext tools run in."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from vchat import __version__
+from vchat.agent import Agent, Step, run_tool
+from vchat.binding import bind_input, bind_named
+from vchat.config import Settings
+from vchat.errors import Cancelled, NoModelError, VchatError
+from vchat.images import ImageRef, ImageStore
+from vchat.llm.base import LLM, Message
+from vchat.tools.base import Tool
+from vchat.transcript import TRANSCRIPT_NAME, Transcript, iter_sessions, read_records
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+# A token that ends in an image extension; the path may start earlier (spaces in names).
+_IMAGE_TOKEN = re.compile(r"[^\s\"'`]*\.(?:png|jpe?g|webp|bmp|gif|tiff?)(?=$|[\s\"'`,;:!?)])", re.IGNORECASE)
+_QUOTED = re.compile(r"(['\"`])(.+?)\1")
+
+ProgressHook = Callable[[int, int, str], None]
+
+
+def new_session_id() -> str:
+    """Sortable, unique enough for one user's folder: date, time and 4 random hex digits."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _as_path(text: str) -> Path | None:
+    text = text.strip().lstrip("@").rstrip(".,;:!?)")
+    text = text.replace("\\ ", " ")
+    if not text or not text.lower().endswith(IMAGE_SUFFIXES):
+        return None
+    path = Path(os.path.expanduser(text))
+    return path if path.is_file() else None
+
+
+def find_image_paths(text: str) -> list[tuple[str, Path]]:
+    """Image files a user typed in a message: (the text as typed, the path), in order.
+
+    Quoted paths, `@path`, `~`, escaped spaces, and unquoted paths with spaces (the longest
+    span of words ending in an image extension that exists on disk) are all recognised.
+    """
+    found: list[tuple[str, Path]] = []
+    taken: list[tuple[int, int]] = []
+    for match in _QUOTED.finditer(text):
+        path = _as_path(match.group(2))
+        if path is not None:
+            found.append((match.group(0), path))
+            taken.append(match.span())
+    for match in _IMAGE_TOKEN.finditer(text):
+        if any(a <= match.start() < b for a, b in taken):
+            continue
+        end = match.end()
+        # Try longer spans to the left first, so "My Photos/cat.png" beats "Photos/cat.png".
+        starts = [m.end() for m in re.finditer(r"\s+", text[: match.start()])][-5:]
+        best: tuple[str, Path] | None = None
+        for start in [*starts, match.start()]:
+            raw = text[start:end]
+            path = _as_path(raw)
+            if path is not None:
+                best = (raw.rstrip(".,;:!?)"), path)
+                break
+        if best is not None:
+            found.append(best)
+            taken.append((end - len(best[0]), end))
+    return found
+
+
+class Session:
+    """A conversation with its images and transcript; implements ToolContext for the tools."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tools: Sequence[Tool],
+        llm: LLM | None = None,
+        *,
+        session_id: str | None = None,
+        models: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.id = session_id or new_session_id()
+        self.folder = (settings.out_dir / self.id).resolve()
+        self.store = ImageStore(self.folder, settings.max_image_pixels)
+        self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
+        self.tools = {tool.name: tool for tool in tools}
+        self.llm = llm
+        self.history: list[Message] = []
+        self.cancel_event = threading.Event()
+        self.on_progress: ProgressHook | None = None
+        self.on_text: Callable[[str], None] | None = None
+        self._models = models
+        self._started = False
+
+    # -- ToolContext -----------------------------------------------------------------------
+    def load_image(self, ref: ImageRef) -> Image.Image:
+        """Open a known image for a tool."""
+        return self.store.load(ref)
+
+    def save_image(
+        self,
+        image: Image.Image,
+        *,
+        tool: str,
+        params: Mapping[str, Any],
+        parents: tuple[str, ...],
+        seed: int | None = None,
+    ) -> ImageRef:
+        """Write a tool's output into the session folder and record it in the transcript."""
+        self._start()
+        ref = self.store.save(image, tool=tool, params=params, parents=parents, seed=seed)
+        self.transcript.write("image", image=ref.to_dict())
+        return ref
+
+    def progress(self, done: int, total: int, label: str) -> None:
+        """Forward a tool's progress to the UI; also where a cancelled turn stops."""
+        if self.on_progress is not None:
+            self.on_progress(done, total, label)
+        self.check_cancelled()
+
+    def check_cancelled(self) -> None:
+        """Raise Cancelled when the user pressed Ctrl-C during this turn."""
+        if self.cancel_event.is_set():
+            raise Cancelled("cancelled")
+
+    @property
+    def models(self) -> Any:
+        """The visual model manager, created on first use (loading nothing yet)."""
+        if self._models is None:
+            from vchat.runtime import ModelManager
+
+            self._models = ModelManager(self.settings)
+        return self._models
+
+    # -- the session's life ------------------------------------------------------------------
+    def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.transcript.path.exists():
+            self.transcript.write(
+                "session",
+                id=self.id,
+                version=__version__,
+                model=self.llm.name if self.llm is not None else None,
+                cwd=str(Path.cwd()),
+            )
+
+    def attach(self, path: str | Path) -> ImageRef:
+        """Attach a user's image (the user's decision: any path they type is allowed)."""
+        self._start()
+        ref = self.store.attach(path)
+        self.transcript.write("image", image=ref.to_dict())
+        return ref
+
+    def attach_from_message(self, text: str) -> tuple[str, list[ImageRef]]:
+        """Attach image paths typed in a message; the model sees handles in their place."""
+        refs: list[ImageRef] = []
+        for typed, path in find_image_paths(text):
+            ref = self.attach(path)
+            refs.append(ref)
+            text = text.replace(typed, ref.handle, 1)
+        return text, refs
+
+    def turn(self, text: str) -> Iterator[Step]:
+        """Run one user message through the agent; every step is written to the transcript."""
+        if self.llm is None:
+            raise NoModelError("no language model is connected")
+        text = text.strip()
+        if not text:
+            raise VchatError("empty message: type what you want done with the images")
+        self._start()
+        self.cancel_event.clear()
+        message, _ = self.attach_from_message(text)
+        self.transcript.write("user", text=text, sent=message)
+        agent = Agent(
+            self.llm,
+            list(self.tools.values()),
+            self,
+            self.store,
+            max_steps=self.settings.max_steps,
+            max_format_retries=self.settings.max_format_retries,
+            on_text=self.on_text,
+        )
+        final: Step | None = None
+        try:
+            for step in agent.run_turn(message, self.history):
+                self._record(step)
+                if step.kind in ("final", "error"):
+                    final = step
+                yield step
+        except (Cancelled, KeyboardInterrupt):
+            self.transcript.write("cancelled")
+            raise
+        finally:
+            self.transcript.sync()
+        # Only finished turns enter the history the model sees next time.
+        if final is not None and final.kind == "final":
+            self.history.append({"role": "user", "content": agent.last_user_content})
+            self.history.append(
+                {"role": "assistant", "content": f"Thought: Do I need to use a tool? No\nAI: {final.text}"}
+            )
+
+    def _record(self, step: Step) -> None:
+        record = step.to_dict()
+        self.transcript.write("step", **record)
+
+    def run_tool(self, name: str, raw: str | None = None, named: Mapping[str, Any] | None = None) -> Step:
+        """Run one tool directly (no model): `vchat run --tool` and the REPL's `/tool`."""
+        tool = self.tools.get(name)
+        if tool is None:
+            raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
+        self._start()
+        self.cancel_event.clear()
+        args = (
+            bind_named(type(tool), named, self.store.resolve)
+            if named is not None
+            else bind_input(type(tool), raw or "", self.store.resolve)
+        )
+        shown = raw if raw is not None else " ".join(f"{k}={v}" for k, v in (named or {}).items())
+        self.transcript.write("tool", tool=name, input=shown)
+        started = time.perf_counter()
+        step = run_tool(tool, args, self, shown)
+        step.seconds = time.perf_counter() - started
+        self._record(step)
+        self.transcript.sync()
+        return step
+
+    def close(self) -> None:
+        """Flush and close the transcript."""
+        self.transcript.close()
+
+    # -- resume ----------------------------------------------------------------------------
+    @classmethod
+    def resume(
+        cls,
+        settings: Settings,
+        tools: Sequence[Tool],
+        llm: LLM | None,
+        session: str | None = None,
+        *,
+        mark: bool = True,
+    ) -> tuple[Session, str | None]:
+        """Reopen a session (default: the latest) with its history, handles and lineage back."""
+        folder = find_session(settings.out_dir, session)
+        records, warning = read_records(folder / TRANSCRIPT_NAME)
+        self = cls(settings, tools, llm, session_id=folder.name)
+        self.folder = folder.resolve()
+        self.store = ImageStore(self.folder, settings.max_image_pixels)
+        self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
+        self._started = True
+        pending_user: str | None = None
+        for record in records:
+            kind = record.get("type")
+            if kind == "image" and isinstance(record.get("image"), dict):
+                ref = ImageRef.from_dict(record["image"])
+                if ref.path.is_file():
+                    self.store.restore(ref)
+            elif kind == "user":
+                pending_user = str(record.get("sent") or record.get("text") or "")
+            elif kind == "step" and record.get("kind") == "final" and pending_user is not None:
+                self.history.append({"role": "user", "content": pending_user})
+                answer = f"Thought: Do I need to use a tool? No\nAI: {record.get('text', '')}"
+                self.history.append({"role": "assistant", "content": answer})
+                pending_user = None
+        if mark:  # listing a session (vchat images) must not change it
+            self.transcript.write("resumed")
+        return self, warning
+
+
+def find_session(out_dir: Path, name: str | None) -> Path:
+    """The folder of a session by id (or unique prefix), or the latest when name is None."""
+    sessions = list(iter_sessions(out_dir))
+    if not sessions:
+        raise VchatError(f"no sessions in {out_dir} to resume")
+    if name is None:
+        return sessions[0]
+    candidate = Path(name).expanduser()
+    if (candidate / TRANSCRIPT_NAME).is_file():
+        return candidate
+    matches = [p for p in sessions if p.name.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise VchatError(f"no session {name!r} in {out_dir}; run `vchat sessions` to list them")
+    raise VchatError(f"{name!r} matches {len(matches)} sessions; give more of the id")

@@ -1,0 +1,1 @@
+"""Terminal layer: rendering, previews, progress; the only place that writes to the terminal."""

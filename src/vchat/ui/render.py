@@ -1,0 +1,112 @@
+"""Render agent steps, errors and tool listings with rich (the only place that formats for the terminal)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from vchat.agent import Step
+    from vchat.images import ImageRef, ImageStore
+    from vchat.tools.base import Tool
+
+ImageHook = Callable[["ImageRef"], None]
+
+
+def _short(text: str, limit: int = 160) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= limit else one[: limit - 1] + "…"
+
+
+class StepRenderer:
+    """Shows each step compactly: tool calls and observations; thoughts only when verbose."""
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        verbose: bool = False,
+        show_final: bool = True,
+        on_image: ImageHook | None = None,
+    ) -> None:
+        self.console = console
+        self.verbose = verbose
+        self.show_final = show_final
+        self.on_image = on_image
+        self.streamed = False
+
+    def step(self, step: Step) -> None:
+        """Print one step."""
+        c = self.console
+        if step.kind == "action":
+            if self.verbose and step.thought:
+                c.print(f"[dim italic]thought: {escape(_short(step.thought, 400))}[/]")
+            c.print(f"[bold cyan]→ {escape(step.tool or '?')}[/] [dim]{escape(_short(step.input or '', 120))}[/]")
+        elif step.kind == "observation":
+            failed = " failed:" in (step.observation or "") or (step.observation or "").startswith(
+                ("unknown tool", "bad input")
+            )
+            style = "yellow" if failed else "green"
+            first = (step.observation or "").splitlines()[0] if step.observation else ""
+            c.print(f"  [{style}]{escape(_short(first))}[/] [dim]({step.seconds:.1f}s)[/]")
+            for ref in step.images:
+                c.print(f"  [bold]{ref.handle}[/] [dim]{escape(str(ref.path))}[/]")
+                if self.on_image is not None:
+                    self.on_image(ref)
+        elif step.kind == "retry":
+            c.print(f"[dim yellow]  (model reply unreadable, asking again: {escape(_short(step.text, 100))})[/]")
+        elif step.kind == "final":
+            if self.show_final:
+                c.print(escape(step.text))
+            for name in step.flagged:
+                c.print(f"[yellow]note: the model mentioned {name}, which does not exist in this session[/]")
+        elif step.kind == "error":
+            c.print(f"[bold red]error:[/] {escape(step.text)}")
+
+
+def print_error(console: Console, message: str) -> None:
+    """One-line error, never a traceback."""
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+
+
+def tools_table(tools: Iterable[type[Tool]], verbose: bool = False) -> Table:
+    """The `vchat tools` listing."""
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("tool", style="cyan", no_wrap=True)
+    table.add_column("description")
+    for tool in sorted(tools, key=lambda t: t.name):
+        text = tool.description
+        if verbose:
+            text += "".join(f"\n  • {f.describe()}" for f in tool.inputs)
+        table.add_row(tool.name, text)
+    return table
+
+
+def images_tree(store: ImageStore) -> str:
+    """The session's images as an indented lineage tree (children under their first parent)."""
+    refs = list(store)
+    children: dict[str, list[ImageRef]] = {}
+    roots: list[ImageRef] = []
+    for ref in refs:
+        parent = ref.parents[0] if ref.parents else None
+        if parent and parent in store:
+            children.setdefault(parent.lower(), []).append(ref)
+        else:
+            roots.append(ref)
+    lines: list[str] = []
+
+    def walk(ref: ImageRef, depth: int) -> None:
+        origin = ref.tool or "attached"
+        extra = f" +{','.join(ref.parents[1:])}" if len(ref.parents) > 1 else ""
+        seed = f" seed={ref.seed}" if ref.seed is not None else ""
+        lines.append(f"{'  ' * depth}{ref.handle}  {origin}{extra}{seed}  {ref.path}")
+        for child in children.get(ref.handle.lower(), []):
+            walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return "\n".join(lines) if lines else "(no images)"
