@@ -4,12 +4,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.helpers import act, answer, make_session, write_photo
 
 from vchat.agent import STOP, Agent
 from vchat.errors import ToolError
 from vchat.llm.scripted import ScriptedLLM, ScriptedReply
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from tests.helpers import act, answer, make_session, write_photo
 
 
 class Boom(Tool):

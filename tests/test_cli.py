@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tests.fake_openai import Fault, FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Fault
 from tests.helpers import act, answer, write_photo
 
 
 def vchat(
-    tmp_path: Path, *args: str, stdin: str | None = None, timeout: float = 60
+    tmp_path: Path, *args: str, stdin: str | None = None, timeout: float = 60, **extra_env: str
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VCHAT_"))}
     env.update(
@@ -24,6 +23,7 @@ def vchat(
         VCHAT_OUT=str(tmp_path / "out"),
         COLUMNS="200",
         NO_COLOR="1",
+        **extra_env,
     )
     return subprocess.run(
         [sys.executable, "-m", "vchat", *args],
@@ -71,19 +71,19 @@ def test_run_one_tool_json(tmp_path: Path) -> None:
     assert data["images"][1]["parents"] == ["img1"]
 
 
-@pytest.mark.parametrize("stream", [True, False])
-def test_run_with_a_model_over_http(tmp_path: Path, stream: bool) -> None:
+@pytest.mark.parametrize("stream", ["1", "0"])
+def test_run_with_a_model_over_http(tmp_path: Path, stream: str) -> None:
     photo = write_photo(tmp_path)
     replies = [act("canny_edges", '{"image": "img1"}'), answer("The edges are in img2.")]
     with FakeOpenAI(replies) as server:
         args = ["run", "find the edges in this photo", "-i", str(photo), "--base-url", server.url, "--model", "m1"]
-        env_stream = [] if stream else []
-        out = vchat(tmp_path, *args, *env_stream)
+        out = vchat(tmp_path, *args, VCHAT_STREAM=stream)
         requests = server.chat_requests
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "The edges are in img2."
     assert len(requests) == 2
     assert requests[0].stop == ["\nObservation:"]
+    assert requests[0].stream is (stream == "1")
     assert requests[0].body["model"] == "m1"
     assert requests[1].messages[-1]["content"].startswith("Observation: Canny edges of img1")
     assert "canny_edges" in out.stderr
@@ -206,3 +206,19 @@ def test_run_resume_continues_a_session(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert [i["handle"] for i in data["images"]] == ["img1", "img2", "img3"]
     assert data["images"][2]["parents"] == ["img2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--resume"], ["--resume", "latest"]),
+        (["--resume", "--verbose"], ["--resume", "latest", "--verbose"]),
+        (["run", "--resume", "make it gray"], ["run", "--resume", "latest", "make it gray"]),
+        (["run", "--resume", "20261126-101500-3fa2", "x"], ["run", "--resume", "20261126-101500-3fa2", "x"]),
+        (["--resume", "20261126"], ["--resume", "20261126"]),
+    ],
+)
+def test_bare_resume_means_latest(argv: list[str], expected: list[str]) -> None:
+    from vchat.cli import _resume_value
+
+    assert _resume_value(argv) == expected

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.helpers import photo, write_photo
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError
 from vchat.images import ImageStore, open_image, read_png_record
-from tests.helpers import photo, write_photo
 
 LIMIT = 64_000_000
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.helpers import act, answer, make_session, write_photo
 
 from vchat.config import Settings
 from vchat.errors import NoModelError, VchatError
@@ -11,7 +12,6 @@ from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session, find_image_paths
 from vchat.tools.registry import all_tools
 from vchat.transcript import read_records
-from tests.helpers import act, answer, make_session, write_photo
 
 
 def test_paths_typed_in_a_message_are_attached(tmp_path: Path) -> None:

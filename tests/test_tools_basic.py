@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tests.helpers import make_session, write_photo
 
 from vchat.errors import ToolInputError
 from vchat.tools.registry import TOOL_CLASSES, all_tools, tool_class
-from tests.helpers import make_session, write_photo
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tiny random-weight models for every default checkpoint key, built once and laid out as folders and a fake HF cache."""
+"""Tiny random-weight models for every default model key, built once, laid out as folders and as a fake HF cache."""
 
 from __future__ import annotations
 
@@ -189,7 +189,13 @@ def _save_clipseg(folder: Path) -> None:
         "patch_size": 8,
     }
     config = CLIPSegConfig(
-        text_config=text, vision_config=vision, projection_dim=32, reduce_dim=16, extract_layers=[1], decoder_num_attention_heads=4, decoder_intermediate_size=37
+        text_config=text,
+        vision_config=vision,
+        projection_dim=32,
+        reduce_dim=16,
+        extract_layers=[1],
+        decoder_num_attention_heads=4,
+        decoder_intermediate_size=37,
     )
     CLIPSegForImageSegmentation(config).save_pretrained(folder)
     image_processor = ViTImageProcessor(size={"height": 32, "width": 32}, do_resize=True)
@@ -314,7 +320,13 @@ def _save_sam(folder: Path) -> None:
         "mlp_dim": 37,
     }
     prompt = {"hidden_size": 32, "image_size": 64, "patch_size": 16, "mask_input_channels": 4}
-    mask = {"hidden_size": 32, "mlp_dim": 37, "num_hidden_layers": 2, "num_attention_heads": 2, "iou_head_hidden_dim": 16}
+    mask = {
+        "hidden_size": 32,
+        "mlp_dim": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "iou_head_hidden_dim": 16,
+    }
     config = SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=mask)
     SamModel(config).save_pretrained(folder)
     image_processor = SamImageProcessor(size={"longest_edge": 64}, pad_size={"height": 64, "width": 64})

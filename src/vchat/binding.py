@@ -183,6 +183,13 @@ def bind_input(tool: type[Tool], raw: str, resolve_image: ImageResolver | None =
         return bind_named(tool, mixed, resolve_image)
     if len(required) <= 1:
         spec = required[0] if required else tool.inputs[0]
+        values = [p.strip() for p in text.split(",")]
+        # `img1, vertical`: a non-text first field cannot hold commas, so the rest fill the
+        # optional fields in order. Text (a prompt) keeps its commas.
+        if spec.kind != "text" and 1 < len(values) <= len(tool.inputs):
+            order = [spec, *(f for f in tool.inputs if f is not spec)]
+            bound = {f.name: coerce(tool, f, v, resolve_image) for f, v in zip(order, values, strict=False)}
+            return _complete(tool, bound)
         return _complete(tool, {spec.name: coerce(tool, spec, text, resolve_image)})
     parts = [p.strip() for p in text.split(",", len(required) - 1)]
     if len(parts) < len(required):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -52,7 +53,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (d
 def _stderr() -> Console:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -87,7 +88,7 @@ def main_callback(
     preview: PreviewOpt = None,
     resume: Annotated[
         str | None,
-        typer.Option("--resume", flag_value="latest", is_flag=False, help="Resume a session (default: latest)."),
+        typer.Option("--resume", metavar="[SESSION]", help="Resume a session by id or prefix (default: latest)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -178,7 +179,7 @@ def run(
     max_steps: StepsOpt = None,
     resume: Annotated[
         str | None,
-        typer.Option("--resume", flag_value="latest", is_flag=False, help="Continue a session (default: latest)."),
+        typer.Option("--resume", metavar="[SESSION]", help="Continue a session by id or prefix (default: latest)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     config: ConfigOpt = None,
@@ -198,6 +199,10 @@ def run(
         )
         if tool is None and not (prompt or "").strip():
             raise VchatError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
+        from vchat.images import open_image
+
+        for path in image or []:  # fail fast on a bad input, before contacting any server
+            open_image(path.expanduser(), settings.max_image_pixels)
         session, warning = _make_session(settings, resume, need_llm=tool is None)
         code = run_once(
             session,
@@ -262,10 +267,29 @@ def images_cmd(
         fail(str(exc))
 
 
+_SESSION_ID = re.compile(r"^\d{8}(-\d{0,6}(-[0-9a-f]{0,4})?)?$")
+
+
+def _resume_value(argv: list[str]) -> list[str]:
+    """Give a bare `--resume` the value `latest`, so its session id can be left out.
+
+    click's optional option values would swallow the next option or the prompt; a token
+    counts as the session only when it looks like a session id (`20261126-101500-3fa2`).
+    """
+    out: list[str] = []
+    for i, token in enumerate(argv):
+        out.append(token)
+        if token == "--resume":
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if following is None or not _SESSION_ID.match(following):
+                out.append("latest")
+    return out
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
-        app()
+        app(args=_resume_value(sys.argv[1:]), prog_name="vchat")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -47,6 +47,7 @@ class Settings:
     max_format_retries: int = 2
     timeout: float = 120.0
     temperature: float = 0.0
+    stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
     max_image_pixels: int = 64_000_000
     preview: str = "auto"
     verbose: bool = False
@@ -72,6 +73,7 @@ _SCALARS: dict[str, type] = {
     "max_format_retries": int,
     "timeout": float,
     "temperature": float,
+    "stream": bool,
     "max_image_pixels": int,
     "preview": str,
     "verbose": bool,

@@ -131,8 +131,9 @@ def open_image(path: Path, max_pixels: int) -> tuple[Image.Image, str | None]:
                         f"{shown}: {width}x{height} is over the limit of {max_pixels:,} pixels "
                         "(raise max_image_pixels in the config to allow it)"
                     )
-                if getattr(img, "n_frames", 1) > 1:
-                    note = f"first frame of {img.n_frames}"
+                frames = int(getattr(img, "n_frames", 1))
+                if frames > 1:
+                    note = f"first frame of {frames}"
                     img.seek(0)
                 img.load()
                 image = ImageOps.exif_transpose(img) or img

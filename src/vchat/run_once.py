@@ -61,7 +61,7 @@ def run_once(
     tool_inputs: ToolInputs,
 ) -> int:
     """Run and report; returns the process exit code."""
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")

@@ -52,12 +52,12 @@ def find_image_paths(text: str) -> list[tuple[str, Path]]:
     Quoted paths, `@path`, `~`, escaped spaces, and unquoted paths with spaces (the longest
     span of words ending in an image extension that exists on disk) are all recognised.
     """
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[int, str, Path]] = []
     taken: list[tuple[int, int]] = []
     for match in _QUOTED.finditer(text):
         path = _as_path(match.group(2))
         if path is not None:
-            found.append((match.group(0), path))
+            found.append((match.start(), match.group(0), path))
             taken.append(match.span())
     for match in _IMAGE_TOKEN.finditer(text):
         if any(a <= match.start() < b for a, b in taken):
@@ -73,9 +73,9 @@ def find_image_paths(text: str) -> list[tuple[str, Path]]:
                 best = (raw.rstrip(".,;:!?)"), path)
                 break
         if best is not None:
-            found.append(best)
+            found.append((end - len(best[0]), *best))
             taken.append((end - len(best[0]), end))
-    return found
+    return [(typed, path) for _, typed, path in sorted(found, key=lambda item: item[0])]
 
 
 class Session:

@@ -19,12 +19,12 @@ class Transcript:
         self.path = path
         self._fh: IO[str] | None = None
 
-    def write(self, kind: str, **data: Any) -> None:
-        """Append one record `{"type": kind, "time": ..., **data}` and flush it to the OS."""
+    def write(self, record_type: str, /, **data: Any) -> None:
+        """Append one record `{"type": record_type, "time": ..., **data}` and flush it to the OS."""
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the session
-        record = {"type": kind, "time": round(time.time(), 3), **data}
+        record = {"type": record_type, "time": round(time.time(), 3), **data}
         self._fh.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         # flush() hands the line to the OS: it survives a SIGKILL of this process.
         self._fh.flush()

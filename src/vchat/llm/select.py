@@ -97,6 +97,7 @@ def _build(settings: Settings, model: str, base_url: str, api_key: str | None) -
         api_key=api_key,
         timeout=settings.timeout,
         temperature=settings.temperature,
+        stream=settings.stream,
     )
 
 

@@ -94,7 +94,9 @@ def _build() -> dict[str, ComponentSpec]:
         ComponentSpec(
             "sd15.scheduler", "sd15", "diffusers:", "scheduler", SCHEDULER, (("scheduler/scheduler_config.json",),)
         ),
-        ComponentSpec("sd15_inpaint.unet", "sd15_inpaint", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
+        ComponentSpec(
+            "sd15_inpaint.unet", "sd15_inpaint", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")
+        ),
         ComponentSpec("pix2pix.unet", "pix2pix", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
     ]
     specs += [ComponentSpec(key, key, "diffusers:ControlNetModel", files=_diffusers(None)) for key in CONTROLNETS]
@@ -113,7 +115,9 @@ def _build() -> dict[str, ComponentSpec]:
                 key, key, f"transformers:{model_class}", files=_transformers(), device=device, fp16_safe=fp16_safe
             )
         )
-        specs.append(ComponentSpec(f"{key}.processor", key, f"transformers:{processor_class}", kind=AUX, files=_PROCESSOR_FILES))
+        specs.append(
+            ComponentSpec(f"{key}.processor", key, f"transformers:{processor_class}", kind=AUX, files=_PROCESSOR_FILES)
+        )
     # controlnet_aux networks build their own fp32 input tensors, so they stay in fp32 (and on CPU by default).
     for name, loader, files in (
         ("hed", "controlnet_aux:HEDdetector", (("ControlNetHED.pth",),)),
@@ -124,7 +128,9 @@ def _build() -> dict[str, ComponentSpec]:
             (("body_pose_model.pth",), ("hand_pose_model.pth",), ("facenet.pth",)),
         ),
     ):
-        specs.append(ComponentSpec(f"annotators.{name}", "annotators", loader, files=files, fp16_safe=False, device="cpu"))
+        specs.append(
+            ComponentSpec(f"annotators.{name}", "annotators", loader, files=files, fp16_safe=False, device="cpu")
+        )
     return {spec.key: spec for spec in specs}
 
 

@@ -43,7 +43,9 @@ def resolve_device(spec: str) -> str:
             raise ConfigError(f"device {spec!r} asked for but no CUDA GPU is visible; use device = 'auto' or 'cpu'")
         index = int(index_text)
         if index >= count:
-            raise ConfigError(f"device {spec!r} does not exist: this machine has {count} CUDA device(s), 0..{count - 1}")
+            raise ConfigError(
+                f"device {spec!r} does not exist: this machine has {count} CUDA device(s), 0..{count - 1}"
+            )
         return f"cuda:{index}"
     raise ConfigError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps")
 

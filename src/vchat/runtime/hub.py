@@ -130,11 +130,14 @@ def missing_error(spec: ComponentSpec, source: Source, missing: list[str], reaso
         return ModelLoadError(f"model {spec.key}: {what}; fix [models] {source.model} in the config file")
     why = reason or ("HF_HUB_OFFLINE is set" if is_offline() else "it could not be downloaded")
     return ModelLoadError(
-        f"model {spec.key} ({source.ref}) is not downloaded and {why}; run `vchat models pull {source.model}` with network access"
+        f"model {spec.key} ({source.ref}) is not downloaded and {why}; "
+        f"run `vchat models pull {source.model}` with network access"
     )
 
 
-def select_repo_files(repo_files: list[str], specs: Iterable[ComponentSpec], sources: Mapping[str, Source]) -> list[str]:
+def select_repo_files(
+    repo_files: list[str], specs: Iterable[ComponentSpec], sources: Mapping[str, Source]
+) -> list[str]:
     """The files of a repo that the given components need: per group, the first pattern that matches anything."""
     chosen: list[str] = []
     for spec in specs:

@@ -35,7 +35,18 @@ GPU_RESERVE_FRACTION = 0.10
 RAM_RESERVE_MIN = 2 << 30
 RAM_RESERVE_FRACTION = 0.15
 
-_SAFETENSORS_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_SAFETENSORS_SIZES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
 
 
 def parse_size(text: str | int | None, what: str = "budget") -> int | None:
@@ -54,7 +65,7 @@ def parse_size(text: str | int | None, what: str = "budget") -> int | None:
 
 
 def format_size(nbytes: int | float | None) -> str:
-    """"1.7 GB" style (decimal units, like disk and download tools)."""
+    """Sizes as "1.7 GB" (decimal units, like disk and download tools)."""
     if nbytes is None:
         return "-"
     value = float(nbytes)

@@ -70,7 +70,7 @@ class StepRenderer:
 
 def print_error(console: Console, message: str) -> None:
     """One-line error, never a traceback."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def tools_table(tools: Iterable[type[Tool]], verbose: bool = False) -> Table:

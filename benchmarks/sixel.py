@@ -1,0 +1,105 @@
+"""Sixel encoder benchmark: vchat's encoder against libsixel's img2sixel on the same images."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vchat.ui.preview import encode_sixel_pixels
+
+
+def source_image() -> tuple[str, Image.Image]:
+    """A 1024² photo: scikit-image's astronaut when installed, else a photo-like synthetic image."""
+    try:
+        from skimage import data
+
+        return "astronaut", Image.fromarray(data.astronaut()).resize((1024, 1024), Image.Resampling.LANCZOS)
+    except ImportError:
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:1024, 0:1024] / 1024.0
+        base = np.stack(
+            [200 * x + 40 * np.sin(9 * y), 180 * y + 50 * np.cos(7 * x), 120 + 90 * np.sin(5 * (x + y))], -1
+        )
+        pixels = np.clip(base + rng.normal(0, 6, base.shape), 0, 255).astype(np.uint8)
+        return "synthetic", Image.fromarray(pixels, "RGB")
+
+
+def median_ms(fn: Callable[[], bytes], runs: int) -> tuple[float, bytes]:
+    out = fn()  # warm-up: imports, lookup tables, page cache
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        out = fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), out
+
+
+def mean_abs_error(sixel: bytes, reference: Image.Image) -> float | None:
+    """Decode with libsixel's sixel2png and compare with the source pixels."""
+    if shutil.which("sixel2png") is None:
+        return None
+    done = subprocess.run(["sixel2png"], input=sixel, capture_output=True, check=True)
+    back = np.asarray(Image.open(io.BytesIO(done.stdout)).convert("RGB"), dtype=np.int32)
+    return float(np.abs(back - np.asarray(reference, dtype=np.int32)).mean())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7, help="timed runs per encoder and size (median reported)")
+    args = parser.parse_args()
+    img2sixel = shutil.which("img2sixel")
+    if img2sixel is None:
+        print("img2sixel not found: apt-get install libsixel-bin", file=sys.stderr)
+        return 1
+    name, big = source_image()
+    print(f"image: {name}; both sides start from the same PNG file; median of {args.runs} runs")
+    print("ours = PNG decode + quantise + encode in-process; img2sixel = a process on the file")
+    header = ("image", "ours ms", "img2sixel ms", "ratio", "ours bytes", "img2sixel bytes", "ours MAE", "img2sixel MAE")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in (512, 1024):
+            image = big if side == 1024 else big.resize((side, side), Image.Resampling.LANCZOS)
+            path = Path(tmp) / f"{name}-{side}.png"
+            image.save(path)
+
+            def ours(path: Path = path) -> bytes:
+                with Image.open(path) as img:
+                    return encode_sixel_pixels(img.convert("RGB"))
+
+            def theirs(path: Path = path) -> bytes:
+                return subprocess.run([img2sixel, str(path)], capture_output=True, check=True).stdout
+
+            ours_ms, ours_out = median_ms(ours, args.runs)
+            theirs_ms, theirs_out = median_ms(theirs, args.runs)
+            errors = [mean_abs_error(out, image) for out in (ours_out, theirs_out)]
+            rows.append(
+                (
+                    f"{name} {side}²",
+                    f"{ours_ms:.1f}",
+                    f"{theirs_ms:.1f}",
+                    f"{ours_ms / theirs_ms:.2f}",
+                    f"{len(ours_out):,}",
+                    f"{len(theirs_out):,}",
+                    *("-" if e is None else f"{e:.2f}" for e in errors),
+                )
+            )
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print(" | ".join(str(cell).rjust(w) for cell, w in zip(row, widths, strict=True)))
+    print("ratio = ours / img2sixel (below 1: ours is faster); MAE = mean abs error after sixel2png, 0-255")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""`vchat show IMAGE…`: print images inline, like imgcat, with each image's path under it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from vchat.errors import ImageError
+from vchat.images import open_image
+from vchat.ui.preview import render_preview
+from vchat.ui.terminal import Terminal, detect
+
+# Same default as ImageStore: refuse decompression bombs, allow any real photo.
+MAX_PIXELS = 64_000_000
+
+
+def show(
+    paths: Sequence[Path],
+    preview: str | None = None,
+    out: BinaryIO | None = None,
+    *,
+    err: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    terminal: Terminal | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> int:
+    """Show each image in `paths` on `out` (stdout), then a line with its path; 1 if any failed.
+
+    `preview` is the --preview value: kitty, iterm, sixel or blocks are written even when
+    `out` is not a terminal (for scripts and tests); auto (None) prints only paths then.
+    `terminal` skips detection (tests, or a caller that already detected).
+    """
+    stream = sys.stdout.buffer if out is None else out
+    errors = sys.stderr if err is None else err
+    term = terminal or detect(preview, env=env, is_tty=_isatty(stream))
+    cols, rows = term.box()
+    status = 0
+    for path in paths:
+        try:
+            image, _ = open_image(Path(path), max_pixels)
+        except ImageError as exc:
+            print(f"vchat show: {exc}", file=errors)
+            status = 1
+            continue
+        data = render_preview(image, term.mode, cols=cols, rows=rows, cell_px=term.cell_px, tmux=term.tmux)
+        # One write per image, flushed, so a slow terminal shows images as they come.
+        stream.write(data + os.fsencode(path) + b"\n")
+        stream.flush()
+    return status
+
+
+def _isatty(stream: BinaryIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
