@@ -432,6 +432,11 @@ CASES = [
         FinalAnswer("The file you sent has an invalid format, so I could not open it."),
         id="answer-about-a-file-format",
     ),
+    pytest.param(
+        "The shelf in img2 is missing action figures; I could not parse the label either.",
+        FinalAnswer("The shelf in img2 is missing action figures; I could not parse the label either."),
+        id="answer-that-sounds-like-a-complaint",
+    ),
     pytest.param("Thought: I should use the caption_image tool on img1.", ParseError, id="thought-only"),
     pytest.param("Thought: Do I need to use a tool? No\nAI:", ParseError, id="empty-ai-line"),
 ]

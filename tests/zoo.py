@@ -8,9 +8,12 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from vchat.runtime.devices import Backend
 
 # Keys the zoo builds, each saved under its default hub id (see vchat.runtime.catalog.DEFAULT_MODELS).
 CONTROLNET_KINDS = ("canny", "mlsd", "hed", "scribble", "openpose", "seg", "depth", "normal")
@@ -335,8 +338,11 @@ def _save_sam(folder: Path) -> None:
 
 def _save_annotators(folder: Path) -> None:
     import torch
-    from controlnet_aux.hed import ControlNetHED_Apache2
-    from controlnet_aux.mlsd.models.mbv2_mlsd_large import MobileV2_MLSD_Large
+
+    with warnings.catch_warnings():  # controlnet_aux's import complains about timm and mediapipe
+        warnings.simplefilter("ignore")
+        from controlnet_aux.hed import ControlNetHED_Apache2
+        from controlnet_aux.mlsd.models.mbv2_mlsd_large import MobileV2_MLSD_Large
 
     # Their architectures are fixed by controlnet_aux; random weights at real size (HED ~29 MB, MLSD ~6 MB).
     folder.mkdir(parents=True, exist_ok=True)
@@ -432,3 +438,35 @@ def hub_ids() -> dict[str, str]:
 
 if __name__ == "__main__":  # build (or find) the zoo and print where it is
     print(zoo_root(Path(sys.argv[1]) if len(sys.argv) > 1 else None))
+
+
+class SimulatedBackend(Backend):
+    """A pretend accelerator `sim:0` whose memory is CPU memory, so budgets and eviction run on any machine.
+
+    Moves are recorded (and performed on CPU, so dtype casts are real); `total` is the device's memory size.
+    """
+
+    def __init__(self, total: int = 1 << 30):
+        self.total = total
+        self.moves: list[tuple[str, str | None]] = []
+
+    def resolve_device(self, spec: str) -> str:
+        return "sim:0" if spec in ("auto", "sim", "sim:0") else super().resolve_device(spec)
+
+    def memory(self, device: str) -> tuple[int, int]:
+        return (self.total, self.total) if device.startswith("sim") else super().memory(device)
+
+    def torch_device(self, device: str) -> Any:
+        import torch
+
+        return torch.device("cpu")
+
+    def move(self, obj: Any, device: str, dtype: str | None) -> None:
+        self.moves.append((device, dtype))
+        super().move(obj, device, dtype)
+
+    def free(self, device: str) -> None:
+        pass
+
+    def synchronize(self, device: str) -> None:
+        pass

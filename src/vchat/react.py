@@ -284,8 +284,8 @@ _DECISION_ONLY = re.compile(
 )
 # The model complaining about (or parroting back) the format instead of replying.
 _COMPLAINT = re.compile(
-    r"""invalid\s+format\s*:|invalid\s+format\W+missing|could\s+not\s+parse|i\s+did\s+it\s+wrong
-      | missing\s+'?(?:action|thought)\b
+    r"""invalid\s+format\s*:|invalid\s+format\W+missing|could\s+not\s+parse\s+(?:llm\s+)?output|i\s+did\s+it\s+wrong
+      | missing\s+['"`](?:action|thought)\b
       | (?:cannot|can\s*not|can't|unable\s+to|won't)\s+(?:follow|comply\s+with|adhere\s+to|use)
         \s+(?:this|the|that|your)\s+(?:[\w-]+\s+){0,2}format""",
     re.IGNORECASE | re.VERBOSE,
@@ -308,7 +308,7 @@ class _Reader:
     def _walk(self, sections: list[_Section]) -> None:
         for section in sections:
             if section.kind in ("observation", "question", "stop"):
-                if self.action or self.final:
+                if self.action is not None or self.final is not None:
                     break  # the model went on to imagine the tool result or a new turn
                 continue  # an echoed question or a stray observation before any step
             if section.kind == "action" and self.action is not None:

@@ -51,6 +51,8 @@ def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -
             config = diffusers.DDPMScheduler.load_config(where, **kwargs)
             return getattr(diffusers, config["_class_name"]).from_config(config)
         cls = _import(spec.loader)
+        if spec.loader.startswith("transformers"):
+            _quiet_transformers()
         if spec.loader.startswith("controlnet_aux"):
             # controlnet_aux reads fixed file names from a folder or downloads them from the repo root.
             kwargs.pop("subfolder", None)
@@ -71,6 +73,13 @@ def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -
         if missing and not source.local:
             raise hub.missing_error(spec, source, missing, reason=_first_line(exc)) from exc
         raise ModelLoadError(f"could not load {spec.key} from {source.ref}: {_first_line(exc)}") from exc
+
+
+def _quiet_transformers() -> None:
+    # transformers 5 draws a per-tensor "Loading weights" bar; the manager reports loading through its own callback.
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:

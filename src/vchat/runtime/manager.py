@@ -124,8 +124,8 @@ class ModelManager:
         self.stats = Stats()
         self._device_setting = device
         self._dtype_setting = dtype
-        self._vram_setting = memory.parse_size(vram_budget, "vram_budget")
-        self._ram_setting = memory.parse_size(ram_budget, "ram_budget")
+        self._vram_setting = memory.parse_budget(vram_budget, "vram_budget")
+        self._ram_setting = memory.parse_budget(ram_budget, "ram_budget")
         self._tools = dict(tools or {})
         self._backend = backend or Backend()
         self._device: str | None = None
@@ -169,10 +169,10 @@ class ModelManager:
         with self._lock:
             if device not in self._budgets:
                 setting = self._vram_setting if is_accelerator(device) else self._ram_setting
-                if setting is None:
+                if setting == memory.AUTO:
                     free, total = self._backend.memory(device)
                     setting = memory.auto_budget(free, total, is_accelerator(device))
-                self._budgets[device] = setting
+                self._budgets[device] = int(setting) if setting is not None else None
             return self._budgets[device]
 
     def set_budget(self, device: str, nbytes: int | None) -> None:

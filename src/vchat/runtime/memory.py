@@ -64,6 +64,22 @@ def parse_size(text: str | int | None, what: str = "budget") -> int | None:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+AUTO = "auto"
+
+
+def parse_budget(value: str | int | None, what: str = "budget") -> int | str | None:
+    """A budget setting: bytes, AUTO (from free memory), or None for unlimited ("unlimited"/"none", or None)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("", AUTO):
+            return AUTO
+        if text in ("none", "unlimited"):
+            return None
+    return parse_size(value, what)
+
+
 def format_size(nbytes: int | float | None) -> str:
     """Sizes as "1.7 GB" (decimal units, like disk and download tools)."""
     if nbytes is None:

@@ -206,10 +206,12 @@ def sixel_from_indices(indices: np.ndarray, palette: np.ndarray) -> bytes:
     if width > SIXEL_MAX_WIDTH:
         raise ValueError(f"sixel width {width} is over {SIXEL_MAX_WIDTH}")
     pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-    if pal.shape[0] > 256 or int(idx.max()) >= pal.shape[0]:
+    # Pillow's C histogram: numpy's bincount would first widen a megapixel to 8-byte ints.
+    counts = np.array(Image.fromarray(idx, "L").histogram())
+    used = np.flatnonzero(counts)
+    if pal.shape[0] > 256 or int(used[-1]) >= pal.shape[0]:
         raise ValueError("palette must hold ≤256 colours covering every index")
 
-    used = np.flatnonzero(np.bincount(idx.ravel(), minlength=pal.shape[0]))
     pct = (pal.astype(np.uint32) * 100 + 127) // 255
     header = "".join(f"#{i};2;{pct[i, 0]};{pct[i, 1]};{pct[i, 2]}" for i in used.tolist())
     head = b'\x1bPq"1;1;' + f"{width};{height}".encode() + header.encode()
@@ -217,6 +219,12 @@ def sixel_from_indices(indices: np.ndarray, palette: np.ndarray) -> bytes:
 
 
 def _sixel_body(idx: np.ndarray) -> bytes:
+    """The sixel data of a palette image: bands of up to 256 at a time, joined by "-"."""
+    step = 6 * 256
+    return b"-".join(_sixel_bands(idx[top : top + step]) for top in range(0, idx.shape[0], step))
+
+
+def _sixel_bands(idx: np.ndarray) -> bytes:
     height, width = idx.shape
     bands = (height + 5) // 6
     pad = bands * 6 - height
@@ -248,20 +256,16 @@ def _sixel_body(idx: np.ndarray) -> bytes:
         owner[:, :, k] = first
     owner &= values != 0  # colours seen only in padding rows
 
-    # np.nonzero on the 3-D mask yields (band, column, row) in C order, so per band the cells
-    # come by ascending column: the stable sort below keeps that order inside each colour line.
-    cell_b, cell_x, cell_k = np.nonzero(owner)
-    cell_v = values[cell_b, cell_x, cell_k]
-    cell_c = rows[cell_b, cell_k, cell_x]
-    if bands <= 256:
-        line_key = (cell_b.astype(np.uint16) << 8) | cell_c
-        order = np.argsort(line_key, kind="stable")  # 16-bit keys: numpy uses radix sort
-    else:
-        line_key = cell_b.astype(np.int64) * 256 + cell_c
-        order = np.argsort((line_key * width + cell_x).astype(np.int64))
+    # Cells in (band, column, row) order; the stable sort by (band, colour) below keeps the
+    # columns of each colour line ascending. Chunks hold ≤ 256 bands so the key fits 16 bits.
+    pos = np.flatnonzero(owner)
+    band_key = np.arange(bands, dtype=np.uint16)[:, None, None] << 8
+    line_key = (band_key | rows.transpose(0, 2, 1)).ravel()[pos]
+    order = np.argsort(line_key, kind="stable")  # 16-bit keys: numpy uses radix sort
+    pos = pos[order]
     key = line_key[order].astype(np.int32)
-    x = cell_x[order].astype(np.int32)
-    v = cell_v[order]
+    x = ((pos // 6) % width).astype(np.int32)
+    v = values.ravel()[pos]
     n = key.size
 
     # Runs: consecutive columns of one colour line with the same sixel value.

@@ -1,0 +1,212 @@
+"""`vchat models` (list, pull) and `vchat doctor`: what the model runtime would load, from where, and on what."""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vchat import __version__
+from vchat.errors import VchatError
+
+if TYPE_CHECKING:
+    from vchat.config import Settings
+    from vchat.runtime.manager import ModelManager
+
+models_app = typer.Typer(
+    help="List the visual models (where from, downloaded or not, size, where loaded) and download them.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: user config dir).")]
+
+
+def _stdout() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    _stderr().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    return typer.Exit(1)
+
+
+def _load(ctx: typer.Context, config: Path | None) -> Settings:
+    from vchat.config import Settings, load_settings
+
+    found = ctx.find_object(Settings)
+    if found is not None and config is None:
+        return found
+    return load_settings(config_path=config)
+
+
+def model_rows(settings: Settings, manager: ModelManager | None = None) -> list[dict[str, Any]]:
+    """One row per model key: id or folder, local or not, downloaded state, bytes on disk, where it is loaded."""
+    from vchat.runtime import hub
+    from vchat.runtime.catalog import DEFAULT_MODELS, components_of
+
+    resident = manager.resident() if manager is not None else {}
+    rows = []
+    for key in DEFAULT_MODELS:
+        specs = components_of(key)
+        files: list[Path] = []
+        missing = 0
+        sources = [hub.source_for(spec, settings.models) for spec in specs]
+        for spec, source in zip(specs, sources, strict=True):
+            found, lacking = hub.find_files(spec, source)
+            files.extend(found)
+            missing += bool(lacking)
+        present = len(specs) - missing
+        state = "yes" if missing == 0 else ("no" if present == 0 else f"partial {present}/{len(specs)}")
+        places = sorted({resident[s.key][0] for s in specs if s.key in resident})
+        rows.append(
+            {
+                "key": key,
+                "ref": hub.model_ref(key, settings.models),
+                "local": sources[0].local,
+                "cached": state,
+                "bytes": hub.disk_size(dict.fromkeys(files)),
+                "resident": ", ".join(places),
+            }
+        )
+    return rows
+
+
+def models_table(settings: Settings, manager: ModelManager | None = None) -> Table:
+    """The `vchat models` table (the REPL can pass its manager to fill in the resident column)."""
+    from vchat.runtime.memory import format_size
+
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("key", "id or path", "downloaded", "on disk", "loaded on"):
+        table.add_column(name, justify="right" if name == "on disk" else "left")
+    for row in model_rows(settings, manager):
+        cached = (
+            row["cached"] if not row["local"] else ("folder" if row["cached"] == "yes" else "folder " + row["cached"])
+        )
+        style = "green" if row["cached"] == "yes" else ("red" if row["cached"] == "no" else "yellow")
+        table.add_row(
+            row["key"],
+            row["ref"],
+            f"[{style}]{cached}[/]",
+            format_size(row["bytes"]) if row["bytes"] else "-",
+            row["resident"] or "-",
+        )
+    return table
+
+
+@models_app.callback()
+def models_main(ctx: typer.Context, config: ConfigOpt = None) -> None:
+    """List every model key, where it comes from, whether it is downloaded, its size and where it is loaded."""
+    try:
+        settings = _load(ctx, config)
+    except VchatError as exc:
+        raise _fail(str(exc)) from None
+    ctx.obj = settings
+    if ctx.invoked_subcommand is None:
+        from vchat.runtime import hub
+
+        console = _stdout()
+        console.print(models_table(settings))
+        offline = " (offline: HF_HUB_OFFLINE is set)" if hub.is_offline() else ""
+        console.print(f"cache: {hub.cache_dir()}{offline}; fetch ahead with `vchat models pull [KEY…]`")
+
+
+@models_app.command("pull")
+def pull_command(
+    ctx: typer.Context,
+    keys: Annotated[
+        list[str] | None, typer.Argument(help="Model keys (default: every one not downloaded yet).")
+    ] = None,
+) -> None:
+    """Download models into the Hugging Face cache, with progress bars on stderr."""
+    from vchat.runtime import hub
+    from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
+
+    settings = _load(ctx, None)
+    err = _stderr()
+    wanted = list(keys or [])
+    unknown = [k for k in wanted if k not in DEFAULT_MODELS and k not in COMPONENTS]
+    if unknown:
+        raise _fail(f"unknown model {unknown[0]!r}; `vchat models` lists the keys")
+    if not wanted:
+        wanted = [row["key"] for row in model_rows(settings) if row["cached"] != "yes" and not row["local"]]
+        if not wanted:
+            err.print("every model is already downloaded")
+            return
+    err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
+    try:
+        done = hub.pull(wanted, settings.models, log=lambda line: err.print(line))
+    except VchatError as exc:
+        raise _fail(str(exc)) from None
+    for repo_id, path in done:
+        err.print(f"[green]done[/] {repo_id} -> {path}")
+
+
+def doctor(settings: Settings) -> None:
+    """Print what the model runtime sees: device, memory, budgets, cache, offline state and what would download."""
+    from vchat.runtime import devices, hub, memory
+
+    console = _stdout()
+    rows: list[tuple[str, str]] = []
+    rt = settings.runtime
+    rows.append(("vchat", f"{__version__} (Python {platform.python_version()}, {sys.platform})"))
+    rows.append(("config", str(settings.config_path) if settings.config_path else "none (defaults)"))
+    try:
+        import torch
+
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "CPU build"
+        rows.append(("torch", f"{torch.__version__} ({build})"))
+        device = devices.resolve_device(rt.device)
+        free, total = devices.device_memory(device)
+        name = devices.device_name(device)
+        rows.append(("device", f"{device}: {name} (setting {rt.device!r})"))
+        rows.append(("dtype", f"{devices.resolve_dtype(rt.dtype, device)} (setting {rt.dtype!r})"))
+        if devices.is_accelerator(device):
+            vram = _budget_text(rt.vram_budget, free, total, accelerator=True)
+            rows.append(
+                ("GPU memory", f"{memory.format_size(free)} free of {memory.format_size(total)}; budget {vram}")
+            )
+    except ImportError:
+        rows.append(("torch", "not installed: the visual tools cannot run"))
+    except VchatError as exc:
+        rows.append(("device", f"error: {exc}"))
+    avail, ram_total = devices.host_memory()
+    ram = _budget_text(rt.ram_budget, avail, ram_total, accelerator=False)
+    rows.append(("RAM", f"{memory.format_size(avail)} available of {memory.format_size(ram_total)}; budget {ram}"))
+    cache = hub.cache_dir()
+    rows.append(("HF cache", f"{cache}" + ("" if cache.is_dir() else " (not created yet)")))
+    offline = hub.is_offline()
+    rows.append(("offline", "yes (HF_HUB_OFFLINE is set: nothing will download)" if offline else "no"))
+    pending = [row for row in model_rows(settings) if row["cached"] != "yes"]
+    if pending:
+        names = ", ".join(f"{row['key']} ({row['ref']})" for row in pending)
+        verb = "missing, cannot download while offline" if offline else "downloaded on first use"
+        rows.append(("models", f"{len(pending)} {verb}: {names}"))
+    else:
+        rows.append(("models", "all downloaded"))
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        console.print(f"{label:<{width}}  {value}", markup=False)
+
+
+def _budget_text(setting: str, free: int, total: int, accelerator: bool) -> str:
+    from vchat.runtime import memory
+
+    try:
+        parsed = memory.parse_budget(setting)
+    except VchatError as exc:
+        return f"error: {exc}"
+    if parsed == memory.AUTO:
+        return f"{memory.format_size(memory.auto_budget(free, total, accelerator))} (auto: free minus a reserve)"
+    return "unlimited" if parsed is None else memory.format_size(int(parsed))

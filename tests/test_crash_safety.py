@@ -1,0 +1,84 @@
+"""A `vchat run` killed with SIGKILL mid-turn keeps every finished image and step; resume goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.helpers import act, answer, write_photo
+
+from vchat.transcript import read_records
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VCHAT_"))}
+    env.update(
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"), VCHAT_OUT=str(tmp_path / "out")
+    )
+    return env
+
+
+def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    script = tmp_path / "slow.json"
+    # Two tool calls finish, then the model "thinks" for a minute: the kill lands there.
+    script.write_text(
+        json.dumps(
+            [
+                act("canny_edges", "img1"),
+                act("flip_image", "img2"),
+                {"reply": answer("done"), "delay": 60},
+            ]
+        )
+    )
+    cmd = [sys.executable, "-m", "vchat", "run", "edges then flip", "-i", str(photo), "--llm", f"scripted:{script}"]
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    transcript: Path | None = None
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            found = list((tmp_path / "out").glob("*/session.jsonl"))
+            if found:
+                transcript = found[0]
+                records, _ = read_records(transcript)
+                if sum(1 for r in records if r.get("kind") == "observation") == 2:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the two tool steps never reached the transcript")
+        assert proc.poll() is None, "vchat ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert transcript is not None
+    folder = transcript.parent
+    assert (folder / "img2-canny_edges.png").is_file()
+    assert (folder / "img3-flip_image.png").is_file()
+    assert not list(folder.glob("*.tmp"))
+    records, warning = read_records(transcript)
+    assert warning is None
+    assert [r["kind"] for r in records if r["type"] == "step"] == ["action", "observation", "action", "observation"]
+
+    # Resume: the images and their lineage are back and the session goes on.
+    script2 = tmp_path / "next.txt"
+    script2.write_text(act("grayscale_image", "img3") + "\n---\n" + answer("Gray copy: img4"))
+    out = subprocess.run(
+        [sys.executable, "-m", "vchat", "run", "make it gray", "--resume", "--llm", f"scripted:{script2}", "--json"],
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["session"] == folder.name
+    assert [i["handle"] for i in data["images"]] == ["img1", "img2", "img3", "img4"]
+    assert data["images"][3]["parents"] == ["img3"]
