@@ -148,7 +148,9 @@ class Backend:
         import torch
 
         if isinstance(obj, torch.nn.Module):
-            if dtype is None:
+            current = next((p.dtype for p in obj.parameters() if p.is_floating_point()), None)
+            if dtype is None or current == torch_dtype(dtype):
+                # Pass a dtype only to cast: diffusers logs a warning on every .to() that names one.
                 obj.to(device=self.torch_device(device))
             else:
                 obj.to(device=self.torch_device(device), dtype=torch_dtype(dtype))

@@ -22,6 +22,7 @@ MAX_UPSCALE: Final = 2.0
 KITTY_CHUNK: Final = 4096
 # Five decimal digits per number in the sixel writer; far beyond any terminal.
 SIXEL_MAX_WIDTH: Final = 99_999
+SIXEL_SLICE_PIXELS: Final = 98_304
 
 ESC: Final = b"\x1b"
 ST: Final = b"\x1b\\"
@@ -219,8 +220,12 @@ def sixel_from_indices(indices: np.ndarray, palette: np.ndarray) -> bytes:
 
 
 def _sixel_body(idx: np.ndarray) -> bytes:
-    """The sixel data of a palette image: bands of up to 256 at a time, joined by "-"."""
-    step = 6 * 256
+    """The sixel data of a palette image, encoded a slice of bands at a time, joined by "-"."""
+    # ~100k pixels per slice keeps every temporary small enough for malloc to reuse: one pass
+    # over a megapixel spends a third of its time page-faulting in fresh memory. At most 256
+    # bands per slice, so (band, colour) fits the 16-bit key that numpy radix-sorts.
+    bands = max(4, min(256, SIXEL_SLICE_PIXELS // (6 * idx.shape[1])))
+    step = 6 * bands
     return b"-".join(_sixel_bands(idx[top : top + step]) for top in range(0, idx.shape[0], step))
 
 
