@@ -35,14 +35,16 @@ def source_image() -> tuple[str, Image.Image]:
         return "synthetic", Image.fromarray(pixels, "RGB")
 
 
-def median_ms(fn: Callable[[], bytes], runs: int) -> tuple[float, bytes]:
-    out = fn()  # warm-up: imports, lookup tables, page cache
-    times = []
+def median_ms(fns: tuple[Callable[[], bytes], ...], runs: int) -> list[tuple[float, bytes]]:
+    """Median wall time of each function, runs interleaved so load changes hit both alike."""
+    outs = [fn() for fn in fns]  # warm-up: imports, lookup tables, page cache
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        start = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), out
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            outs[i] = fn()
+            times[i].append((time.perf_counter() - start) * 1000)
+    return [(statistics.median(t), out) for t, out in zip(times, outs, strict=True)]
 
 
 def mean_abs_error(sixel: bytes, reference: Image.Image) -> float | None:
@@ -63,7 +65,7 @@ def main() -> int:
         print("img2sixel not found: apt-get install libsixel-bin", file=sys.stderr)
         return 1
     name, big = source_image()
-    print(f"image: {name}; both sides start from the same PNG file; median of {args.runs} runs")
+    print(f"image: {name}; both start from the same PNG file; median of {args.runs} interleaved runs")
     print("ours = PNG decode + quantise + encode in-process; img2sixel = a process on the file")
     header = ("image", "ours ms", "img2sixel ms", "ratio", "ours bytes", "img2sixel bytes", "ours MAE", "img2sixel MAE")
     rows = []
@@ -80,8 +82,7 @@ def main() -> int:
             def theirs(path: Path = path) -> bytes:
                 return subprocess.run([img2sixel, str(path)], capture_output=True, check=True).stdout
 
-            ours_ms, ours_out = median_ms(ours, args.runs)
-            theirs_ms, theirs_out = median_ms(theirs, args.runs)
+            (ours_ms, ours_out), (theirs_ms, theirs_out) = median_ms((ours, theirs), args.runs)
             errors = [mean_abs_error(out, image) for out in (ours_out, theirs_out)]
             rows.append(
                 (

@@ -40,8 +40,8 @@ def hub_cache(zoo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def empty_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Offline mode with an empty HF cache: nothing can load by hub id."""
+def empty_hub_cache(hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Offline mode with an empty HF cache: nothing can load by hub id (set after `hub_cache`, so it wins)."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return tmp_path / "hub"

@@ -40,6 +40,7 @@ def resolve(name: str) -> str:
         ("image=img1, low=10, high=20", {"image": "<img1>", "low": 10, "high": 20}),
         ('{"image": "img1", "low": "30"}', {"image": "<img1>", "low": 30, "high": 200}),
         ("img1, high=90", {"image": "<img1>", "low": 100, "high": 90}),
+        ("{'image': 'img1', 'low': 7}", {"image": "<img1>", "low": 7, "high": 200}),
         ("img2, 10, high=90", {"image": "<img2>", "low": 10, "high": 90}),
     ],
 )

@@ -191,7 +191,7 @@ def test_sixel_spells_short_runs_and_omits_unused_colours() -> None:
     assert P.sixel_from_indices(indices, palette) == (b'\x1bPq"1;1;7;1#0;2;0;0;0#1;2;100;100;100#0@@@$#1???!4@\x1b\\')
 
 
-@pytest.mark.parametrize(("height", "width"), [(1, 1), (5, 3), (6, 7), (13, 40), (61, 1234), (300, 12)])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (5, 3), (6, 7), (13, 40), (61, 1234), (300, 12), (200, 1000)])
 def test_sixel_decodes_to_the_same_indices(height: int, width: int) -> None:
     rng = np.random.default_rng(height * 1000 + width)
     ncolours = int(rng.integers(1, 257))

@@ -259,6 +259,12 @@ def test_tmux_outer_hint_from_inherited_env() -> None:
     assert term.mode == "iterm" and term.tmux
 
 
+def test_tmux_client_name_beats_stale_inherited_env() -> None:
+    env = {"TMUX": "x", "TERM": "tmux-256color", "KITTY_WINDOW_ID": "4"}  # server started in kitty
+    term, _, _ = run_detect(env, tmux=T.TmuxState(True, "foot", "foot(1.16.2)"))
+    assert term.mode == "sixel" and term.tmux
+
+
 @pytest.mark.parametrize(("reply", "mode"), [(DA1_SIXEL, "sixel"), (DA1_PLAIN, "blocks"), (b"", "blocks")])
 def test_tmux_without_passthrough_asks_tmux_itself(reply: bytes, mode: str) -> None:
     env = {"TMUX": "x", "TERM": "tmux-256color", "KITTY_WINDOW_ID": "1"}

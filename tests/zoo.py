@@ -321,6 +321,7 @@ def _save_sam(folder: Path) -> None:
         "global_attn_indexes": [1],
         "window_size": 2,
         "mlp_dim": 37,
+        "num_pos_feats": 16,  # positional features are 2 x this wide and must match the prompt encoder's 32
     }
     prompt = {"hidden_size": 32, "image_size": 64, "patch_size": 16, "mask_input_channels": 4}
     mask = {

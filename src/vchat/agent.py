@@ -132,7 +132,10 @@ class Agent:
 
     def _ask(self, messages: Sequence[Message]) -> str:
         chunks: list[str] = []
+        self.ctx.check_cancelled()
         for chunk in self.llm.complete(messages, stop=STOP):
+            # Ctrl-C in the REPL sets the session's cancel flag: stop reading the stream.
+            self.ctx.check_cancelled()
             chunks.append(chunk)
             if self.on_text is not None:
                 self.on_text(chunk)
@@ -177,6 +180,7 @@ class Agent:
                 yield Step("error", text=prompts.step_limit(self.max_steps), reply=reply, reason="step_limit")
                 return
             tool_steps += 1
+            self.ctx.check_cancelled()
             step = self._call(parsed, reply)
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})

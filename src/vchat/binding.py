@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -154,6 +155,14 @@ def _positional_then_named(parts: list[str], tool: type[Tool]) -> dict[str, str]
     return None
 
 
+def _python_dict(text: str) -> Any:
+    """Models sometimes write a Python dict (`{'image': 'img1'}`); read it safely, never eval."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
 def bind_input(tool: type[Tool], raw: str, resolve_image: ImageResolver | None = None) -> dict[str, Any]:
     """Bind a model's raw Action Input to the tool's fields.
 
@@ -169,7 +178,7 @@ def bind_input(tool: type[Tool], raw: str, resolve_image: ImageResolver | None =
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
-            data = None
+            data = _python_dict(text)
         if isinstance(data, dict):
             return bind_named(tool, data, resolve_image)
     if not text:

@@ -114,7 +114,7 @@ def main_callback(
         )
         from vchat.repl import run_repl
 
-        code = run_repl(settings, images=list(image or []), resume=resume)
+        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
     except VchatError as exc:
         fail(str(exc))
     raise typer.Exit(code)
@@ -284,6 +284,21 @@ def _resume_value(argv: list[str]) -> list[str]:
             if following is None or not _SESSION_ID.match(following):
                 out.append("latest")
     return out
+
+
+@app.command("show")
+def show_cmd(
+    images: Annotated[list[Path], typer.Argument(help="Image files to show.")],
+    preview: PreviewOpt = None,
+) -> None:
+    """Print images inline in the terminal (like imgcat), each with its path under it."""
+    from vchat.cli_show import show
+
+    try:
+        code = show(images, None if preview in (None, "auto") else preview)
+    except VchatError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:

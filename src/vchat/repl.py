@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import signal
+import subprocess
 import sys
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
+from vchat.agent import Step
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
 from vchat.images import ImageRef
 from vchat.session import Session
+from vchat.ui.inline import Previewer
+from vchat.ui.progress import ProgressReporter, Thinking
 from vchat.ui.render import StepRenderer, images_tree, print_error, tools_table
+from vchat.ui.stream import AnswerStreamer
 
 SLASH_HELP = {
     "/help": "this list",
@@ -23,46 +35,98 @@ SLASH_HELP = {
     "/tools": "list the tools",
     "/tool NAME ARGS": "run a tool directly, e.g. /tool canny_edges img1 (no model needed)",
     "/model": "show the connected language model",
-    "/clear": "forget the conversation (images stay)",
+    "/edit": "write the next message in $EDITOR",
+    "/undo": "forget the last exchange (its images stay on disk)",
+    "/clear": "forget the whole conversation (images stay)",
+    "/save HANDLE PATH": "copy an image out of the session folder",
     "/preview MODE": "inline previews: auto, kitty, iterm, sixel, blocks, none",
     "/quit": "leave (Ctrl-D works too)",
 }
+COMMANDS = (*(key.split()[0] for key in SLASH_HELP), "/exit")
 
 
 class Repl:
     """State of one interactive run: the session, the console and how images are previewed."""
 
-    def __init__(self, session: Session, console: Console, show_image: Callable[[ImageRef], None] | None = None):
+    def __init__(
+        self,
+        session: Session,
+        console: Console,
+        show_image: Callable[[ImageRef], None] | None = None,
+        previewer: Previewer | None = None,
+    ) -> None:
         self.session = session
         self.console = console
-        self.show_image = show_image or (lambda ref: None)
+        self.previewer = previewer
+        self.show_image = show_image or previewer or (lambda ref: None)
         self.renderer = StepRenderer(console, verbose=session.settings.verbose, on_image=self.show_image)
+        self.pending_edit = False
 
-    # -- commands ------------------------------------------------------------------------
+    # -- messages ----------------------------------------------------------------------------
     def handle(self, line: str) -> bool:
         """Run one input line; returns False when the user wants to leave."""
         text = line.strip()
         if not text:
             return True
-        if text.startswith("/"):
+        if text.startswith("/") and not text.startswith("//"):
             return self.command(text)
-        self.message(text)
+        self.message(text.removeprefix("/"))
         return True
 
     def message(self, text: str) -> None:
-        """Send a message to the model and render the turn."""
+        """Send a message to the model and render the turn, streaming the answer as it comes."""
         if self.session.llm is None:
             from vchat.llm.select import connect_hint
 
             print_error(self.console, f"no language model connected; {connect_hint()} (tools work: /tool NAME ARGS)")
             return
-        try:
-            for step in self.session.turn(text):
-                self.renderer.step(step)
-        except (KeyboardInterrupt, Cancelled):
-            self.session.cancel_event.set()
-            self.console.print("[yellow]cancelled[/] [dim](finished images are kept)[/]")
+        streamer = AnswerStreamer()
+        thinking = Thinking(self.console, enabled=True)
+        progress = ProgressReporter(Console(stderr=True))
 
+        def on_text(chunk: str) -> None:
+            shown = streamer.feed(chunk)
+            if shown:
+                thinking.stop()
+                self.console.print(escape(shown), end="", soft_wrap=True)
+
+        self.session.on_text = on_text
+        self.session.on_progress = progress
+        thinking.start()
+        try:
+            with interrupt_cancels(self.session):
+                for step in self.session.turn(text):
+                    thinking.stop()
+                    progress.stop()
+                    self._show(step, streamer)
+                    if step.kind in ("observation", "retry"):
+                        streamer.reset()
+                        thinking.start()
+        except (KeyboardInterrupt, Cancelled):
+            thinking.stop()
+            progress.stop()
+            if streamer.active:
+                self.console.print()
+            self.console.print("[yellow]cancelled[/] [dim](finished images are kept)[/]")
+        finally:
+            thinking.stop()
+            progress.stop()
+            self.session.on_text = None
+            self.session.on_progress = None
+
+    def _show(self, step: Step, streamer: AnswerStreamer) -> None:
+        if step.kind == "final" and streamer.active:
+            # Most of the answer is on screen already: print only what was held back.
+            shown = streamer.buffer[streamer.start or 0 : streamer.emitted].strip()
+            rest = step.text[len(shown) :] if step.text.startswith(shown) else "\n" + step.text
+            self.console.print(escape(rest), soft_wrap=True)
+            self.renderer.show_final = False
+            self.renderer.step(step)
+            self.renderer.show_final = True
+            return
+        self.renderer.step(step)
+
+    # -- commands ------------------------------------------------------------------------
     def command(self, text: str) -> bool:
         """Run a slash command."""
         name, _, rest = text.partition(" ")
@@ -70,48 +134,153 @@ class Repl:
         name = name.lower()
         if name in ("/quit", "/exit", "/q"):
             return False
-        if name == "/help":
-            for key, value in SLASH_HELP.items():
-                self.console.print(f"  [cyan]{key:<16}[/] {value}")
-        elif name == "/attach":
-            if not rest:
-                raise VchatError("usage: /attach PATH")
-            path = " ".join(shlex.split(rest)) if rest[0] in "\"'" else rest
-            ref = self.session.attach(Path(path).expanduser())
-            note = f" ({ref.note})" if ref.note else ""
-            self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}")
-            self.show_image(ref)
-        elif name == "/images":
-            self.console.print(images_tree(self.session.store), highlight=False)
-        elif name == "/show":
-            self.show_image(self.session.store.resolve(rest or "img1"))
-        elif name == "/tools":
-            self.console.print(tools_table([type(t) for t in self.session.tools.values()]))
-        elif name == "/tool":
-            tool, _, raw = rest.partition(" ")
-            if not tool:
-                raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1")
-            self.renderer.step(self.session.run_tool(tool, raw.strip()))
-        elif name == "/model":
-            llm = self.session.llm
-            self.console.print(llm.name if llm is not None else "no language model connected")
-        elif name == "/clear":
-            self.session.history.clear()
-            self.console.print("conversation cleared; images kept")
-        elif name == "/preview":
-            self.set_preview(rest)
-        else:
-            raise VchatError(f"unknown command {name}; /help lists them")
+        handler = {
+            "/help": self._help,
+            "/attach": self._attach,
+            "/images": lambda _: self.console.print(escape(images_tree(self.session.store))),
+            "/show": lambda arg: self.show_image(self.session.store.resolve(arg or self._latest())),
+            "/tools": lambda _: self.console.print(tools_table([type(t) for t in self.session.tools.values()])),
+            "/tool": self._tool,
+            "/model": self._model,
+            "/edit": self._edit,
+            "/undo": self._undo,
+            "/clear": self._clear,
+            "/save": self._save,
+            "/preview": self._preview,
+        }.get(name)
+        if handler is None:
+            raise VchatError(f"unknown command {name}; /help lists them (start with // to send a message)")
+        handler(rest)
         return True
 
-    def set_preview(self, mode: str) -> None:
-        """Switch the preview mode for this run."""
+    def _latest(self) -> str:
+        latest = self.session.store.latest()
+        if latest is None:
+            raise VchatError("no images yet: /attach PATH")
+        return latest.handle
+
+    def _help(self, _: str) -> None:
+        for key, value in SLASH_HELP.items():
+            self.console.print(f"  [cyan]{escape(key):<18}[/] {value}")
+        self.console.print("  [dim]Alt-Enter: new line · Tab: complete · Ctrl-R: search history · Ctrl-C: cancel[/]")
+
+    def _attach(self, rest: str) -> None:
+        if not rest:
+            raise VchatError("usage: /attach PATH")
+        path = " ".join(shlex.split(rest)) if rest[0] in "\"'" else rest.replace("\\ ", " ")
+        ref = self.session.attach(Path(path).expanduser())
+        note = f" ({ref.note})" if ref.note else ""
+        self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{escape(path)}[/]")
+        self.show_image(ref)
+
+    def _tool(self, rest: str) -> None:
+        tool, _, raw = rest.partition(" ")
+        if not tool:
+            raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1")
+        progress = ProgressReporter(Console(stderr=True))
+        self.session.on_progress = progress
+        try:
+            with interrupt_cancels(self.session, tool_phase=True):
+                step = self.session.run_tool(tool, raw.strip())
+        except (KeyboardInterrupt, Cancelled):
+            self.console.print("[yellow]cancelled[/]")
+            return
+        finally:
+            progress.stop()
+            self.session.on_progress = None
+        self.renderer.step(Step("action", tool=step.tool, input=step.input))
+        self.renderer.step(step)
+
+    def _model(self, _: str) -> None:
+        llm = self.session.llm
+        self.console.print(llm.name if llm is not None else "no language model connected")
+
+    def _edit(self, _: str) -> None:
+        text = edit_in_editor("")
+        if text.strip():
+            self.console.print(f"[dim]› {escape(text.strip())}[/]")
+            self.message(text.strip())
+
+    def _undo(self, _: str) -> None:
+        if len(self.session.history) < 2:
+            raise VchatError("nothing to undo")
+        del self.session.history[-2:]
+        self.session.transcript.write("undo")
+        self.console.print("forgot the last exchange (its images stay in the session)")
+
+    def _clear(self, _: str) -> None:
+        self.session.history.clear()
+        self.session.transcript.write("clear")
+        self.console.print("conversation cleared; images kept")
+
+    def _save(self, rest: str) -> None:
+        parts = shlex.split(rest)
+        if len(parts) != 2:
+            raise VchatError("usage: /save HANDLE PATH")
+        ref = self.session.store.resolve(parts[0])
+        target = Path(parts[1]).expanduser()
+        if target.is_dir():
+            target = target / ref.path.name
+        if target.exists():
+            raise VchatError(f"{target} exists; choose another name")
+        shutil.copyfile(ref.path, target)
+        self.console.print(f"saved {ref.handle} to {escape(str(target))}")
+
+    def _preview(self, rest: str) -> None:
         from vchat.config import PREVIEW_MODES
 
-        if mode not in PREVIEW_MODES:
+        if rest not in PREVIEW_MODES:
             raise VchatError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}")
-        self.session.settings.preview = mode
-        self.console.print(f"previews: {mode}")
+        self.session.settings.preview = rest
+        if self.previewer is not None:
+            self.previewer.set_mode(rest)
+            self.console.print(f"previews: {self.previewer.mode} ({self.previewer.terminal.reason})")
+        else:
+            self.console.print(f"previews: {rest}")
+
+
+@contextmanager
+def interrupt_cancels(session: Session, tool_phase: bool = False) -> Iterator[None]:
+    """Ctrl-C during a turn: stop the model's stream at once; stop a tool at its next step.
+
+    A tool is told through the session's cancel flag so it can stop between denoising steps
+    and leave no half-written file; a second Ctrl-C interrupts it outright.
+    """
+    presses = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal presses
+        presses += 1
+        session.cancel_event.set()
+        if presses > 1 or not (tool_phase or session.phase == "tool"):
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (embedded use): leave Ctrl-C as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def edit_in_editor(initial: str) -> str:
+    """Let the user write a message in $VISUAL / $EDITOR (vi when neither is set)."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", prefix="vchat-", delete=False) as fh:
+        fh.write(initial)
+        path = fh.name
+    try:
+        result = subprocess.run([*shlex.split(editor), path], check=False)
+        if result.returncode != 0:
+            raise VchatError(f"{editor} exited with {result.returncode}; nothing sent")
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VchatError(f"editor {editor!r} not found; set $EDITOR") from None
+    finally:
+        Path(path).unlink(missing_ok=True)
 
 
 def _lines_from_stdin() -> Iterable[str]:
@@ -119,7 +288,7 @@ def _lines_from_stdin() -> Iterable[str]:
         yield line.rstrip("\n")
 
 
-def run_repl(settings: Settings, images: list[Path], resume: str | None = None) -> int:
+def run_repl(settings: Settings, images: list[Path], resume: str | None = None, preview_flag: str | None = None) -> int:
     """Interactive chat; returns the exit code."""
     from vchat.llm.select import connect_hint, select_llm
     from vchat.tools.registry import all_tools
@@ -129,21 +298,22 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None) 
     if resume is not None:
         session, warning = Session.resume(settings, all_tools(), llm, None if resume == "latest" else resume)
         if warning:
-            console.print(f"[yellow]warning:[/] {warning}")
+            console.print(f"[yellow]warning:[/] {escape(warning)}")
         console.print(f"resumed session {session.id}: {len(session.store)} images, {len(session.history) // 2} turns")
     else:
         session = Session(settings, all_tools(), llm)
-    repl = Repl(session, console)
-    console.print(f"[bold]vchat[/] — {llm.name if llm else 'no language model'}; /help for commands")
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
+    repl = Repl(session, console, previewer=previewer)
+    console.print(f"[bold]vchat[/] — {escape(llm.name) if llm else 'no language model'}; /help for commands")
     if llm is None:
-        console.print(f"[dim]{connect_hint()}[/]")
+        console.print(f"[dim]{escape(connect_hint())}[/]")
     for path in images:
         try:
             repl.command(f"/attach {path}")
         except VchatError as exc:
             print_error(console, str(exc))
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    lines = _prompt_lines(settings) if interactive else _lines_from_stdin()
+    lines = _prompt_lines(repl) if interactive else _lines_from_stdin()
     try:
         for line in lines:
             try:
@@ -151,6 +321,8 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None) 
                     break
             except VchatError as exc:
                 print_error(console, str(exc))
+            except KeyboardInterrupt:
+                console.print("[yellow]cancelled[/]")
             except Exception as exc:  # keep the session alive: one line, traceback only with --debug
                 if settings.debug:
                     console.print_exception()
@@ -160,15 +332,38 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None) 
     return 0
 
 
-def _prompt_lines(settings: Settings) -> Iterable[str]:
-    """Lines from prompt_toolkit with history; Ctrl-C on an empty line twice or Ctrl-D exits."""
+def _prompt_lines(repl: Repl) -> Iterable[str]:
+    """Lines from prompt_toolkit; Ctrl-C on an empty line twice, or Ctrl-D, exits."""
     from platformdirs import user_data_dir
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.key_binding import KeyBindings
+    from prompt_toolkit.key_binding.key_processor import KeyPressEvent
+
+    from vchat.ui.completion import VchatCompleter
 
     data = Path(user_data_dir("vchat", appauthor=False))
     data.mkdir(parents=True, exist_ok=True)
-    prompt: PromptSession[str] = PromptSession(history=FileHistory(str(data / "history")))
+    bindings = KeyBindings()
+
+    @bindings.add("escape", "enter")  # Alt-Enter / Esc-Enter: a new line instead of sending
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    session = repl.session
+    completer = VchatCompleter(
+        COMMANDS,
+        tool_names=lambda: list(session.tools),
+        handles=lambda: [ref.handle for ref in session.store],
+    )
+    prompt: PromptSession[str] = PromptSession(
+        history=FileHistory(str(data / "history")),
+        completer=completer,
+        complete_while_typing=False,
+        key_bindings=bindings,
+        enable_history_search=False,  # Ctrl-R reverse search stays available
+        prompt_continuation="  ",
+    )
     interrupts = 0
     while True:
         try:

@@ -62,7 +62,12 @@ def run_once(
 ) -> int:
     """Run and report; returns the process exit code."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False)
+    on_image = None
+    if not as_json and sys.stdout.isatty() and session.settings.preview != "none":
+        from vchat.ui.inline import Previewer
+
+        on_image = Previewer(Console(), session.settings.preview)
+    renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.

@@ -103,6 +103,8 @@ class Session:
         self.on_text: Callable[[str], None] | None = None
         self._models = models
         self._started = False
+        # What the running turn waits on: "model" (safe to abort at once) or "tool".
+        self.phase = "idle"
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
@@ -197,7 +199,10 @@ class Session:
         )
         final: Step | None = None
         try:
+            self.phase = "model"
             for step in agent.run_turn(message, self.history):
+                # After an action step is consumed, the agent runs that tool.
+                self.phase = "tool" if step.kind == "action" else "model"
                 self._record(step)
                 if step.kind in ("final", "error"):
                     final = step
@@ -206,6 +211,7 @@ class Session:
             self.transcript.write("cancelled")
             raise
         finally:
+            self.phase = "idle"
             self.transcript.sync()
         # Only finished turns enter the history the model sees next time.
         if final is not None and final.kind == "final":

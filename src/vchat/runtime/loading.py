@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 from vchat.errors import ModelLoadError
@@ -43,6 +44,13 @@ def check_available(spec: ComponentSpec, source: hub.Source) -> None:
 def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -> Any:
     """Load a component into CPU memory (in `dtype` when it has weights); errors become one-line ModelLoadErrors."""
     check_available(spec, source)
+    with warnings.catch_warnings():
+        # diffusers 0.42 still passes an argument huggingface_hub 1.x+ deprecates; the warning is not the user's.
+        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        return _load(spec, source, dtype)
+
+
+def _load(spec: ComponentSpec, source: hub.Source, dtype: str | None) -> Any:
     where, kwargs = _location(spec, source)
     try:
         if spec.kind == SCHEDULER:

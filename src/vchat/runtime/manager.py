@@ -441,8 +441,8 @@ class ModelManager:
             self._move(victim, "cpu", victim.dtype)
             evicted = True
         if evicted:
+            # RAM is trimmed once the call is placed, not here: the component being placed may still sit in RAM.
             self._backend.free(dev)
-            self._trim_host(0)
 
     def _trim_host(self, need: int) -> None:
         budget = self.budget("cpu")

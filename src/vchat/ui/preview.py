@@ -139,7 +139,7 @@ def encode_iterm(
     *,
     name: str | None = None,
 ) -> bytes:
-    """ITerm2 inline image (OSC 1337 File=…): a base64 PNG sized in cells, BEL-terminated."""
+    """iTerm2 inline image (OSC 1337 File=…): a base64 PNG sized in cells, BEL-terminated."""
     scaled = scale_to_cells(image, cols, rows, cell)
     return _iterm(scaled, cells_for(scaled.size, cols, rows, cell), name)
 
@@ -197,8 +197,8 @@ def _packed(rgb: Image.Image) -> np.ndarray:
 def sixel_from_indices(indices: np.ndarray, palette: np.ndarray) -> bytes:
     """Sixel DCS for a palette image: `indices` H×W into `palette` N×3 (N ≤ 256), 1:1 pixels.
 
-    Everything is vectorised with numpy: cells (band, column, colour) → sorted colour lines →
-    run-length tokens written into a fixed-width byte table whose unused slots are dropped.
+    Vectorised with numpy: cells (band, column, colour) → colour lines (radix-sorted) → runs →
+    fixed-size words from lookup tables, whose unused zero bytes are dropped in one pass.
     """
     idx = np.ascontiguousarray(indices, dtype=np.uint8)
     if idx.ndim != 2 or idx.size == 0:
@@ -234,7 +234,8 @@ def _sixel_bands(idx: np.ndarray) -> bytes:
     bands = (height + 5) // 6
     pad = bands * 6 - height
     if pad:
-        # Padding rows repeat the last row but carry weight 0, so they never set a bit.
+        # Padding rows repeat the last real row, so they never own a cell, and carry weight 0,
+        # so they never set a bit below the image.
         idx = np.concatenate([idx, np.repeat(idx[-1:], pad, axis=0)])
     rows = idx.reshape(bands, 6, width)
     weight = np.tile(np.array([1, 2, 4, 8, 16, 32], dtype=np.uint8), (bands, 1))
@@ -259,7 +260,6 @@ def _sixel_bands(idx: np.ndarray) -> bytes:
                 first &= ~same
         values[:, :, k] = v
         owner[:, :, k] = first
-    owner &= values != 0  # colours seen only in padding rows
 
     # Cells in (band, column, row) order; the stable sort by (band, colour) below keeps the
     # columns of each colour line ascending. Chunks hold ≤ 256 bands so the key fits 16 bits.

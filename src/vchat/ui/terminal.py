@@ -33,6 +33,16 @@ _CELL_RE = re.compile(rb"\x1b\[6;(\d+);(\d+)t")
 
 QueryFn = Callable[[bytes, float], bytes]
 
+# Variables a terminal sets to say which it is (TERM and TERM_PROGRAM aside).
+_IDENTITY_VARS: Final = (
+    "KITTY_WINDOW_ID",
+    "GHOSTTY_RESOURCES_DIR",
+    "LC_TERMINAL",
+    "KONSOLE_VERSION",
+    "WT_SESSION",
+    "MLTERM",
+)
+
 
 @dataclass(frozen=True)
 class QueryReply:
@@ -83,7 +93,9 @@ class Terminal:
 
 
 @dataclass(frozen=True)
-class _Hint:
+class Hint:
+    """What the environment says: a mode outright, or what to make of the terminal's answer."""
+
     mode: str | None  # None: ask the terminal
     reason: str
     fallback: str = "blocks"  # when the terminal cannot be asked or does not answer
@@ -130,47 +142,47 @@ def normalise_mode(value: str | None, origin: str) -> str | None:
 # --------------------------------------------------------------------------- environment hints
 
 
-def env_hint(env: Mapping[str, str]) -> _Hint:
+def env_hint(env: Mapping[str, str]) -> Hint:
     """The preview mode the environment names outright, or which question to ask the terminal."""
     term = env.get("TERM", "")
     program = env.get("TERM_PROGRAM", "")
     if env.get("KITTY_WINDOW_ID") or term == "xterm-kitty":
-        return _Hint("kitty", "kitty")
+        return Hint("kitty", "kitty")
     if program.lower() == "ghostty" or term == "xterm-ghostty" or env.get("GHOSTTY_RESOURCES_DIR"):
-        return _Hint("kitty", "Ghostty")
+        return Hint("kitty", "Ghostty")
     if program == "WezTerm":
         # WezTerm speaks both, but its kitty graphics are off unless enable_kitty_graphics is set.
-        return _Hint("iterm", "WezTerm")
+        return Hint("iterm", "WezTerm")
     if program == "iTerm.app" or env.get("LC_TERMINAL") == "iTerm2":
         # LC_TERMINAL is what survives ssh (iTerm2 sends it; sshd accepts LC_*).
-        return _Hint("iterm", "iTerm2")
+        return Hint("iterm", "iTerm2")
     if program == "vscode":
         # VS Code's xterm.js shows images only with terminal.integrated.enableImages (off by
         # default). When it is on, DA1 lists sixel, and the same image addon also reads iTerm2
         # images, which we prefer: a lossless PNG instead of a 256-colour palette.
-        return _Hint(None, "VS Code", on_sixel="iterm")
+        return Hint(None, "VS Code", on_sixel="iterm")
     if term.startswith("foot"):
-        return _Hint("sixel", "foot")
+        return Hint("sixel", "foot")
     if env.get("MLTERM") or term.startswith("mlterm"):
-        return _Hint("sixel", "mlterm")
+        return Hint("sixel", "mlterm")
     if env.get("KONSOLE_VERSION"):
         # Konsole ≥ 22.04 has complete sixel and only a subset of the kitty protocol, so sixel
         # is preferred; the query confirms it (the version says nothing of a remote host).
         version = env["KONSOLE_VERSION"]
         new = version.isdigit() and int(version) >= 220400
-        return _Hint(None, "Konsole", fallback="sixel" if new else "blocks", prefer_sixel=True)
+        return Hint(None, "Konsole", fallback="sixel" if new else "blocks", prefer_sixel=True)
     if env.get("WT_SESSION"):
         # Windows Terminal draws sixel since 1.22 and has no version variable: ask DA1.
-        return _Hint(None, "Windows Terminal")
+        return Hint(None, "Windows Terminal")
     if term == "dumb":
-        return _Hint("none", "TERM=dumb")
+        return Hint("none", "TERM=dumb")
     if term == "linux":
         # The Linux console has no graphics protocol; a query would only print noise.
-        return _Hint("blocks", "Linux console")
+        return Hint("blocks", "Linux console")
     if program == "Apple_Terminal":
-        return _Hint("blocks", "Apple Terminal")
+        return Hint("blocks", "Apple Terminal")
     # xterm (sixel only when built and configured for it), mintty, VTE, Alacritty…: ask.
-    return _Hint(None, f"TERM={term}" if term else "unknown terminal")
+    return Hint(None, f"TERM={term}" if term else "unknown terminal")
 
 
 def in_tmux(env: Mapping[str, str]) -> bool:
@@ -181,7 +193,12 @@ def in_tmux(env: Mapping[str, str]) -> bool:
 
 def _outer_env(env: Mapping[str, str], state: TmuxState) -> dict[str, str]:
     """The environment as if seen by the terminal tmux runs in: tmux replaces TERM and TERM_PROGRAM."""
-    outer = {k: v for k, v in env.items() if k not in ("TERM", "TERM_PROGRAM", "TMUX")}
+    dropped = {"TERM", "TERM_PROGRAM", "TMUX"}
+    if state.client_type:
+        # tmux ≥ 3.3 knows the attached terminal's own name (XTVERSION); variables inherited
+        # by the tmux server may be left over from a terminal that has since detached.
+        dropped |= set(_IDENTITY_VARS)
+    outer = {k: v for k, v in env.items() if k not in dropped}
     if state.client_term:
         outer["TERM"] = state.client_term
     kind = state.client_type.lower()
@@ -361,7 +378,7 @@ def _isatty(stream: object) -> bool:
         return False
 
 
-def _auto(hint: _Hint, can_query: bool, ask: QueryFn, timeout: float) -> tuple[str, str, QueryReply | None]:
+def _auto(hint: Hint, can_query: bool, ask: QueryFn, timeout: float) -> tuple[str, str, QueryReply | None]:
     if hint.mode is not None:
         return hint.mode, hint.reason, None
     if not can_query:

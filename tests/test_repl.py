@@ -1,0 +1,109 @@
+"""REPL commands in-process: slash commands, Ctrl-C during a slow tool, streamed answers."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from tests.helpers import act, answer, make_session, write_photo
+
+from vchat.errors import VchatError
+from vchat.repl import Repl
+from vchat.tools.base import Field, Tool, ToolContext, ToolResult
+from vchat.transcript import read_records
+
+
+class SlowTool(Tool):
+    name = "slow_paint"
+    description = "twenty slow steps, then an image"
+    inputs = (Field("image", "image", "any"),)
+
+    def __init__(self) -> None:
+        self.steps_done = 0
+
+    def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
+        for i in range(20):
+            time.sleep(0.1)
+            self.steps_done = i + 1
+            ctx.progress(i + 1, 20, "painting")
+        image = ctx.load_image(args["image"])
+        return ToolResult(
+            "painted", [ctx.save_image(image, tool=self.name, params={}, parents=(args["image"].handle,))]
+        )
+
+
+def _repl(tmp_path: Path, replies: list[str] | None = None) -> tuple[Repl, io.StringIO]:
+    session = make_session(tmp_path, replies)
+    session.attach(write_photo(tmp_path))
+    out = io.StringIO()
+    return Repl(session, Console(file=out, width=200, highlight=False)), out
+
+
+def test_ctrl_c_stops_a_tool_within_one_step_and_keeps_the_session(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, [act("slow_paint", "img1"), answer("back")])
+    tool = SlowTool()
+    repl.session.tools[tool.name] = tool
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    started = time.monotonic()
+    repl.handle("paint it")
+    elapsed = time.monotonic() - started
+    timer.join()
+    assert "cancelled" in out.getvalue()
+    assert 2 <= tool.steps_done < 20  # stopped at the first step after the Ctrl-C
+    assert elapsed < 1.5
+    assert len(repl.session.store) == 1  # no half-made image
+    assert not list(repl.session.folder.glob("*.tmp"))
+    repl.handle("still there?")
+    assert "back" in out.getvalue()
+    kinds = [r["type"] for r in read_records(repl.session.transcript.path)[0]]
+    assert "cancelled" in kinds
+
+
+def test_streamed_answer_is_printed_once(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, [answer("a fairly long answer that arrives in several chunks, all of it")])
+    repl.handle("hello")
+    text = out.getvalue()
+    assert text.count("a fairly long answer that arrives in several chunks, all of it") == 1
+
+
+def test_slash_commands(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, [answer("one"), answer("two")])
+    repl.handle("/tool flip_image img1")
+    assert "img2" in out.getvalue()
+    repl.handle("first")
+    repl.handle("second")
+    assert len(repl.session.history) == 4
+    repl.handle("/undo")
+    assert len(repl.session.history) == 2
+    repl.handle("/clear")
+    assert repl.session.history == []
+    target = tmp_path / "exported.png"
+    repl.handle(f"/save img2 {target}")
+    assert target.read_bytes() == repl.session.store.get("img2").path.read_bytes()
+    with pytest.raises(VchatError, match="exists"):
+        repl.handle(f"/save img2 {target}")
+    with pytest.raises(VchatError, match="unknown command"):
+        repl.handle("/frobnicate")
+    repl.handle("/images")
+    assert "img2  flip_image" in out.getvalue()
+    assert repl.handle("/quit") is False
+
+
+def test_undo_with_nothing_to_undo(tmp_path: Path) -> None:
+    repl, _ = _repl(tmp_path, [])
+    with pytest.raises(VchatError, match="nothing to undo"):
+        repl.handle("/undo")
+
+
+def test_no_model_says_how_to_connect(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, None)
+    repl.handle("hello")
+    assert "no language model connected" in out.getvalue()

@@ -1,0 +1,149 @@
+"""The REPL driven in a real terminal: tmux runs `vchat`, send-keys types, capture-pane reads the screen."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.helpers import act, answer, write_photo
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+
+
+class Pane:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def send(self, *keys: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+
+    def type(self, text: str) -> None:
+        subprocess.run(["tmux", "send-keys", "-t", self.name, "-l", text], check=True)
+
+    def screen(self) -> str:
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name], capture_output=True, text=True
+        )
+        return out.stdout
+
+    def wait_for(self, text: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} never appeared; screen:\n{self.screen()}")
+
+    def alive(self) -> bool:
+        return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def repl(tmp_path: Path) -> Iterator[tuple[Pane, Path]]:
+    photo = write_photo(tmp_path, "cat photo.png")
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps(
+            [
+                act("canny_edges", "img1"),
+                answer("Edges are in img2."),
+                {"reply": answer("this reply is far too slow"), "delay": 30},
+                answer("Still here after the cancel."),
+                answer("Two lines received."),
+            ]
+        )
+    )
+    name = f"vchat-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "VCHAT_OUT": str(tmp_path / "out"),
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+    }
+    command = " ".join(
+        [
+            "env",
+            "-i",
+            *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+            shlex.quote(sys.executable),
+            "-m",
+            "vchat",
+            "--llm",
+            shlex.quote(f"scripted:{script}"),
+            "--preview",
+            "none",
+            "-i",
+            shlex.quote(str(photo)),
+        ]
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "150", "-y", "50", command], check=True, cwd=tmp_path
+    )
+    pane = Pane(name)
+    try:
+        pane.wait_for("/help for commands")
+        yield pane, tmp_path
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def test_chat_completion_cancel_and_quit(repl: tuple[Pane, Path]) -> None:
+    pane, tmp_path = repl
+    pane.wait_for("attached img1")
+
+    pane.type("find the edges")
+    pane.send("Enter")
+    screen = pane.wait_for("Edges are in img2.")
+    assert "canny_edges" in screen
+
+    # Tab completion of a slash command, then of an image handle.
+    pane.type("/ima")
+    pane.send("Tab")
+    pane.wait_for("/images")
+    pane.send("Enter")
+    pane.wait_for("img2  canny_edges")
+
+    pane.type("/show im")
+    pane.send("Tab")
+    time.sleep(0.3)
+    pane.send("Escape")
+    pane.send("C-u")
+
+    # Ctrl-C while the model is slow: the turn is cancelled and the REPL goes on.
+    pane.type("say something slowly")
+    pane.send("Enter")
+    time.sleep(1.0)
+    pane.send("C-c")
+    pane.wait_for("cancelled")
+    pane.type("are you there?")
+    pane.send("Enter")
+    pane.wait_for("Still here after the cancel.")
+
+    # Esc-Enter (Alt-Enter) makes a new line instead of sending.
+    pane.type("line one")
+    pane.send("Escape", "Enter")
+    pane.type("line two")
+    pane.send("Enter")
+    pane.wait_for("Two lines received.")
+
+    pane.type("/quit")
+    pane.send("Enter")
+    deadline = time.monotonic() + 10
+    while pane.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pane.alive(), "vchat did not exit on /quit"
+    transcript = next((tmp_path / "out").glob("*/session.jsonl")).read_text()
+    assert '"type": "cancelled"' in transcript
+    assert '"text": "line one\\nline two"' in transcript
