@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from vchat.tools.base import Tool
 from vchat.tools.canny import CannyEdges
+from vchat.tools.generation_set import GENERATION_TOOLS
+from vchat.tools.perception_set import PERCEPTION_TOOLS
 from vchat.tools.transform import CropImage, FlipImage, GrayscaleImage, ResizeImage, RotateImage
 
+# Model-free tools first: they run with no weights at all.
 TOOL_CLASSES: tuple[type[Tool], ...] = (
     CannyEdges,
     ResizeImage,
@@ -13,6 +16,8 @@ TOOL_CLASSES: tuple[type[Tool], ...] = (
     RotateImage,
     FlipImage,
     GrayscaleImage,
+    *PERCEPTION_TOOLS,
+    *GENERATION_TOOLS,
 )
 
 

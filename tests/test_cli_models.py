@@ -1,0 +1,89 @@
+"""`vchat models`, `vchat models pull` and `vchat doctor` (vchat.cli_models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vchat.cli_models import doctor, model_rows, models_app
+from vchat.config import Settings
+from vchat.runtime.catalog import DEFAULT_MODELS
+
+WIDE = {"COLUMNS": "250"}
+
+
+@pytest.fixture
+def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("VCHAT_CONFIG", str(tmp_path / "config.toml"))
+    (tmp_path / "config.toml").write_text("")
+    return tmp_path / "config.toml"
+
+
+def test_models_lists_every_key_with_id_state_and_size(hub_cache: Path, no_config: Path) -> None:
+    result = CliRunner().invoke(models_app, [], env=WIDE)
+    assert result.exit_code == 0, result.output
+    for key, repo in DEFAULT_MODELS.items():
+        line = next(line for line in result.output.splitlines() if line.split() and line.split()[0] == key)
+        assert repo in line
+        if key != "annotators":  # the zoo has no OpenPose weights
+            assert " yes " in line and " - " in line  # downloaded, not loaded in this process
+    assert "HF_HUB_OFFLINE" in result.output
+
+
+def test_models_with_empty_cache_and_a_local_folder(
+    empty_hub_cache: Path, local_models: dict[str, str], no_config: Path
+) -> None:
+    no_config.write_text(f'[models]\nsd15 = "{local_models["sd15"]}"\n')
+    result = CliRunner().invoke(models_app, [], env=WIDE)
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.split()}
+    assert local_models["sd15"] in lines["sd15"] and "folder" in lines["sd15"]
+    assert " no " in lines["blip_caption"]
+
+
+def test_model_rows_report_where_components_are_loaded(hub_cache: Path, make_manager: object) -> None:
+    manager = make_manager()  # type: ignore[operator]
+    with manager.use("sd15.vae"):
+        pass
+    rows = {row["key"]: row for row in model_rows(Settings(), manager)}
+    assert rows["sd15"]["resident"] == "sim:0" and rows["sd15"]["bytes"] > 0
+    assert rows["sam"]["resident"] == ""
+
+
+def test_pull_offline_is_one_line_error(empty_hub_cache: Path, no_config: Path) -> None:
+    result = CliRunner().invoke(models_app, ["pull", "sd15"], env=WIDE)
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 1  # the plan line, then the error
+    assert "HF_HUB_OFFLINE" in result.output.splitlines()[-1]
+
+
+def test_pull_unknown_key(hub_cache: Path, no_config: Path) -> None:
+    result = CliRunner().invoke(models_app, ["pull", "sdxl"], env=WIDE)
+    assert result.exit_code == 1 and "unknown model 'sdxl'" in result.output
+
+
+def test_pull_without_keys_fetches_what_is_missing(
+    empty_hub_cache: Path, no_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vchat.runtime import hub
+
+    pulled: list[list[str]] = []
+    monkeypatch.setattr(hub, "pull", lambda keys, models, log=None: pulled.append(keys) or [])
+    result = CliRunner().invoke(models_app, ["pull"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert pulled == [list(DEFAULT_MODELS)]
+
+
+def test_doctor_reports_runtime_and_never_the_api_key(
+    empty_hub_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-test-very-secret-123456"
+    doctor(Settings(api_key=secret))
+    out = capsys.readouterr().out
+    assert secret not in out and "sk-" not in out
+    for label in ("device", "dtype", "RAM", "HF cache", "offline", "models"):
+        assert any(line.startswith(label) for line in out.splitlines()), label
+    assert str(empty_hub_cache) in out and "cannot download while offline" in out
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in out
