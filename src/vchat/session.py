@@ -132,6 +132,11 @@ class Session:
             self.on_progress(done, total, label)
         self.check_cancelled()
 
+    def _loading_progress(self, done: int, total: int, label: str) -> None:
+        # Loading weights is not cancellable midway (a half-moved module is useless), so no check here.
+        if self.on_progress is not None:
+            self.on_progress(done, total, label)
+
     def check_cancelled(self) -> None:
         """Raise Cancelled when the user pressed Ctrl-C during this turn."""
         if self.cancel_event.is_set():
@@ -143,7 +148,7 @@ class Session:
         if self._models is None:
             from vchat.runtime import ModelManager
 
-            self._models = ModelManager(self.settings)
+            self._models = ModelManager.from_settings(self.settings, progress=self._loading_progress)
         return self._models
 
     # -- the session's life ------------------------------------------------------------------
