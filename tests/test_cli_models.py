@@ -80,10 +80,11 @@ def test_doctor_reports_runtime_and_never_the_api_key(
     empty_hub_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret = "sk-test-very-secret-123456"
-    doctor(Settings(api_key=secret))
+    doctor(Settings(api_key=secret, models={"sdxl": "x/y"}))
     out = capsys.readouterr().out
     assert secret not in out and "sk-" not in out
     for label in ("device", "dtype", "RAM", "HF cache", "offline", "models"):
         assert any(line.startswith(label) for line in out.splitlines()), label
     assert str(empty_hub_cache) in out and "cannot download while offline" in out
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in out
+    assert "unknown key(s) ignored: sdxl" in out

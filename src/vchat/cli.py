@@ -286,6 +286,18 @@ def _resume_value(argv: list[str]) -> list[str]:
     return out
 
 
+@app.command("doctor")
+def doctor_cmd(config: ConfigOpt = None) -> None:
+    """Check the setup: device, memory, model cache, offline state, what would download."""
+    from vchat.cli_models import doctor
+
+    try:
+        settings = _settings(config)
+    except VchatError as exc:
+        fail(str(exc))
+    doctor(settings)
+
+
 @app.command("show")
 def show_cmd(
     images: Annotated[list[Path], typer.Argument(help="Image files to show.")],
@@ -299,6 +311,15 @@ def show_cmd(
     except VchatError as exc:
         fail(str(exc))
     raise typer.Exit(code)
+
+
+def _add_models_app() -> None:
+    from vchat.cli_models import models_app
+
+    app.add_typer(models_app, name="models")
+
+
+_add_models_app()
 
 
 def main() -> None:

@@ -162,6 +162,11 @@ def doctor(settings: Settings) -> None:
     rt = settings.runtime
     rows.append(("vchat", f"{__version__} (Python {platform.python_version()}, {sys.platform})"))
     rows.append(("config", str(settings.config_path) if settings.config_path else "none (defaults)"))
+    from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
+
+    unknown = sorted(k for k in settings.models if k not in DEFAULT_MODELS and k not in COMPONENTS)
+    if unknown:
+        rows.append(("[models]", f"unknown key(s) ignored: {', '.join(unknown)}; `vchat models` lists the keys"))
     try:
         import torch
 

@@ -49,6 +49,7 @@ class Settings:
     temperature: float = 0.0
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
     max_image_pixels: int = 64_000_000
+    caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
     preview: str = "auto"
     verbose: bool = False
     debug: bool = False
@@ -75,6 +76,7 @@ _SCALARS: dict[str, type] = {
     "temperature": float,
     "stream": bool,
     "max_image_pixels": int,
+    "caption_on_attach": bool,
     "preview": str,
     "verbose": bool,
     "debug": bool,

@@ -35,6 +35,7 @@ class ImageRef:
     height: int = 0
     mode: str = ""
     note: str | None = None  # e.g. "first frame of an animated GIF"
+    caption: str | None = None  # set on attach when caption_on_attach is on
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (used by --json, transcripts and the PNG chunk)."""
@@ -50,6 +51,7 @@ class ImageRef:
             "height": self.height,
             "mode": self.mode,
             "note": self.note,
+            "caption": self.caption,
         }
 
     @classmethod
@@ -67,6 +69,7 @@ class ImageRef:
             height=int(data.get("height") or 0),
             mode=str(data.get("mode") or ""),
             note=data.get("note"),
+            caption=data.get("caption"),
         )
 
     def describe(self) -> str:
@@ -74,7 +77,8 @@ class ImageRef:
         origin = f"from {self.tool}" if self.tool else "attached"
         if self.parents:
             origin += f" of {', '.join(self.parents)}"
-        return f"{self.handle} ({self.width}x{self.height}, {origin}, {self.path.name})"
+        seen = f', looks like "{self.caption}"' if self.caption else ""
+        return f"{self.handle} ({self.width}x{self.height}, {origin}, {self.path.name}{seen})"
 
 
 def _normalise_mode(image: Image.Image) -> Image.Image:
