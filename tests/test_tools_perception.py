@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.helpers import photo
-from tests.perception_fixtures import manager, offline_hub, openpose_dir, perception_models, perception_session
+from tests.perception_fixtures import (
+    QUIET_ANNOTATORS,
+    manager,
+    offline_hub,
+    openpose_dir,
+    perception_models,
+    perception_session,
+)
 
 from vchat.images import read_png_record
 from vchat.runtime.catalog import COMPONENTS
@@ -20,6 +27,7 @@ from vchat.tools.grounding import Detection, detect_boxes, phrases_of, segment_b
 from vchat.tools.perception_set import PERCEPTION_TOOLS
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
+pytestmark = QUIET_ANNOTATORS
 
 SPECIAL = re.compile(r"\[(CLS|SEP|PAD|DEC|UNK|MASK)\]|<\|")
 NAMES = {

@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers import act, answer, write_photo
-from tests.perception_fixtures import manager, offline_hub, openpose_dir, perception_models, perception_session
+from tests.perception_fixtures import (
+    QUIET_ANNOTATORS,
+    manager,
+    offline_hub,
+    openpose_dir,
+    perception_models,
+    perception_session,
+)
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
+pytestmark = QUIET_ANNOTATORS
 
 
 def observations(steps: list[Any]) -> list[str]:

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from tests.perception_fixtures import manager, offline_hub, openpose_dir, perception_models, perception_session
+from tests.perception_fixtures import (
+    QUIET_ANNOTATORS,
+    manager,
+    offline_hub,
+    openpose_dir,
+    perception_models,
+    perception_session,
+)
 
 from vchat.images import read_png_record
 from vchat.tools.ade20k import ADE20K_PALETTE
@@ -17,6 +24,7 @@ from vchat.tools.depth import normal_map
 from vchat.tools.perception_util import clean_text, rgb, working_size
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
+pytestmark = QUIET_ANNOTATORS
 
 MAPS = {
     "detect_lines": r"\d+ straight lines found in img1\.",
@@ -52,8 +60,6 @@ def check_map(step: Any, pattern: str, size: tuple[int, int]) -> np.ndarray:
 @pytest.mark.parametrize("variant", list(INPUTS))
 @pytest.mark.parametrize("tool", list(MAPS))
 def test_condition_maps(tmp_path: Path, manager: Any, perception_models: Any, tool: str, variant: str) -> None:
-    if tool == "detect_lines" and variant in ("gray", "rgba"):
-        pytest.skip("M-LSD always runs at 512x512: two input variants are enough for its 1.5 s")
     image = INPUTS[variant]
     session = perception_session(tmp_path, manager, perception_models, **image)
     step = session.run_tool(tool, "img1")

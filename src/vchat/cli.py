@@ -120,19 +120,6 @@ def main_callback(
     raise typer.Exit(code)
 
 
-def _make_session(settings: Settings, resume: str | None, need_llm: bool) -> tuple[Session, str | None]:
-    from vchat.llm.select import connect_hint, select_llm
-    from vchat.session import Session
-    from vchat.tools.registry import all_tools
-
-    llm = select_llm(settings) if need_llm else None
-    if need_llm and llm is None:
-        raise VchatError(f"no language model found; {connect_hint()}")
-    if resume is not None:
-        return Session.resume(settings, all_tools(), llm, None if resume == "latest" else resume)
-    return Session(settings, all_tools(), llm), None
-
-
 def _parse_args(pairs: list[str]) -> dict[str, str]:
     args: dict[str, str] = {}
     for pair in pairs:
@@ -203,7 +190,9 @@ def run(
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
             open_image(path.expanduser(), settings.max_image_pixels)
-        session, warning = _make_session(settings, resume, need_llm=tool is None)
+        from vchat.wiring import build_session
+
+        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume)
         code = run_once(
             session,
             prompt,

@@ -290,18 +290,16 @@ def _lines_from_stdin() -> Iterable[str]:
 
 def run_repl(settings: Settings, images: list[Path], resume: str | None = None, preview_flag: str | None = None) -> int:
     """Interactive chat; returns the exit code."""
-    from vchat.llm.select import connect_hint, select_llm
-    from vchat.tools.registry import all_tools
+    from vchat.llm.select import connect_hint
+    from vchat.wiring import build_session
 
     console = Console(highlight=False)
-    llm = select_llm(settings)
+    session, warning = build_session(settings, llm="optional", resume=resume)
+    llm = session.llm
+    if warning:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     if resume is not None:
-        session, warning = Session.resume(settings, all_tools(), llm, None if resume == "latest" else resume)
-        if warning:
-            console.print(f"[yellow]warning:[/] {escape(warning)}")
         console.print(f"resumed session {session.id}: {len(session.store)} images, {len(session.history) // 2} turns")
-    else:
-        session = Session(settings, all_tools(), llm)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
     repl = Repl(session, console, previewer=previewer)

@@ -101,6 +101,8 @@ class Session:
         self.cancel_event = threading.Event()
         self.on_progress: ProgressHook | None = None
         self.on_text: Callable[[str], None] | None = None
+        # Called for each image the user attaches (the CLI wires caption-on-attach here).
+        self.on_attach: Callable[[Session, ImageRef], None] | None = None
         self._models = models
         self._started = False
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
@@ -170,6 +172,8 @@ class Session:
         """Attach a user's image (the user's decision: any path they type is allowed)."""
         self._start()
         ref = self.store.attach(path)
+        if self.on_attach is not None:
+            self.on_attach(self, ref)
         self.transcript.write("image", image=ref.to_dict())
         return ref
 
