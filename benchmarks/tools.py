@@ -4,11 +4,12 @@
     python benchmarks/tools.py --size 512 --steps 30 --repeats 7
 
 Both sides use the tests' tiny random-weight models (tests/zoo.py) on the same device and dtype, the same scheduler,
-size, steps and seed. "direct" is the diffusers pipeline call a script would make (inputs already in memory);
-"direct+save" adds writing the PNG, which a script needs to leave the same artefact. The vchat column is the whole
-tool call through `Session.run_tool`: binding, loading the input from disk, the manager lookup, per-step progress,
-the safety decision and the atomic PNG write with its lineage chunk and transcript record. Calls alternate between
-the two sides so that drift in the machine's speed hits both; medians are compared. Goal: vchat/direct+save <= 1.05.
+size, steps and seed. "direct" is the bare diffusers pipeline call on inputs already in memory; "direct+io" is what
+a script does for the same result: read the input PNG(s), call the pipeline, write the output PNG. The vchat column
+is the whole tool call through `Session.run_tool`: binding, loading and validating the input, fitting its size, the
+manager lookup, per-step progress, the safety decision, the tool's own pre/post-processing (map recognition,
+compositing) and the atomic, fsynced PNG write with its lineage chunk and transcript record. Calls alternate between
+the sides so that drift in the machine's speed hits all; medians are compared. Goal: vchat/direct+io <= 1.05.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscription)")
     args = parser.parse_args()
 
@@ -125,37 +126,52 @@ def main() -> None:
         half = Image.fromarray(np.asarray(photo)[::2, ::2].copy(), "RGB")
         half.save(folder / "half.png")
         session.attach(folder / "half.png")  # img3, extended 2x back to size x size
+        canvas.save(folder / "canvas.png")
+        mask.save(folder / "mask.png")
         common = {"num_inference_steps": steps, "guidance_scale": 7.5, "output_type": "pil"}
         saved = folder / "direct.png"
 
-        def direct(kind: str, **kwargs: Any) -> Callable[[], Any]:
-            def call() -> Any:
-                generator = torch.Generator("cpu").manual_seed(7)
-                return pipes[kind](generator=generator, **common, **kwargs).images[0]
+        def direct(kind: str, files: dict[str, str], **kwargs: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+            """(the bare pipeline call on images in memory, the same reading its inputs and writing its PNG)."""
+            loaded = {
+                name: Image.open(folder / file).convert("L" if name == "mask_image" else "RGB")
+                for name, file in files.items()
+            }
 
-            return call
+            def call(images: dict[str, Any]) -> Any:
+                generator = torch.Generator("cpu").manual_seed(7)
+                return pipes[kind](generator=generator, **common, **images, **kwargs).images[0]
+
+            def with_io() -> None:
+                images = {
+                    name: Image.open(folder / file).convert("L" if name == "mask_image" else "RGB")
+                    for name, file in files.items()
+                }
+                call(images).save(saved)
+
+            return (lambda: call(loaded)), with_io
 
         def vchat(tool: str, **named: Any) -> Callable[[], Any]:
             return lambda: session.run_tool(tool, named={**named, "steps": steps, "seed": 7})
 
-        cases: list[tuple[str, Callable[[], Any], Callable[[], Any]]] = [
+        cases: list[tuple[str, tuple[Callable[[], Any], Callable[[], Any]], Callable[[], Any]]] = [
             (
                 "generate_image",
-                direct("text2img", prompt="a red car", width=size, height=size),
+                direct("text2img", {}, prompt="a red car", width=size, height=size),
                 vchat("generate_image", prompt="a red car", width=size, height=size),
             ),
             (
                 "instruct_edit",
-                direct("pix2pix", prompt="make it winter", image=photo, image_guidance_scale=1.5),
+                direct("pix2pix", {"image": "photo.png"}, prompt="make it winter", image_guidance_scale=1.5),
                 vchat("instruct_edit", image="img1", instruction="make it winter"),
             ),
             (
                 "generate_from_canny",
                 direct(
                     "controlnet",
+                    {"image": "edges.png"},
                     prompt=f"a house, {QUALITY_SUFFIX}",
                     negative_prompt=QUALITY_NEGATIVE,
-                    image=edges,
                     width=size,
                     height=size,
                 ),
@@ -163,32 +179,38 @@ def main() -> None:
             ),
             (
                 "extend_image",
-                direct("inpaint", prompt="a field", image=canvas, mask_image=mask, width=size, height=size),
+                direct(
+                    "inpaint",
+                    {"image": "canvas.png", "mask_image": "mask.png"},
+                    prompt="a field",
+                    width=size,
+                    height=size,
+                ),
                 vchat("extend_image", image="img3", factor=2, prompt="a field"),
             ),
         ]
         rows = []
-        for name, plain, tool in cases:
-            plain_times, saved_times, tool_times = [], [], []
+        for name, (plain, with_io), tool in cases:
+            plain_times, io_times, tool_times = [], [], []
             step = tool()  # warm-up: loads weights, builds the view, fills caches
             if not step.images:
                 raise SystemExit(f"{name} failed: {step.observation}")
-            plain()
+            with_io()
             for _ in range(args.repeats):
                 plain_times.append(timed(plain, device))
-                saved_times.append(timed(lambda p=plain: p().save(saved), device))  # type: ignore[misc]
+                io_times.append(timed(with_io, device))
                 tool_times.append(timed(tool, device))
-            p, s, t = (statistics.median(x) for x in (plain_times, saved_times, tool_times))
+            p, s, t = (statistics.median(x) for x in (plain_times, io_times, tool_times))
             rows.append((name, p, s, t))
 
     gpu = torch.cuda.get_device_name(0) if device == "cuda" else f"CPU, {args.threads} thread(s)"
     print(f"\nvchat tool call vs direct diffusers call: {size}x{size}, {steps} steps, median of {args.repeats}, {gpu}")
-    columns = ("direct s", 9), ("direct+save s", 14), ("vchat s", 9), ("vchat/direct+save", 18), ("vchat/direct", 13)
+    columns = ("direct s", 9), ("direct+io s", 12), ("vchat s", 9), ("vchat/direct+io", 16), ("vchat/direct", 13)
     header = f"{'tool':<22} " + " ".join(f"{title:>{width}}" for title, width in columns)
     print(header)
     print("-" * len(header))
     for name, p, s, t in rows:
-        print(f"{name:<22} {p:>9.4f} {s:>14.4f} {t:>9.4f} {t / s:>17.3f}x {t / p:>12.3f}x")
+        print(f"{name:<22} {p:>9.4f} {s:>12.4f} {t:>9.4f} {t / s:>15.3f}x {t / p:>12.3f}x")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,6 @@ from tests.helpers import photo
 
 from vchat.config import Settings
 
-# controlnet_aux's import (done by the runtime's loader) warns about optional packages it does not need here.
-QUIET_ANNOTATORS = [
-    pytest.mark.filterwarnings("ignore:The module 'mediapipe' is not installed:UserWarning"),
-    pytest.mark.filterwarnings("ignore:Overwriting tiny_vit:UserWarning"),
-    pytest.mark.filterwarnings("ignore:Importing from timm:FutureWarning"),
-]
-
 # OpenPose's three networks are fixed by controlnet_aux and ~550 MiB at real size. Every tensor here is a view of
 # one shared random storage, which torch.save writes once: ~9 MiB per file, loaded through the real code.
 OPENPOSE_FILES = ("body_pose_model.pth", "hand_pose_model.pth", "facenet.pth")

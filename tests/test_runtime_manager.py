@@ -180,8 +180,8 @@ def test_out_of_memory_lowers_the_budget_and_retries_once_degraded(make_manager:
 
     outcome = manager.run(fn, "blip_caption", "blip_caption.processor", tool="caption")
     assert outcome.value == "ok" and outcome.degraded
-    # The budget fell below what was resident (BLIP alone), so the retry streams its layers.
-    assert calls == ["resident", "sequential"]
+    # The budget fell below what was resident (BLIP alone); BLIP cannot be streamed, so the retry runs on CPU.
+    assert calls == ["resident", "cpu"]
     assert manager.stats.oom_retries == 1
     assert manager.budget("sim:0") < 100 * MB
 
@@ -244,3 +244,18 @@ def test_whole_tool_set_in_sequence_never_exceeds_a_small_budget(make_manager: C
             assert out.images.shape == (1, 64, 64, 3)
     assert manager.stats.peak_device_bytes <= budget
     assert manager.stats.evictions > 0 and manager.stats.oom_retries == 0
+
+
+def test_detectors_that_cannot_stream_fall_back_to_cpu(make_manager: Any) -> None:
+    """SAM/CLIPSeg read weights outside forward: under a tiny budget they run on CPU, not streamed."""
+    import torch
+    from PIL import Image
+
+    manager = make_manager(vram=1000)
+    with manager.use("clipseg", "clipseg.processor", tool="t") as parts:
+        assert parts.mode == "cpu"
+        processor = parts["clipseg.processor"]
+        inputs = processor(text=["a cat"], images=[Image.new("RGB", (64, 64))], return_tensors="pt")
+        with torch.inference_mode():
+            out = parts["clipseg"](**inputs)
+        assert out.logits.numel() > 0

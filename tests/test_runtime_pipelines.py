@@ -145,3 +145,15 @@ def test_every_default_model_loads_by_hub_id_and_runs(make_manager: Callable[...
     outcome = manager.run(lambda parts: _run_model(key, parts), *keys, tool=f"tool_{key}")
     assert outcome.value is not None and outcome.degraded is None
     assert not manager._entries[key].source.local
+
+
+def test_text2img_streams_layers_when_nothing_fits(make_manager: Callable[..., Any]) -> None:
+    """Below the size of one component, the SD view runs with layer-by-layer streaming and says so."""
+    import numpy as np
+
+    reference = make_manager().sd_pipeline("text2img")(**_inputs("text2img")).images
+    manager = make_manager(vram=1000)
+    view = manager.sd_pipeline("text2img", tool="gen")
+    out = view(**_inputs("text2img"))
+    assert view.degraded is not None and "layer by layer" in view.degraded
+    assert np.allclose(out.images, reference, atol=1e-4)

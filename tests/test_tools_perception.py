@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 from tests.helpers import photo
 from tests.perception_fixtures import (
-    QUIET_ANNOTATORS,
     manager,
     offline_hub,
     openpose_dir,
@@ -27,7 +26,6 @@ from vchat.tools.grounding import Detection, detect_boxes, phrases_of, segment_b
 from vchat.tools.perception_set import PERCEPTION_TOOLS
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
-pytestmark = QUIET_ANNOTATORS
 
 SPECIAL = re.compile(r"\[(CLS|SEP|PAD|DEC|UNK|MASK)\]|<\|")
 NAMES = {

@@ -11,7 +11,6 @@ from typing import Any
 
 from tests.helpers import act, answer, write_photo
 from tests.perception_fixtures import (
-    QUIET_ANNOTATORS,
     manager,
     offline_hub,
     openpose_dir,
@@ -20,7 +19,6 @@ from tests.perception_fixtures import (
 )
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
-pytestmark = QUIET_ANNOTATORS
 
 
 def observations(steps: list[Any]) -> list[str]:

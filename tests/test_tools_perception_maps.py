@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests.perception_fixtures import (
-    QUIET_ANNOTATORS,
     manager,
     offline_hub,
     openpose_dir,
@@ -24,7 +23,6 @@ from vchat.tools.depth import normal_map
 from vchat.tools.perception_util import clean_text, rgb, working_size
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
-pytestmark = QUIET_ANNOTATORS
 
 MAPS = {
     "detect_lines": r"\d+ straight lines found in img1\.",

@@ -53,6 +53,16 @@ class ComponentSpec:
     device: str | None = None
 
     @property
+    def streamable(self) -> bool:
+        """True when layer-by-layer streaming works: the SD parts (diffusers models and CLIP's text encoder).
+
+        Detectors such as SAM, Grounding DINO and CLIPSeg read parameters and buffers outside
+        `forward` (position embeddings, prompt encoders), which accelerate's streaming hooks
+        leave on the meta device; they run on CPU instead when they do not fit.
+        """
+        return self.loader.startswith("diffusers:") or self.core
+
+    @property
     def weighted(self) -> bool:
         """True when the component has weights that move and count against budgets."""
         return self.kind == WEIGHTS

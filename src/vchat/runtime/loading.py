@@ -47,6 +47,9 @@ def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -
     with warnings.catch_warnings():
         # diffusers 0.42 still passes an argument huggingface_hub 1.x+ deprecates; the warning is not the user's.
         warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        # controlnet_aux's import warns about optional extras and deprecations that are not the user's.
+        quiet = r"mediapipe|Overwriting tiny_vit|Importing from timm|`torch\.jit\.script`"
+        warnings.filterwarnings("ignore", message=f".*({quiet}).*")
         return _load(spec, source, dtype)
 
 

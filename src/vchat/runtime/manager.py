@@ -386,7 +386,9 @@ class ModelManager:
 
         if not all(isinstance(e.obj, torch.nn.Module) for e in group):
             return "cpu"
-        return "offload" if max(sizes) <= room else "sequential"
+        if max(sizes) <= room:
+            return "offload"
+        return "sequential" if all(e.spec.streamable for e in group) else "cpu"
 
     def _place_at(self, entry: _Entry, where: str, dtype: str) -> bool:
         """Put a loaded component on `where` in `dtype`, making room first; False when it was already there."""

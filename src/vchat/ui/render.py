@@ -82,7 +82,7 @@ def tools_table(tools: Iterable[type[Tool]], verbose: bool = False) -> Table:
         text = tool.description
         if verbose:
             text += "".join(f"\n  • {f.describe()}" for f in tool.inputs)
-        table.add_row(tool.name, text)
+        table.add_row(tool.name, escape(text))  # descriptions may hold [brackets]: not markup
     return table
 
 
