@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.helpers import write_photo
+
 from vchat.config import Settings
 from vchat.wiring import build_session
 
