@@ -71,6 +71,8 @@ def test_key_is_not_in_repr() -> None:
         ("[runtime]\nspeed = 'fast'", "unknown setting runtime.speed"),
         ("model = ", "invalid TOML"),
         ("llm = 'magic'", "llm must be"),
+        ("safety_checker = 'maybe'", "safety_checker must be auto, on or off"),
+        ("sd_max_side = 64", "sd_max_side must be at least 256"),
     ],
 )
 def test_bad_config_is_one_line(tmp_path: Path, text: str, message: str) -> None:

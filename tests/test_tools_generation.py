@@ -93,13 +93,11 @@ def test_bad_inputs_are_refused_before_running(session: Any, args: dict[str, Any
         _generate(session, **args)
 
 
-def test_size_over_the_cap_is_an_observation(tmp_path: Path, models: Any) -> None:
+def test_a_size_over_the_cap_is_scaled_down_and_said(tmp_path: Path, models: Any) -> None:
     session = gf.gen_session(tmp_path, models, sd_max_side=128)
     step = _generate(session, width=256, height=128)
-    assert step.observation == (
-        "generate_image failed: size 256x128 is over the long-side cap of 128 pixels (setting sd_max_side)"
-    )
-    assert not step.images and gf.files_in(session.folder) == ["session.jsonl"]
+    assert (step.images[0].width, step.images[0].height) == (128, 64)
+    assert "256x128 was scaled down to fit the long-side cap of 128 (setting sd_max_side)." in step.observation
 
 
 def test_bad_values_called_directly_raise_tool_errors(session: Any) -> None:

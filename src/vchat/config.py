@@ -50,6 +50,9 @@ class Settings:
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
     max_image_pixels: int = 64_000_000
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
+    safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
+    sd_max_side: int = 768  # Stable Diffusion works at most this many pixels on the long side
+    sd_upscale_small: bool = False  # run small inputs at 512 px instead of their own size
     preview: str = "auto"
     verbose: bool = False
     debug: bool = False
@@ -77,6 +80,9 @@ _SCALARS: dict[str, type] = {
     "stream": bool,
     "max_image_pixels": int,
     "caption_on_attach": bool,
+    "safety_checker": str,
+    "sd_max_side": int,
+    "sd_upscale_small": bool,
     "preview": str,
     "verbose": bool,
     "debug": bool,
@@ -183,6 +189,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_format_retries cannot be negative")
     if settings.timeout <= 0:
         raise ConfigError("timeout must be positive")
+    if settings.safety_checker not in ("auto", "on", "off"):
+        raise ConfigError(f"safety_checker must be auto, on or off, not {settings.safety_checker!r}")
+    if settings.sd_max_side < 256:
+        raise ConfigError(f"sd_max_side must be at least 256, not {settings.sd_max_side}")
     if settings.max_image_pixels < 1:
         raise ConfigError("max_image_pixels must be positive")
     llm = settings.llm

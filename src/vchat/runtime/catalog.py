@@ -108,6 +108,23 @@ def _build() -> dict[str, ComponentSpec]:
             "sd15_inpaint.unet", "sd15_inpaint", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")
         ),
         ComponentSpec("pix2pix.unet", "pix2pix", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
+        # The safety checker ships with some SD checkpoints only (SD 1.5 does, fine-tunes often not): its files are
+        # optional, and vchat.tools.safety runs it ("auto") only where they are present.
+        ComponentSpec(
+            "sd15.safety_checker",
+            "sd15",
+            "diffusers.pipelines.stable_diffusion.safety_checker:StableDiffusionSafetyChecker",
+            "safety_checker",
+            files=(("?safety_checker/config.json",), ("?safety_checker/model.safetensors", "?safety_checker/*.bin")),
+        ),
+        ComponentSpec(
+            "sd15.feature_extractor",
+            "sd15",
+            "transformers:CLIPImageProcessor",
+            "feature_extractor",
+            AUX,
+            (("?feature_extractor/preprocessor_config.json",),),
+        ),
     ]
     specs += [ComponentSpec(key, key, "diffusers:ControlNetModel", files=_diffusers(None)) for key in CONTROLNETS]
     for key, model_class, processor_class, device, fp16_safe in (

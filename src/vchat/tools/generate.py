@@ -34,7 +34,9 @@ class GenerateImage(Tool):
         prompt = str(args["prompt"]).strip()
         if not prompt:
             raise ToolError("the prompt is empty; say what the image should show")
-        width, height = sd.generation_size(int(args["width"]), int(args["height"]), sd.max_side(ctx.settings))
+        asked = (int(args["width"]), int(args["height"]))
+        cap = sd.max_side(ctx.settings)
+        width, height = sd.generation_size(*asked, cap)
         params = sd.sampling(args)
         result = sd.run_sd(ctx, self.name, "text2img", params, prompt=prompt, width=width, height=height)
         out = ctx.save_image(
@@ -45,4 +47,6 @@ class GenerateImage(Tool):
             seed=params.seed,
         )
         text = f"Generated a {width}x{height} image of {prompt!r} ({sd.describe_seed(params)})."
+        if max(asked) > cap:
+            text += f" {asked[0]}x{asked[1]} was scaled down to fit the long-side cap of {cap} (setting sd_max_side)."
         return ToolResult(text, [out], degraded=result.degraded)

@@ -10,6 +10,7 @@ ChatGPT saved the black image and reported success).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import ModelLoadError, ToolError
@@ -50,7 +51,9 @@ def checkpoint_ships_one(models: Any) -> bool:
     if not source.local and not hub.is_offline() and hub.root_of(source) is None:
         # Not downloaded yet but fetchable: the published SD 1.5 checkpoint ships a checker, so expect one.
         return True
-    _found, missing = hub.find_files(spec, source)
+    # The catalog marks the checker's files optional (many checkpoints have none): ask for them as required here.
+    required = tuple(tuple(pattern.lstrip("?") for pattern in group) for group in spec.files)
+    _found, missing = hub.find_files(replace(spec, files=required), source)
     return not missing
 
 

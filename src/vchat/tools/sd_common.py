@@ -137,11 +137,11 @@ def _round8(value: float) -> int:
 
 
 def generation_size(width: int, height: int, cap: int) -> tuple[int, int]:
-    """A requested output size, checked against the cap and rounded to multiples of 8."""
+    """A requested output size in multiples of 8, scaled down (aspect kept) when it is over the long-side cap."""
     if width < MIN_SIDE or height < MIN_SIDE:
         raise ToolError(f"size {width}x{height} is too small: each side must be at least {MIN_SIDE}")
     if max(width, height) > cap:
-        raise ToolError(f"size {width}x{height} is over the long-side cap of {cap} pixels (setting sd_max_side)")
+        return fit_size(width, height, cap=cap)
     return _round8(width), _round8(height)
 
 
