@@ -15,6 +15,7 @@ from rich.console import Console
 from vchat.agent import Step
 from vchat.errors import Cancelled, VchatError
 from vchat.session import Session
+from vchat.ui.progress import ProgressReporter
 from vchat.ui.render import StepRenderer
 
 EXIT_OK, EXIT_ERROR, EXIT_GAVE_UP = 0, 1, 3
@@ -72,6 +73,9 @@ def run_once(
         err.print(f"[yellow]warning:[/] {warning}")
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     signal.signal(signal.SIGTERM, _interrupt)
+    # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
+    progress = ProgressReporter(err) if err.is_terminal else None
+    session.on_progress = progress
     attached = [session.attach(path) for path in images]
     steps: list[Step] = []
     final: str | None = None
@@ -83,6 +87,8 @@ def run_once(
             named = tool_inputs(session, tool, prompt, args, attached)
             step = session.run_tool(tool, named=named)
             steps.append(step)
+            if progress is not None:
+                progress.stop()
             renderer.step(step)
             final = step.observation
             if step.observation and step.observation.startswith(f"{tool} failed:"):
@@ -91,6 +97,8 @@ def run_once(
             assert prompt is not None
             for step in session.turn(prompt):
                 steps.append(step)
+                if progress is not None:
+                    progress.stop()
                 renderer.step(step)
                 if step.kind == "final":
                     final = step.text
@@ -104,6 +112,8 @@ def run_once(
         error, code = str(exc), EXIT_ERROR
         err.print(f"[bold red]error:[/] {error}")
     finally:
+        if progress is not None:
+            progress.stop()
         session.close()
     if as_json:
         sys.stdout.write(json.dumps(_result(session, steps, final, error), ensure_ascii=False) + "\n")
