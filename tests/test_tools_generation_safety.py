@@ -12,12 +12,11 @@ from tests import gen_fixtures as gf
 from vchat.runtime import COMPONENTS
 from vchat.tools.safety import BLOCKED
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.skipif(
-        "sd15.safety_checker" not in COMPONENTS, reason="the runtime catalog has no sd15.safety_checker component"
-    ),
-]
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_catalog_has_the_checker() -> None:
+    assert "sd15.safety_checker" in COMPONENTS
 
 
 def sd15_with_checker(folder: Path, flags_everything: bool) -> Path:
