@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 
-from vchat.tools.base import Tool
+from vchat.tools.base import Field, Tool
 
 _INTRO = """You are vchat, an assistant that sees, makes and edits images by calling visual tools.
 You cannot see images yourself: you learn about them only from tool observations. Each image
@@ -27,12 +28,53 @@ Thought: Do I need to use a tool? No
 AI: your answer to the user"""
 
 
+# An optional field shared (same name, kind, description) by this many tools is described once.
+_COMMON_MIN_TOOLS = 3
+
+
+def _common_fields(tools: Sequence[type[Tool]]) -> dict[tuple[str, str, str], Field]:
+    counts = Counter((f.name, f.kind, f.description) for t in tools for f in t.inputs if not f.required)
+    first: dict[tuple[str, str, str], Field] = {}
+    for tool in tools:
+        for f in tool.inputs:
+            key = (f.name, f.kind, f.description)
+            if counts[key] >= _COMMON_MIN_TOOLS:
+                first.setdefault(key, f)
+    return first
+
+
+def _tool_spec(tool: type[Tool], common: dict[tuple[str, str, str], Field]) -> str:
+    lines = [f"{tool.name}: {tool.description}"]
+    shared = []
+    for f in tool.inputs:
+        if (f.name, f.kind, f.description) in common:
+            shared.append(f"{f.name}={f.default!r}")
+        else:
+            lines.append(f"    - {f.describe()}")
+    if shared:
+        lines.append(f"    - also: {', '.join(shared)}")
+    if not tool.inputs:
+        lines.append("    (no input)")
+    return "\n".join(lines)
+
+
 def system_prompt(tools: Iterable[type[Tool]]) -> str:
-    """Build the system prompt from the tool specs; identical for identical tool sets."""
+    """Build the system prompt from the tool specs; identical for identical tool sets.
+
+    Options many tools share (steps, guidance, seed…) are described once, and each tool
+    lists only their defaults: the prompt stays small enough for local models' contexts.
+    """
     ordered = sorted(tools, key=lambda t: t.name)
-    specs = "\n".join(t.spec() for t in ordered)
+    common = _common_fields(ordered)
+    specs = "\n".join(_tool_spec(t, common) for t in ordered)
     names = ", ".join(t.name for t in ordered)
-    return f"{_INTRO}\n\nTOOLS\n-----\n{specs}\n\nFORMAT\n------\n{_FORMAT.format(names=names)}\n"
+    shared = ""
+    if common:
+        described = "\n".join(
+            f"    - {f.describe(with_default=False)}" for f in sorted(common.values(), key=lambda f: f.name)
+        )
+        shared = f"\n\nOptions listed under 'also' (any may be left out):\n{described}"
+    return f"{_INTRO}\n\nTOOLS\n-----\n{specs}{shared}\n\nFORMAT\n------\n{_FORMAT.format(names=names)}\n"
 
 
 def user_message(text: str, images_note: str | None) -> str:

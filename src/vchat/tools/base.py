@@ -45,7 +45,7 @@ class Field:
         """True when the model must give this field."""
         return self.default is REQUIRED
 
-    def describe(self) -> str:
+    def describe(self, with_default: bool = True) -> str:
         """How the field reads in the system prompt and in `vchat tools`."""
         kind = "image name" if self.kind == "image" else self.kind
         if self.kind == "choice":
@@ -55,7 +55,7 @@ class Field:
             lo = "" if self.minimum is None else f"{self.minimum:g}"
             hi = "" if self.maximum is None else f"{self.maximum:g}"
             extra = f", {lo}..{hi}"
-        default = "" if self.required else f", default {self.default!r}"
+        default = "" if self.required or not with_default else f", default {self.default!r}"
         return f"{self.name} ({kind}{extra}{default}): {self.description}"
 
 
