@@ -219,3 +219,14 @@ def test_png_record_is_json(tmp_path: Path) -> None:
     ref = store.attach(write_photo(tmp_path))
     with Image.open(ref.path) as img:
         assert json.loads(img.info["vchat"])["handle"] == "img1"
+
+
+def test_known_list_names_older_images_briefly(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    first = store.attach(write_photo(tmp_path))
+    for _ in range(4):
+        store.save(photo(), tool="flip_image", parents=(first.handle,))
+    text = store.known_list(recent=2)
+    assert text.startswith("earlier img1, img2, img3; recent: img4 (")
+    assert "img5 (" in text and "img1 (" not in text
+    assert store.known_list().count("(") == 5

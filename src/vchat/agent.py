@@ -17,6 +17,7 @@ from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.tools.base import Tool, ToolContext
 
 STOP = ["\nObservation:"]
+RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
 _HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
 
 
@@ -143,7 +144,7 @@ class Agent:
 
     def run_turn(self, user_text: str, history: Sequence[Message] = ()) -> Iterator[Step]:
         """Answer one user message, yielding each step; ends with a final or error step."""
-        note = self.store.known_list() if len(self.store) else None
+        note = self.store.known_list(recent=RECENT_IMAGES) if len(self.store) else None
         self.last_user_content = prompts.user_message(user_text, note)
         messages: list[Message] = [
             {"role": "system", "content": self.system_prompt},

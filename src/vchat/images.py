@@ -214,11 +214,16 @@ class ImageStore:
         """The most recent image, if any."""
         return next(reversed(self._refs.values()), None) if self._refs else None
 
-    def known_list(self) -> str:
-        """Human/model readable list of known handles."""
+    def known_list(self, recent: int | None = None) -> str:
+        """Human/model readable list of known images; with `recent`, older ones are named only."""
         if not self._refs:
             return "no images yet (the user must attach one)"
-        return ", ".join(ref.describe() for ref in self._refs.values())
+        refs = list(self._refs.values())
+        if recent is None or len(refs) <= recent:
+            return ", ".join(ref.describe() for ref in refs)
+        older, newer = refs[:-recent], refs[-recent:]
+        # Long sessions: every message would otherwise repeat the whole list to the model.
+        return f"earlier {', '.join(r.handle for r in older)}; recent: " + ", ".join(r.describe() for r in newer)
 
     def _unknown_message(self, name: str) -> str:
         return f"unknown image {name!r}; known images: {self.known_list()}"
