@@ -48,6 +48,33 @@ class Pane:
         return subprocess.run(["tmux", "has-session", "-t", self.name], capture_output=True).returncode == 0
 
 
+def start(name: str, tmp_path: Path, args: list[str], extra_env: dict[str, str] | None = None) -> Pane:
+    env = {
+        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "VCHAT_OUT": str(tmp_path / "out"),
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        **(extra_env or {}),
+    }
+    command = " ".join(
+        [
+            "env",
+            "-i",
+            *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+            shlex.quote(sys.executable),
+            "-m",
+            "vchat",
+            *(shlex.quote(a) for a in args),
+        ]
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "150", "-y", "50", command], check=True, cwd=tmp_path
+    )
+    return Pane(name)
+
+
 @pytest.fixture
 def repl(tmp_path: Path) -> Iterator[tuple[Pane, Path]]:
     photo = write_photo(tmp_path, "cat photo.png")
@@ -147,3 +174,24 @@ def test_chat_completion_cancel_and_quit(repl: tuple[Pane, Path]) -> None:
     transcript = next((tmp_path / "out").glob("*/session.jsonl")).read_text()
     assert '"type": "cancelled"' in transcript
     assert '"text": "line one\\nline two"' in transcript
+
+
+def test_ctrl_c_stops_a_slow_generation_and_leaves_no_file(tmp_path: Path, hub_cache: Path) -> None:
+    """A real diffusion tool (tiny model, many steps) stopped mid-run from the keyboard."""
+    name = f"vchat-test-{uuid.uuid4().hex[:8]}"
+    env = {"HF_HUB_CACHE": str(hub_cache), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    pane = start(name, tmp_path, ["--llm", "none", "--preview", "none"], env)
+    try:
+        pane.wait_for("/help for commands")
+        pane.type('/tool generate_image {"prompt": "a red car", "steps": 150, "width": 64, "height": 64}')
+        pane.send("Enter")
+        pane.wait_for("denoising", timeout=60)
+        pane.send("C-c")
+        pane.wait_for("cancelled", timeout=20)
+        pane.type("/images")
+        pane.send("Enter")
+        pane.wait_for("(no images)")
+        assert not list((tmp_path / "out").glob("*/*.png"))
+        assert not list((tmp_path / "out").glob("*/*.tmp"))
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)

@@ -82,7 +82,7 @@ class Repl:
             return
         streamer = AnswerStreamer()
         thinking = Thinking(self.console, enabled=True)
-        progress = ProgressReporter(Console(stderr=True))
+        progress = ProgressReporter(Console(stderr=True), before_start=thinking.stop)
 
         def on_text(chunk: str) -> None:
             shown = streamer.feed(chunk)
@@ -183,7 +183,8 @@ class Repl:
             with interrupt_cancels(self.session, tool_phase=True):
                 step = self.session.run_tool(tool, raw.strip())
         except (KeyboardInterrupt, Cancelled):
-            self.console.print("[yellow]cancelled[/]")
+            progress.stop()  # first: stopping a transient bar erases the lines printed under it
+            self.console.print("[yellow]cancelled[/] [dim](no image was written)[/]")
             return
         finally:
             progress.stop()

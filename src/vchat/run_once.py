@@ -106,9 +106,13 @@ def run_once(
                     error = step.text
                     code = EXIT_GAVE_UP if step.reason in ("step_limit", "unreadable") else EXIT_ERROR
     except (KeyboardInterrupt, Cancelled):
+        if progress is not None:
+            progress.stop()  # first: stopping a transient bar erases lines printed under it
         error, code = "cancelled; finished images and steps are saved", 130
         err.print(f"[yellow]{error}[/]")
     except VchatError as exc:
+        if progress is not None:
+            progress.stop()
         error, code = str(exc), EXIT_ERROR
         err.print(f"[bold red]error:[/] {error}")
     finally:

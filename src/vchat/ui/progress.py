@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -10,18 +11,28 @@ from rich.status import Status
 
 
 class ProgressReporter:
-    """Turns `progress(done, total, label)` calls into rich progress bars; one bar per label."""
+    """Turns `progress(done, total, label)` calls into one rich progress bar on stderr.
 
-    def __init__(self, console: Console) -> None:
+    The label may change between calls (loading one model after another, then denoising);
+    the bar follows it and disappears when `done` reaches `total`.
+    """
+
+    def __init__(self, console: Console, before_start: Callable[[], None] | None = None) -> None:
         self.console = console
+        self.before_start = before_start  # e.g. stop the thinking spinner: one live display at a time
         self._progress: Progress | None = None
-        self._tasks: dict[str, TaskID] = {}
+        self._task: TaskID | None = None
 
     def __call__(self, done: int, total: int, label: str) -> None:
-        """Update (or start) the bar for label; it disappears when done reaches total."""
+        """Show the bar at done/total with label; remove it when complete."""
+        if total and done >= total:
+            self.stop()
+            return
         if self._progress is None:
+            if self.before_start is not None:
+                self.before_start()
             self._progress = Progress(
-                TextColumn("  {task.description}"),
+                TextColumn("  {task.description:<28}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeRemainingColumn(),
@@ -29,22 +40,16 @@ class ProgressReporter:
                 transient=True,
             )
             self._progress.start()
-        task = self._tasks.get(label)
-        if task is None:
-            task = self._tasks[label] = self._progress.add_task(label, total=total)
-        self._progress.update(task, completed=done, total=total)
-        if total and done >= total:
-            self._progress.remove_task(task)
-            del self._tasks[label]
-            if not self._tasks:
-                self.stop()
+            self._task = self._progress.add_task(label, total=total or None)
+        assert self._task is not None
+        self._progress.update(self._task, description=label, completed=done, total=total or None)
 
     def stop(self) -> None:
-        """Remove every bar (end of a tool, or cancellation)."""
+        """Remove the bar; call before printing anything else, or the bar's clean-up erases it."""
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
-            self._tasks.clear()
+            self._task = None
 
 
 class Thinking:
