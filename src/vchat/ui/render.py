@@ -54,9 +54,9 @@ class StepRenderer:
             first = (step.observation or "").splitlines()[0] if step.observation else ""
             c.print(f"  [{style}]{escape(_short(first))}[/] [dim]({step.seconds:.1f}s)[/]")
             for ref in step.images:
-                c.print(f"  [bold]{ref.handle}[/] [dim]{escape(str(ref.path))}[/]")
                 if self.on_image is not None:
-                    self.on_image(ref)
+                    self.on_image(ref)  # the picture first, its handle and path under it
+                c.print(f"  [bold]{ref.handle}[/] [dim]{escape(str(ref.path))}[/]")
         elif step.kind == "retry":
             c.print(f"[dim yellow]  (model reply unreadable, asking again: {escape(_short(step.text, 100))})[/]")
         elif step.kind == "final":
