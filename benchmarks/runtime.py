@@ -32,29 +32,21 @@ CONTROLNET_KINDS = ("canny", "mlsd", "hed", "scribble", "openpose", "seg", "dept
 SD = ("sd15.unet", "sd15.text_encoder", "sd15.vae")
 INPAINT = ("sd15_inpaint.unet", "sd15.text_encoder", "sd15.vae")
 
-# The default tool set (DESIGN.md) and the weighted components each tool needs. Visual ChatGPT built one full
-# pipeline per tool: every tool below held its own copy of each component it lists.
-TOOLS: dict[str, tuple[str, ...]] = {
-    "caption": ("blip_caption",),
-    "visual_question": ("blip_vqa",),
-    "text_to_image": SD,
-    "instruct_edit": ("pix2pix.unet", "sd15.text_encoder", "sd15.vae"),
-    "remove_object": ("clipseg", *INPAINT),
-    "replace_object": ("clipseg", *INPAINT),
-    "outpaint": ("blip_caption", *INPAINT),
-    "line_map": ("annotators.mlsd",),
-    "hed_map": ("annotators.hed",),
-    "scribble_map": ("annotators.hed",),
-    "pose_map": ("annotators.openpose",),
-    "depth_map": ("depth",),
-    "normal_map": ("depth",),
-    "segmentation_map": ("segmentation",),
-    **{f"generate_from_{kind}": (*SD, f"controlnet_{kind}") for kind in CONTROLNET_KINDS},
-    "detect_objects": ("grounding_dino",),
-    "segment_anything": ("sam",),
-    "segment_object": ("grounding_dino", "sam"),
-    "remove_background": ("clipseg",),
-}
+def _tools() -> dict[str, tuple[str, ...]]:
+    """Each shipped tool and the weighted components it declares (from the registry, so it cannot drift)."""
+    from vchat.runtime.catalog import COMPONENTS
+    from vchat.tools.registry import TOOL_CLASSES
+
+    found: dict[str, tuple[str, ...]] = {}
+    for cls in TOOL_CLASSES:
+        keys = tuple(k for k in cls.components if COMPONENTS[k].weighted)
+        if keys:
+            found[cls.name] = keys
+    return found
+
+
+# Visual ChatGPT built one full pipeline per tool: every tool below would hold its own copy of each component.
+TOOLS: dict[str, tuple[str, ...]] = _tools()
 
 
 def table(title: str, header: list[str], rows: list[list[Any]]) -> None:
