@@ -88,9 +88,12 @@ def _load(spec: ComponentSpec, source: hub.Source, dtype: str | None) -> Any:
 
 def _quiet_transformers() -> None:
     # transformers 5 draws a per-tensor "Loading weights" bar; the manager reports loading through its own callback.
+    # Its warnings (prompt longer than 77 tokens, processor backend fallbacks) would land in the middle of the
+    # chat as raw log lines; vchat reports what matters in the tool's observation instead.
     from transformers.utils import logging
 
     logging.disable_progress_bar()
+    logging.set_verbosity_error()
 
 
 def _first_line(exc: BaseException) -> str:
