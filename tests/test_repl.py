@@ -107,3 +107,24 @@ def test_no_model_says_how_to_connect(tmp_path: Path) -> None:
     repl, out = _repl(tmp_path, None)
     repl.handle("hello")
     assert "no language model connected" in out.getvalue()
+
+
+def test_edit_sends_what_the_editor_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    editor = tmp_path / "editor.sh"
+    editor.write_text('#!/bin/sh\nprintf "line one\\nline two\\n" > "$1"\n')
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    repl, out = _repl(tmp_path, [answer("got both lines")])
+    repl.handle("/edit")
+    assert "got both lines" in out.getvalue()
+    sent = repl.session.llm.calls[0][-1]["content"]
+    assert sent.startswith("line one\nline two")
+
+
+def test_edit_with_a_missing_editor_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDITOR", "no-such-editor-here")
+    monkeypatch.delenv("VISUAL", raising=False)
+    repl, _ = _repl(tmp_path, [])
+    with pytest.raises(VchatError, match="not found; set \\$EDITOR"):
+        repl.handle("/edit")

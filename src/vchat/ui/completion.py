@@ -64,6 +64,15 @@ class VchatCompleter(Completer):
                 if name.startswith(fragment):
                     yield Completion(name, start_position=-len(fragment))
             return
+        at = text.rfind("@")
+        if at >= 0 and (at == 0 or text[at - 1].isspace()) and " " in text[at:]:
+            # `@My Photos/ca`: a path with spaces, recognised when its folder exists.
+            fragment = text[at + 1 :]
+            folder = os.path.dirname(os.path.expanduser(fragment))
+            if folder and os.path.isdir(folder):
+                for value, shown in complete_path(fragment):
+                    yield Completion(value, start_position=-len(fragment), display=shown)
+                return
         word = text.split(" ")[-1] if text else ""
         if word.startswith("@"):
             fragment = word[1:]
