@@ -328,6 +328,11 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
                 print_error(console, f"{type(exc).__name__}: {exc}")
     finally:
         session.close()
+        if session.transcript.path.exists():
+            console.print(
+                f"[dim]session {session.id}: {len(session.store)} images in {escape(str(session.folder))}; "
+                f"continue with: vchat --resume {session.id}[/]"
+            )
     return 0
 
 
