@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from tests.perception_fixtures import (
 )
 
 from vchat.images import read_png_record
+from vchat.tools import conditions
 from vchat.tools.ade20k import ADE20K_PALETTE
 from vchat.tools.depth import normal_map
 from vchat.tools.perception_util import clean_text, rgb, working_size
@@ -67,6 +69,47 @@ def test_condition_maps(tmp_path: Path, manager: Any, perception_models: Any, to
         assert colours <= set(ADE20K_PALETTE)
     if tool == "estimate_normals":  # unit normals facing the camera: blue above the middle everywhere
         assert pixels[..., 2].min() >= 127
+
+
+# The perception tool whose function is each ControlNet condition's detector.
+MADE_BY = {
+    "canny": "canny_edges",
+    "lines": "detect_lines",
+    "hed": "detect_hed",
+    "scribble": "detect_scribble",
+    "pose": "detect_pose",
+    "segmentation": "segment_semantic",
+    "depth": "estimate_depth",
+    "normal": "estimate_normals",
+}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # controlnet_aux's imports (scipy, timm)
+@pytest.mark.parametrize("name", list(MADE_BY))
+def test_controlnet_detectors_make_the_perception_tools_maps(
+    tmp_path: Path, manager: Any, perception_models: Any, monkeypatch: Any, name: str
+) -> None:
+    assert set(MADE_BY) == set(conditions.DETECTORS) == set(conditions.CONDITIONS)
+    assert conditions.CONDITIONS[name].made_by == (MADE_BY[name],)
+    if name == "pose":  # the zero test weights find nobody: a person, so the drawing is compared too
+        from controlnet_aux.open_pose import BodyResult, Keypoint, PoseResult
+
+        points = [Keypoint(0.5, 0.1 + 0.05 * i) for i in range(18)]
+        person = PoseResult(BodyResult(points, total_score=18.0, total_parts=18), None, None, None)
+        with manager.use("annotators.openpose") as parts:
+            monkeypatch.setattr(parts["annotators.openpose"], "detect_poses", lambda pixels: [person])
+    session = perception_session(tmp_path, manager, perception_models, width=70, height=45)
+    image = rgb(Image.open(tmp_path / "input.png"))
+    ctx = SimpleNamespace(models=manager, progress=lambda *a: None)
+    made = conditions.DETECTORS[name](ctx, image, image.size, f"generate_from_{name}")  # type: ignore[arg-type]
+    assert made.image.size == (70, 45) and made.image.mode == "RGB"
+    step = session.run_tool(MADE_BY[name], "img1")
+    if not step.images:  # the test weights may find nothing: then the ControlNet's map is black too
+        assert step.observation is not None and " failed: no " in step.observation, step.observation
+        assert np.asarray(made.image).max() == 0
+        return
+    with Image.open(step.images[0].path) as saved:
+        assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(made.image))
 
 
 def test_lines_nothing_found_is_plain(tmp_path: Path, manager: Any, perception_models: Any) -> None:

@@ -1,11 +1,36 @@
-"""canny_edges: Canny edge map of an image (OpenCV, no model weights)."""
+"""canny_edges: Canny edge map of an image (OpenCV, no model weights); also the canny ControlNet's detector."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from vchat.errors import ToolError
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
+from vchat.tools.perception_util import DetectedMap
+
+# ControlNet's own annotator thresholds for the canny model.
+LOW, HIGH = 100, 200
+
+
+@dataclass(frozen=True)
+class EdgeMap(DetectedMap):
+    """White Canny edges on black, and the share of pixels that are edges (0..1)."""
+
+    share: float
+
+
+def canny_map(image: Image.Image, size: tuple[int, int], low: int = LOW, high: int = HIGH) -> EdgeMap:
+    """Canny edges of `image` brought to `size` first, so edges stay one pixel wide at the size they are used at."""
+    import cv2
+    import numpy as np
+
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    edges = cv2.Canny(np.asarray(image.convert("L")), low, high)
+    return EdgeMap(Image.fromarray(edges, "L").convert("RGB"), None, float((edges > 0).mean()))
 
 
 class CannyEdges(Tool):
@@ -18,27 +43,18 @@ class CannyEdges(Tool):
     )
     inputs = (
         Field("image", "image", "the image to detect edges in"),
-        Field("low", "int", "lower hysteresis threshold", default=100, minimum=0, maximum=1000),
-        Field("high", "int", "upper hysteresis threshold", default=200, minimum=0, maximum=1000),
+        Field("low", "int", "lower hysteresis threshold", default=LOW, minimum=0, maximum=1000),
+        Field("high", "int", "upper hysteresis threshold", default=HIGH, minimum=0, maximum=1000),
     )
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Detect edges and save the map as a new image."""
-        import cv2
-        import numpy as np
-        from PIL import Image
-
         ref = args["image"]
         low, high = int(args["low"]), int(args["high"])
         if low > high:
             raise ToolError(f"low threshold ({low}) must not exceed high threshold ({high})")
-        gray = np.asarray(ctx.load_image(ref).convert("L"))
-        edges = cv2.Canny(gray, low, high)
-        out = ctx.save_image(
-            Image.fromarray(edges, "L").convert("RGB"),
-            tool=self.name,
-            params={"low": low, "high": high},
-            parents=(ref.handle,),
-        )
-        share = float((edges > 0).mean()) * 100
+        image = ctx.load_image(ref)
+        edges = canny_map(image, image.size, low, high)
+        out = ctx.save_image(edges.image, tool=self.name, params={"low": low, "high": high}, parents=(ref.handle,))
+        share = edges.share * 100
         return ToolResult(f"Canny edges of {ref.handle} (thresholds {low}/{high}, {share:.1f}% edge pixels).", [out])

@@ -1,13 +1,19 @@
-"""Condition maps for the ControlNets: made by the matching detector from a photo, or recognised as a map already."""
+"""Condition maps for the ControlNets: made by the matching detector from a photo, or recognised as a map already.
+
+The detectors are the perception tools' own map functions (`canny.canny_map`, `lines.line_map`, ...), so a
+generate_from_<condition> tool sees the same map its perception tool would save.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vchat.errors import ToolError
+from vchat.tools import canny, depth, hed, lines, pose, semantic
 from vchat.tools.base import ToolContext
+from vchat.tools.perception_util import DetectedMap
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,13 +87,13 @@ def prepare(
     if as_map:
         return ConditionMap(_as_map(condition, rgb, size), detected=False)
     ctx.progress(0, 1, f"detecting {condition.what}")
-    made, degraded = DETECTORS[condition.name](ctx, rgb, size, tool)
+    made = DETECTORS[condition.name](ctx, rgb, size, tool)
     ctx.progress(1, 1, f"detecting {condition.what}")
-    if _blank(made):
+    if _blank(made.image):
         raise ToolError(
             f"{_nothing_found(condition)} in {ref.handle}, so there is nothing for the ControlNet to follow"
         )
-    return ConditionMap(made, detected=True, degraded=degraded)
+    return ConditionMap(made.image, detected=True, degraded=made.degraded)
 
 
 def _nothing_found(condition: Condition) -> str:
@@ -214,149 +220,17 @@ def _blank(image: Image.Image) -> bool:
 
 
 # --- detectors: photo -> map at the working size ------------------------------------------------------------
+# One implementation per condition: the perception tools' own map functions (canny_edges, detect_lines, ...).
 
-Detected = tuple["Image.Image", "str | None"]
+Detector = Callable[[ToolContext, "Image.Image", tuple[int, int], str], DetectedMap]
 
-
-def _detect_canny(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-    import cv2
-    import numpy as np
-    from PIL import Image as PILImage
-
-    gray = np.asarray(image.resize(size, PILImage.Resampling.LANCZOS).convert("L"))
-    # ControlNet's own annotator thresholds for the canny model.
-    edges = cv2.Canny(gray, 100, 200)
-    return PILImage.fromarray(edges, "L").convert("RGB"), None
-
-
-def _resolution(size: tuple[int, int]) -> int:
-    """The detectors' working resolution (short side): 512 as trained, less for small inputs."""
-    return max(64, min(512, min(size)))
-
-
-def _annotator(key: str, **options: Any) -> Callable[[ToolContext, Image.Image, tuple[int, int], str], Detected]:
-    def detect(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-        import numpy as np
-        from PIL import Image as PILImage
-
-        resolution = _resolution(size)
-
-        def run(parts: Any) -> Any:
-            arr = np.asarray(image, dtype=np.uint8)
-            return parts[key](arr, detect_resolution=resolution, image_resolution=resolution, **options)
-
-        outcome = ctx.models.run(run, key, tool=tool)
-        made = outcome.value if isinstance(outcome.value, PILImage.Image) else PILImage.fromarray(outcome.value)
-        return made.convert("RGB").resize(size, PILImage.Resampling.BILINEAR), outcome.degraded
-
-    return detect
-
-
-def _detect_pose(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-    import numpy as np
-    from PIL import Image as PILImage
-
-    resolution = _resolution(size)
-    scale = resolution / min(image.size)
-    small = image.resize((round(image.width * scale), round(image.height * scale)), PILImage.Resampling.LANCZOS)
-
-    def run(parts: Any) -> Any:
-        from controlnet_aux.open_pose import draw_poses
-
-        poses = parts["annotators.openpose"].detect_poses(np.asarray(small, dtype=np.uint8))
-        if not poses:
-            return None
-        return draw_poses(poses, size[1], size[0], draw_body=True, draw_hand=False, draw_face=False)
-
-    outcome = ctx.models.run(run, "annotators.openpose", tool=tool)
-    if outcome.value is None:
-        return PILImage.new("RGB", size), outcome.degraded
-    return PILImage.fromarray(np.asarray(outcome.value, dtype=np.uint8)).convert("RGB"), outcome.degraded
-
-
-def _predict_depth(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> tuple[Any, str | None]:
-    """Relative inverse depth (near = large) at `size`, as a float32 array."""
-    import numpy as np
-    import torch
-
-    def run(parts: Any) -> Any:
-        inputs = parts["depth.processor"](images=image, return_tensors="pt")
-        pixels = inputs["pixel_values"].to(parts.device_of("depth"), parts.dtype_of("depth"))
-        with torch.no_grad():
-            predicted = parts["depth"](pixel_values=pixels).predicted_depth
-        predicted = predicted.float().reshape(1, 1, *predicted.shape[-2:])
-        resized = torch.nn.functional.interpolate(predicted, size=(size[1], size[0]), mode="bicubic")
-        return resized[0, 0].cpu().numpy()
-
-    outcome = ctx.models.run(run, "depth", "depth.processor", tool=tool)
-    return np.asarray(outcome.value, dtype=np.float32), outcome.degraded
-
-
-def _normalised(values: np.ndarray) -> np.ndarray:
-    import numpy as np
-
-    lo, hi = float(values.min()), float(values.max())
-    return (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-
-
-def _detect_depth(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-    import numpy as np
-    from PIL import Image as PILImage
-
-    depth, degraded = _predict_depth(ctx, image, size, tool)
-    grey = (_normalised(depth) * 255.0).clip(0, 255).astype(np.uint8)
-    return PILImage.fromarray(grey, "L").convert("RGB"), degraded
-
-
-def _detect_normal(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-    # The ControlNet normal annotator's recipe (as Visual ChatGPT used it): Sobel gradients of MiDaS depth,
-    # background (far, under 0.4 of the range) flat, z = 2 pi, normalised and mapped to 0..255.
-    import cv2
-    import numpy as np
-    from PIL import Image as PILImage
-
-    depth, degraded = _predict_depth(ctx, image, size, tool)
-    relative = _normalised(depth)
-    x = cv2.Sobel(depth, cv2.CV_32F, 1, 0, ksize=3)
-    y = cv2.Sobel(depth, cv2.CV_32F, 0, 1, ksize=3)
-    x[relative < 0.4] = 0
-    y[relative < 0.4] = 0
-    z = np.ones_like(x) * np.pi * 2.0
-    normal = np.stack([x, y, z], axis=2)
-    normal /= np.sum(normal**2.0, axis=2, keepdims=True) ** 0.5
-    rgb = (normal * 127.5 + 127.5).clip(0, 255).astype(np.uint8)
-    return PILImage.fromarray(rgb, "RGB"), degraded
-
-
-def _detect_segmentation(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> Detected:
-    import numpy as np
-    import torch
-    from PIL import Image as PILImage
-
-    from vchat.tools.ade20k import ADE20K_PALETTE
-
-    def run(parts: Any) -> Any:
-        processor = parts["segmentation.processor"]
-        inputs = processor(images=image, return_tensors="pt")
-        pixels = inputs["pixel_values"].to(parts.device_of("segmentation"), parts.dtype_of("segmentation"))
-        with torch.no_grad():
-            logits = parts["segmentation"](pixel_values=pixels).logits
-        logits = torch.nn.functional.interpolate(logits.float(), size=(size[1], size[0]), mode="bilinear")
-        return logits.argmax(dim=1)[0].cpu().numpy()
-
-    outcome = ctx.models.run(run, "segmentation", "segmentation.processor", tool=tool)
-    palette = np.array(ADE20K_PALETTE, dtype=np.uint8)
-    labels = np.asarray(outcome.value) % len(palette)
-    return PILImage.fromarray(palette[labels], "RGB"), outcome.degraded
-
-
-DETECTORS: dict[str, Callable[[ToolContext, Image.Image, tuple[int, int], str], Detected]] = {
-    "canny": _detect_canny,
-    "lines": _annotator("annotators.mlsd", thr_v=0.1, thr_d=0.1),
-    "hed": _annotator("annotators.hed"),
-    "scribble": _annotator("annotators.hed", scribble=True),
-    "pose": _detect_pose,
-    "segmentation": _detect_segmentation,
-    "depth": _detect_depth,
-    "normal": _detect_normal,
+DETECTORS: dict[str, Detector] = {
+    "canny": lambda ctx, image, size, tool: canny.canny_map(image, size),
+    "lines": lines.line_map,
+    "hed": hed.hed_map,
+    "scribble": lambda ctx, image, size, tool: hed.hed_map(ctx, image, size, tool, scribble=True),
+    "pose": pose.pose_map,
+    "segmentation": semantic.segmentation_map,
+    "depth": depth.depth_map,
+    "normal": depth.normals_map,
 }

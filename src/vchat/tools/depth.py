@@ -1,11 +1,15 @@
-"""estimate_depth and estimate_normals: a MiDaS-style depth map (DPT) and the normal map derived from it."""
+"""estimate_depth and estimate_normals: a MiDaS-style depth map (DPT) and the normal map derived from it.
+
+`depth_map` and `normals_map` are also the detectors of generate_from_depth and generate_from_normal.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.tools.perception_util import inputs_for, rgb, save, to_condition_map
+from vchat.tools.perception_util import DetectedMap, inputs_for, rgb, save, to_condition_map
 
 if TYPE_CHECKING:
     import numpy as np
@@ -24,7 +28,7 @@ def predict_depth(ctx: ToolContext, image: Image.Image, tool: str) -> tuple[np.n
     import torch
 
     def run(parts: Any) -> np.ndarray:
-        batch = parts["depth.processor"](images=image, return_tensors="pt")
+        batch = parts["depth.processor"](images=rgb(image), return_tensors="pt")
         with torch.inference_mode():
             predicted = parts["depth"](**inputs_for(batch, parts, "depth")).predicted_depth
         # Batch of one: (1, h, w). Not post-processed: the caller resizes, in one place, to what it needs.
@@ -60,6 +64,30 @@ def normal_map(depth: np.ndarray) -> np.ndarray:
     return np.asarray((normal * 127.5 + 127.5).clip(0, 255), dtype=np.uint8)
 
 
+@dataclass(frozen=True)
+class DepthMap(DetectedMap):
+    """Grey depth (near is white, far is black), and whether it is flat (no variation found: all black)."""
+
+    flat: bool
+
+
+def depth_map(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> DepthMap:
+    """Predict depth, upsample it smoothly to `size` (the one resize), scale to 0..255."""
+    import cv2
+    import numpy as np
+
+    depth, degraded = predict_depth(ctx, image, tool)
+    near = normalised(cv2.resize(depth, size, interpolation=cv2.INTER_CUBIC))
+    grey = (near * 255).round().astype(np.uint8)
+    return DepthMap(to_condition_map(grey, size), degraded, flat=not near.any())
+
+
+def normals_map(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> DetectedMap:
+    """Normals at the depth model's resolution (the gradients' scale depends on it), then resized to `size`."""
+    depth, degraded = predict_depth(ctx, image, tool)
+    return DetectedMap(to_condition_map(normal_map(depth), size), degraded)
+
+
 class EstimateDepth(Tool):
     """A depth map for the depth ControlNet."""
 
@@ -72,20 +100,16 @@ class EstimateDepth(Tool):
     components = KEYS
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        """Predict depth, upsample smoothly to the input size, scale to 0..255."""
-        import cv2
-        import numpy as np
-
+        """The depth map at the input's size; a flat one is said to be flat."""
         ref = args["image"]
         image = rgb(ctx.load_image(ref))
-        depth, degraded = predict_depth(ctx, image, self.name)
-        near = normalised(cv2.resize(depth, image.size, interpolation=cv2.INTER_CUBIC))
-        out = save(ctx, self.name, to_condition_map((near * 255).round().astype(np.uint8), image.size), ref, {})
-        if not near.any():
+        made = depth_map(ctx, image, image.size, self.name)
+        out = save(ctx, self.name, made.image, ref, {})
+        if made.flat:
             return ToolResult(
-                f"Depth map of {ref.handle}: no depth variation found (the map is flat).", [out], degraded
+                f"Depth map of {ref.handle}: no depth variation found (the map is flat).", [out], made.degraded
             )
-        return ToolResult(f"Depth map of {ref.handle} (near is white, far is black).", [out], degraded=degraded)
+        return ToolResult(f"Depth map of {ref.handle} (near is white, far is black).", [out], degraded=made.degraded)
 
 
 class EstimateNormals(Tool):
@@ -100,9 +124,9 @@ class EstimateNormals(Tool):
     components = KEYS
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        """Normals at the depth model's resolution (the gradients' scale depends on it), then resized."""
+        """The normal map at the input's size, from its estimated depth."""
         ref = args["image"]
         image = rgb(ctx.load_image(ref))
-        depth, degraded = predict_depth(ctx, image, self.name)
-        out = save(ctx, self.name, to_condition_map(normal_map(depth), image.size), ref, {})
-        return ToolResult(f"Normal map of {ref.handle} (from its estimated depth).", [out], degraded=degraded)
+        made = normals_map(ctx, image, image.size, self.name)
+        out = save(ctx, self.name, made.image, ref, {})
+        return ToolResult(f"Normal map of {ref.handle} (from its estimated depth).", [out], degraded=made.degraded)

@@ -1,19 +1,33 @@
-"""detect_lines: straight line segments (M-LSD via controlnet_aux, `annotators`), drawn white on black."""
+"""detect_lines: straight line segments (M-LSD via controlnet_aux, `annotators`), drawn white on black.
+
+`line_map` is also the detector of generate_from_lines.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.tools.perception_util import annotator_imports, not_found, rgb, save, to_condition_map, working_size
+from vchat.tools.perception_util import (
+    DetectedMap,
+    annotator_imports,
+    not_found,
+    rgb,
+    save,
+    to_condition_map,
+    working_size,
+)
 
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image
 
 KEYS = ("annotators.mlsd",)
 MODEL_SIDE = 512  # M-LSD large was trained on 512×512 inputs
 TOP_K = 200  # line centres considered, as in controlnet_aux
 MIN_LENGTH = 0.1  # ControlNet's distance threshold: keep every segment longer than this (map pixels)
+THRESHOLD = 0.1  # ControlNet's score threshold: the minimum line confidence
 
 
 def predict_lines(model: Any, pixels: np.ndarray, score_threshold: float) -> np.ndarray:
@@ -45,6 +59,33 @@ def predict_lines(model: Any, pixels: np.ndarray, score_threshold: float) -> np.
     return np.asarray(segments, dtype=np.float32).reshape(-1, 4)
 
 
+@dataclass(frozen=True)
+class LineMap(DetectedMap):
+    """White straight lines on black, and how many segments were found (0: the map is black)."""
+
+    count: int
+
+
+def line_map(
+    ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str, threshold: float = THRESHOLD
+) -> LineMap:
+    """Detect segments, draw them at the working resolution of `size`, bring the map to `size`."""
+    import cv2
+    import numpy as np
+
+    pixels = np.asarray(rgb(image))
+    outcome = ctx.models.run(
+        lambda parts: predict_lines(parts["annotators.mlsd"].model, pixels, threshold), *KEYS, tool=tool
+    )
+    segments = outcome.value
+    # Drawn 1 px wide at ControlNet's working resolution, then scaled, so line weight matches its training data.
+    width, height = working_size(size)
+    canvas = np.zeros((height, width), np.uint8)
+    for x0, y0, x1, y1 in segments * np.array([width, height, width, height], np.float32):
+        cv2.line(canvas, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
+    return LineMap(to_condition_map(canvas, size), outcome.degraded, len(segments))
+
+
 class DetectLines(Tool):
     """Straight lines for the M-LSD ControlNet (rooms, buildings, furniture)."""
 
@@ -55,30 +96,19 @@ class DetectLines(Tool):
     )
     inputs = (
         Field("image", "image", "the image to find straight lines in"),
-        Field("threshold", "float", "minimum line confidence; lower finds more", default=0.1, minimum=0, maximum=1),
+        Field(
+            "threshold", "float", "minimum line confidence; lower finds more", default=THRESHOLD, minimum=0, maximum=1
+        ),
     )
     components = KEYS
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        """Detect segments, draw them at the working resolution, bring the map back to the input size."""
-        import cv2
-        import numpy as np
-
+        """Detect and draw the lines at the input's size; finding none is an error, not a black map."""
         ref = args["image"]
         threshold = float(args["threshold"])
         image = rgb(ctx.load_image(ref))
-        outcome = ctx.models.run(
-            lambda parts: predict_lines(parts["annotators.mlsd"].model, np.asarray(image), threshold),
-            *KEYS,
-            tool=self.name,
-        )
-        segments = outcome.value
-        if len(segments) == 0:
+        lines = line_map(ctx, image, image.size, self.name, threshold)
+        if lines.count == 0:
             raise not_found("straight lines", ref, f"threshold {threshold:g}")
-        # Drawn 1 px wide at ControlNet's working resolution, then scaled, so line weight matches its training data.
-        width, height = working_size(image.size)
-        canvas = np.zeros((height, width), np.uint8)
-        for x0, y0, x1, y1 in segments * np.array([width, height, width, height], np.float32):
-            cv2.line(canvas, (int(x0), int(y0)), (int(x1), int(y1)), 255, 1)
-        out = save(ctx, self.name, to_condition_map(canvas, image.size), ref, {"threshold": threshold})
-        return ToolResult(f"{len(segments)} straight lines found in {ref.handle}.", [out], degraded=outcome.degraded)
+        out = save(ctx, self.name, lines.image, ref, {"threshold": threshold})
+        return ToolResult(f"{lines.count} straight lines found in {ref.handle}.", [out], degraded=lines.degraded)

@@ -1,10 +1,11 @@
-"""Helpers the perception tools share: RGB inputs, working sizes, clean model text, tensors onto the right device."""
+"""Helpers the perception tools share: RGB inputs, working sizes, condition maps, clean model text, tensors."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -66,6 +67,18 @@ def to_condition_map(array: np.ndarray, size: tuple[int, int]) -> Image.Image:
     if image.size != size:
         image = image.resize(size, Image.Resampling.BILINEAR)
     return image
+
+
+@dataclass(frozen=True)
+class DetectedMap:
+    """A detector's condition map: RGB at the size asked for, as the ControlNets take it, and why it ran degraded.
+
+    Made by one function per condition in the perception modules, which both the perception tool and the
+    generate_from_<condition> tool call; subclasses add what the detector found (lines, people, shares).
+    """
+
+    image: Image.Image
+    degraded: str | None
 
 
 def batch_to(batch: Mapping[str, Any], device: Any, dtype: Any) -> dict[str, Any]:

@@ -1,13 +1,53 @@
-"""detect_pose: human body keypoints (OpenPose via controlnet_aux, `annotators`) drawn as a pose skeleton."""
+"""detect_pose: human body keypoints (OpenPose via controlnet_aux, `annotators`) drawn as a pose skeleton.
+
+`pose_map` is also the detector of generate_from_pose.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.tools.perception_util import annotator_imports, not_found, rgb, save, to_condition_map, working_size
+from vchat.tools.perception_util import (
+    DetectedMap,
+    annotator_imports,
+    not_found,
+    rgb,
+    save,
+    to_condition_map,
+    working_size,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 KEYS = ("annotators.openpose",)
+
+
+@dataclass(frozen=True)
+class PoseMap(DetectedMap):
+    """Coloured stick figures on black, and how many people were found (0: the map is black)."""
+
+    people: int
+
+
+def pose_map(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> PoseMap:
+    """Detect bodies at the working resolution of `size` and draw them there (stroke widths are in pixels)."""
+    import numpy as np
+
+    with annotator_imports():
+        from controlnet_aux.open_pose import draw_poses
+
+    width, height = working_size(size)
+    pixels = np.asarray(rgb(image).resize((width, height)))
+    # Bodies only, as Visual ChatGPT and the openpose ControlNet do: hands and faces triple the time.
+    outcome = ctx.models.run(lambda parts: parts["annotators.openpose"].detect_poses(pixels), *KEYS, tool=tool)
+    poses = outcome.value or []
+    canvas = np.zeros((height, width, 3), np.uint8)
+    if poses:
+        canvas = draw_poses(poses, height, width, draw_body=True, draw_hand=False, draw_face=False)
+    return PoseMap(to_condition_map(canvas, size), outcome.degraded, len(poses))
 
 
 class DetectPose(Tool):
@@ -22,22 +62,12 @@ class DetectPose(Tool):
     components = KEYS
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        """Detect bodies at the working resolution and draw them there (stroke widths are in pixels)."""
-        import numpy as np
-
-        with annotator_imports():
-            from controlnet_aux.open_pose import draw_poses
-
+        """Draw the skeletons at the input's size; finding nobody is an error, not a black map."""
         ref = args["image"]
         image = rgb(ctx.load_image(ref))
-        width, height = working_size(image.size)
-        pixels = np.asarray(image.resize((width, height)))
-        # Bodies only, as Visual ChatGPT and the openpose ControlNet do: hands and faces triple the time.
-        outcome = ctx.models.run(lambda parts: parts["annotators.openpose"].detect_poses(pixels), *KEYS, tool=self.name)
-        poses = outcome.value
-        if not poses:
+        made = pose_map(ctx, image, image.size, self.name)
+        if made.people == 0:
             raise not_found("person", ref)
-        canvas = draw_poses(poses, height, width, draw_body=True, draw_hand=False, draw_face=False)
-        out = save(ctx, self.name, to_condition_map(canvas, image.size), ref, {})
-        people = "1 person" if len(poses) == 1 else f"{len(poses)} people"
-        return ToolResult(f"Pose of {people} found in {ref.handle}.", [out], degraded=outcome.degraded)
+        out = save(ctx, self.name, made.image, ref, {})
+        people = "1 person" if made.people == 1 else f"{made.people} people"
+        return ToolResult(f"Pose of {people} found in {ref.handle}.", [out], degraded=made.degraded)
