@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +125,28 @@ def test_large_inputs_come_back_at_the_capped_size(tmp_path: Path, models: Any) 
     assert (step.images[0].width, step.images[0].height) == (96, 72)
 
 
-def test_the_condition_reaches_the_unet(tmp_path: Path, models: Any) -> None:
+@contextmanager
+def live_controlnet(models: Any) -> Iterator[None]:
+    """Randomise the zero-initialised output convolutions for the block, so the map changes the image."""
     import torch
 
+    with models.use("controlnet_canny") as parts:
+        convs = gf.controlnet_out_convs(parts["controlnet_canny"])
+    saved = [(conv.weight.detach().clone(), conv.bias.detach().clone()) for conv in convs]
+    try:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for conv in convs:
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.5)
+        yield
+    finally:
+        with torch.no_grad():
+            for conv, (weight, bias) in zip(convs, saved, strict=True):
+                conv.weight.copy_(weight)
+                conv.bias.copy_(bias)
+
+
+def test_the_condition_reaches_the_unet(tmp_path: Path, models: Any) -> None:
     square = gf.edge_map()
     cross = Image.new("RGB", (64, 64))
     cross.paste((255, 255, 255), (30, 0, 34, 64))
@@ -138,17 +158,27 @@ def test_the_condition_reaches_the_unet(tmp_path: Path, models: Any) -> None:
 
     # A fresh ControlNet's output convolutions are zero: whatever the map, the UNet sees no difference.
     assert np.array_equal(generate(square), generate(cross))
-    with models.use("controlnet_canny") as parts:
-        convs = gf.controlnet_out_convs(parts["controlnet_canny"])
-    saved = [(conv.weight.detach().clone(), conv.bias.detach().clone()) for conv in convs]
-    try:
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for conv in convs:
-                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * 0.5)
+    with live_controlnet(models):
         assert not np.array_equal(generate(square), generate(cross))
-    finally:
-        with torch.no_grad():
-            for conv, (weight, bias) in zip(convs, saved, strict=True):
-                conv.weight.copy_(weight)
-                conv.bias.copy_(bias)
+
+
+def test_transparent_photo_follows_the_same_map_as_detect_then_generate(tmp_path: Path, models: Any) -> None:
+    """generate_from_canny(photo) and canny_edges then generate_from_canny(map) agree, transparency included."""
+    from vchat.tools.canny import canny_map
+
+    # 96x72: already the size SD works at, so both paths detect edges at the same size.
+    rgba = Image.open(write_photo(tmp_path / "src", width=96, height=72)).convert("RGBA")
+    alpha = np.zeros((72, 96), dtype=np.uint8)
+    alpha[10:65, 20:80] = 255  # outside is transparent: its edge against white counts, hidden colours do not
+    rgba.putalpha(Image.fromarray(alpha, "L"))
+    # The case matters: dropping the alpha instead of flattening it gives another map.
+    assert canny_map(rgba, rgba.size).image.tobytes() != canny_map(rgba.convert("RGB"), rgba.size).image.tobytes()
+    session = _session(tmp_path / "s", models, rgba)
+    with live_controlnet(models):
+        direct = _run(session, "canny", input_kind="photo", seed=7).images[0]
+        edges = session.run_tool("canny_edges", named={"image": "img1"}).images[0]
+        via_map = session.run_tool(
+            "generate_from_canny",
+            named={"image": edges.handle, "prompt": "a house", **gf.FAST, "input_kind": "map", "seed": 7},
+        ).images[0]
+    assert np.array_equal(gf.pixels(direct)[..., :3], gf.pixels(via_map)[..., :3])

@@ -9,7 +9,7 @@ from PIL import Image
 
 from vchat.errors import ToolError
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.tools.perception_util import DetectedMap
+from vchat.tools.perception_util import DetectedMap, rgb
 
 # ControlNet's own annotator thresholds for the canny model.
 LOW, HIGH = 100, 200
@@ -29,7 +29,8 @@ def canny_map(image: Image.Image, size: tuple[int, int], low: int = LOW, high: i
 
     if image.size != size:
         image = image.resize(size, Image.Resampling.LANCZOS)
-    edges = cv2.Canny(np.asarray(image.convert("L")), low, high)
+    # rgb(): transparency flattened onto white, as every detector does, so hidden colours draw no edges.
+    edges = cv2.Canny(np.asarray(rgb(image).convert("L")), low, high)
     return EdgeMap(Image.fromarray(edges, "L").convert("RGB"), None, float((edges > 0).mean()))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from vchat.errors import ToolError
 from vchat.runtime.catalog import SD_SHARED
@@ -10,6 +10,10 @@ from vchat.tools import conditions
 from vchat.tools import sd_common as sd
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.conditions import CONDITIONS, Condition
+from vchat.tools.perception_util import rgb
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # ControlNet's demo defaults (also Visual ChatGPT's): quality words added to the prompt, and a negative prompt
 # used when the model gives none.
@@ -59,7 +63,10 @@ class _ControlNetTool(Tool):
         source = sd.edit_input(ctx, ref)
         condition = self.condition
         with sd.unavailable_as_observation():
-            made = conditions.prepare(ctx, condition, ref, source.original, source.work.size, kind, self.name)
+            # Detect on what the perception tools see (transparency flattened onto white), so that
+            # generate_from_X(photo) follows the same map as detect_X then generate_from_X(map).
+            seen = source.original if source.alpha is None else _on_white(source.original, source.alpha)
+            made = conditions.prepare(ctx, condition, ref, seen, source.work.size, kind, self.name)
         full_prompt = f"{prompt}, {QUALITY_SUFFIX}"
         width, height = source.work.size
         result = sd.run_sd(
@@ -88,6 +95,12 @@ class _ControlNetTool(Tool):
         text = f"Generated {prompt!r} following the {condition.what} ({how}; {sd.describe_seed(params)})."
         notes = [n for n in (made.degraded, result.degraded) if n]
         return ToolResult(text, [out], degraded="; ".join(notes) or None)
+
+
+def _on_white(image: Image.Image, alpha: Image.Image) -> Image.Image:
+    rgba = image.copy()
+    rgba.putalpha(alpha)
+    return rgb(rgba)
 
 
 def _described(what: str) -> str:
