@@ -176,3 +176,69 @@ def test_unknown_keys_name_the_known_ones() -> None:
         expand_keys(["sdxl"])
     with pytest.raises(KeyError, match=r"sd15\.unet"):
         component("sd15.unet2")
+
+
+def test_no_network_fails_fast_and_cached_models_load_without_it(
+    hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not offline, but the hub is unreachable: a missing model is one line at once; a cached one loads
+    without any request (the libraries would otherwise retry their update check for ~25 s)."""
+    import socket
+    import threading
+
+    from vchat.runtime import ModelManager
+
+    # A stand-in hub that only counts the connections made to it.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    connections: list[object] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            connections.append(conn)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        monkeypatch.setattr(hub, "reachable", lambda timeout=3.0: False)
+        with ModelManager(device="cpu", dtype="float32").use("clipseg", "clipseg.processor", tool="t") as parts:
+            assert parts["clipseg"] is not None
+        assert connections == []  # loaded from the cache with no update check
+
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+        with pytest.raises(ModelLoadError) as err, ModelManager(device="cpu").use("blip_vqa", tool="t"):
+            pass
+        message = str(err.value)
+        assert "cannot be reached" in message and "vchat models pull blip_vqa" in message
+        assert "\n" not in message and connections == []
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        server.close()
+
+
+def test_reachable_probes_the_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        hub._REACHABLE.clear()
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert hub.reachable(timeout=1.0) is True
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+        assert hub.reachable(timeout=1.0) is False
+    finally:
+        server.close()
+        hub._REACHABLE.clear()

@@ -106,7 +106,7 @@ def test_missing_weights_say_so_and_forbid_substitutes(
     monkeypatch.setattr(grounding, "detect_boxes", _raise_missing)
     step = session.run_tool(tool, named=args)
     assert step.observation.startswith(f"{tool} failed: model "), step.observation
-    assert "is not downloaded and HF_HUB_OFFLINE is set" in step.observation
+    assert "is not downloaded (HF_HUB_OFFLINE is set)" in step.observation
     assert step.observation.endswith(NO_SUBSTITUTE) and not step.images
 
 

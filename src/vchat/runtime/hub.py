@@ -129,10 +129,46 @@ def missing_error(spec: ComponentSpec, source: Source, missing: list[str], reaso
         what = f"folder {source.ref} has no {missing[0]}" if missing else f"folder {source.ref} cannot be read"
         return ModelLoadError(f"model {spec.key}: {what}; fix [models] {source.model} in the config file")
     why = reason or ("HF_HUB_OFFLINE is set" if is_offline() else "it could not be downloaded")
+    why = why.rstrip(". ")
+    if why[:1].isupper() and why[1:2].islower():  # a library's sentence ("We couldn't…"), not a NAME
+        why = why[:1].lower() + why[1:]
     return ModelLoadError(
-        f"model {spec.key} ({source.ref}) is not downloaded and {why}; "
-        f"run `vchat models pull {source.model}` with network access"
+        f"model {spec.key} ({source.ref}) is not downloaded ({why}); "
+        f"run `vchat models pull {source.model}` with network access, or set [models] {source.model} to a folder"
     )
+
+
+_REACHABLE: dict[str, tuple[float, bool]] = {}
+
+
+def endpoint() -> str:
+    """The hub's address (HF_ENDPOINT honoured, as huggingface_hub does)."""
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub answers a TCP connection, remembered for a minute.
+
+    Without a network, huggingface_hub retries a failing download for about 25 s while printing
+    warnings; one quick connection attempt first turns that into an immediate, clear error.
+    """
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    url = endpoint()
+    cached = _REACHABLE.get(url)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            ok = True
+    except OSError:
+        ok = False
+    _REACHABLE[url] = (time.monotonic(), ok)
+    return ok
 
 
 def select_repo_files(

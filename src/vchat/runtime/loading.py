@@ -30,6 +30,10 @@ def _location(spec: ComponentSpec, source: hub.Source) -> tuple[str, dict[str, A
     if hub.is_offline():
         # Passed explicitly: the libraries read HF_HUB_OFFLINE once at import, the user may set it later.
         kwargs["local_files_only"] = True
+    elif not hub.find_files(spec, source)[1] and not hub.reachable():
+        # Everything is cached but there is no network: without this the libraries spend ~25 s retrying
+        # their update check (printing warnings) before they fall back to the cache.
+        kwargs["local_files_only"] = True
     return source.ref, kwargs
 
 
@@ -39,6 +43,10 @@ def check_available(spec: ComponentSpec, source: hub.Source) -> None:
         _found, missing = hub.find_files(spec, source)
         if missing:
             raise hub.missing_error(spec, source, missing)
+        return
+    _found, missing = hub.find_files(spec, source)
+    if missing and not hub.reachable():
+        raise hub.missing_error(spec, source, missing, reason=f"{hub.endpoint()} cannot be reached")
 
 
 def load_component(spec: ComponentSpec, source: hub.Source, dtype: str | None) -> Any:
