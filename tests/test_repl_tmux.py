@@ -91,34 +91,7 @@ def repl(tmp_path: Path) -> Iterator[tuple[Pane, Path]]:
         )
     )
     name = f"vchat-test-{uuid.uuid4().hex[:8]}"
-    env = {
-        "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
-        "XDG_DATA_HOME": str(tmp_path / "data"),
-        "VCHAT_OUT": str(tmp_path / "out"),
-        "TERM": "xterm-256color",
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-    }
-    command = " ".join(
-        [
-            "env",
-            "-i",
-            *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
-            shlex.quote(sys.executable),
-            "-m",
-            "vchat",
-            "--llm",
-            shlex.quote(f"scripted:{script}"),
-            "--preview",
-            "none",
-            "-i",
-            shlex.quote(str(photo)),
-        ]
-    )
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "150", "-y", "50", command], check=True, cwd=tmp_path
-    )
-    pane = Pane(name)
+    pane = start(name, tmp_path, ["--llm", f"scripted:{script}", "--preview", "none", "-i", str(photo)])
     try:
         pane.wait_for("/help for commands")
         yield pane, tmp_path
