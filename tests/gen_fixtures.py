@@ -64,6 +64,15 @@ def gen_session(tmp_path: Path, models: Any, replies: list[str] | None = None, *
     return Session(config, all_tools(), llm, models=models)
 
 
+def photo_session(tmp_path: Path, models: Any) -> Any:
+    """A session with the 100x75 test photo attached as img1."""
+    from tests.helpers import write_photo
+
+    session = gen_session(tmp_path, models)
+    session.attach(write_photo(tmp_path, width=100, height=75))
+    return session
+
+
 def pixels(ref: Any) -> np.ndarray:
     """The pixels of an output image."""
     with Image.open(ref.path) as img:

@@ -28,9 +28,7 @@ def models() -> Iterator[Any]:
 
 @pytest.fixture
 def session(tmp_path: Path, models: Any) -> Any:
-    s = gf.gen_session(tmp_path, models)
-    s.attach(write_photo(tmp_path, width=100, height=75))
-    return s
+    return gf.photo_session(tmp_path, models)
 
 
 def _generate(session: Any, **extra: Any) -> Any:

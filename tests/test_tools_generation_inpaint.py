@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 from tests import gen_fixtures as gf
-from tests.helpers import write_photo
 
 import vchat.tools
 from vchat.errors import ModelLoadError
@@ -30,9 +29,7 @@ def models() -> Iterator[Any]:
 
 @pytest.fixture
 def session(tmp_path: Path, models: Any) -> Any:
-    s = gf.gen_session(tmp_path, models)
-    s.attach(write_photo(tmp_path, width=100, height=75))
-    return s
+    return gf.photo_session(tmp_path, models)
 
 
 def _box_mask(image: Image.Image, boxes: Any, **_: Any) -> Image.Image:

@@ -23,18 +23,11 @@ def sd15_with_checker(folder: Path, flags_everything: bool) -> Path:
     """A copy of the zoo's sd15 with a tiny random safety checker whose thresholds flag every image, or none."""
     import torch
     from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
-    from tests.zoo import zoo_root
+    from tests.zoo import TINY_VISION, zoo_root
     from transformers import CLIPConfig, CLIPImageProcessor
 
     shutil.copytree(zoo_root() / "local" / "sd15", folder)
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "image_size": 32,
-        "patch_size": 8,
-    }
+    vision = dict(TINY_VISION)
     text = {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 2}
     checker = StableDiffusionSafetyChecker(CLIPConfig(text_config=text, vision_config=vision, projection_dim=32))
     with torch.no_grad():

@@ -19,6 +19,17 @@ from vchat.runtime.devices import Backend
 CONTROLNET_KINDS = ("canny", "mlsd", "hed", "scribble", "openpose", "seg", "depth", "normal")
 
 
+# The smallest ViT every vision tower here accepts (BLIP, CLIPSeg, the safety checker's CLIP).
+TINY_VISION = {
+    "hidden_size": 32,
+    "intermediate_size": 37,
+    "num_attention_heads": 4,
+    "num_hidden_layers": 2,
+    "image_size": 32,
+    "patch_size": 8,
+}
+
+
 def _clip_tokenizer() -> Any:
     from transformers import CLIPTokenizer
 
@@ -153,14 +164,7 @@ def _save_blip(folder: Path, vqa: bool) -> None:
         "eos_token_id": tokenizer.sep_token_id,
         "pad_token_id": tokenizer.pad_token_id,
     }
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "image_size": 32,
-        "patch_size": 8,
-    }
+    vision = dict(TINY_VISION)
     config = BlipConfig(text_config=text, vision_config=vision, projection_dim=32)
     model = (BlipForQuestionAnswering if vqa else BlipForConditionalGeneration)(config)
     model.save_pretrained(folder)
@@ -183,14 +187,7 @@ def _save_clipseg(folder: Path) -> None:
         "eos_token_id": 1,
         "pad_token_id": 1,
     }
-    vision = {
-        "hidden_size": 32,
-        "intermediate_size": 37,
-        "num_attention_heads": 4,
-        "num_hidden_layers": 2,
-        "image_size": 32,
-        "patch_size": 8,
-    }
+    vision = dict(TINY_VISION)
     config = CLIPSegConfig(
         text_config=text,
         vision_config=vision,
