@@ -48,6 +48,13 @@ class Settings:
     timeout: float = 120.0
     temperature: float = 0.0
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
+    # -- the language model's protocol and limits (issues 10, 11, 13) --
+    protocol: str = "react"  # react (text ReAct, any model) | tools (native function calling)
+    max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
+    reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
+    vision: str = "auto"  # auto | on | off: give the planner the newest images as pixels
+    vision_max_side: int = 448  # long side, in pixels, of images shown to the planner
+    vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
     safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
@@ -78,6 +85,12 @@ _SCALARS: dict[str, type] = {
     "timeout": float,
     "temperature": float,
     "stream": bool,
+    "protocol": str,
+    "max_tokens": int,
+    "reply_deadline": float,
+    "vision": str,
+    "vision_max_side": int,
+    "vision_images": int,
     "max_image_pixels": int,
     "caption_on_attach": bool,
     "safety_checker": str,
@@ -189,6 +202,18 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("max_format_retries cannot be negative")
     if settings.timeout <= 0:
         raise ConfigError("timeout must be positive")
+    if settings.protocol not in ("react", "tools"):
+        raise ConfigError(f"protocol must be react or tools, not {settings.protocol!r}")
+    if settings.max_tokens < 16:
+        raise ConfigError(f"max_tokens must be at least 16, not {settings.max_tokens}")
+    if settings.reply_deadline <= 0:
+        raise ConfigError("reply_deadline must be positive (seconds)")
+    if settings.vision not in ("auto", "on", "off"):
+        raise ConfigError(f"vision must be auto, on or off, not {settings.vision!r}")
+    if settings.vision_max_side < 64:
+        raise ConfigError(f"vision_max_side must be at least 64, not {settings.vision_max_side}")
+    if settings.vision_images < 0:
+        raise ConfigError("vision_images cannot be negative")
     if settings.safety_checker not in ("auto", "on", "off"):
         raise ConfigError(f"safety_checker must be auto, on or off, not {settings.safety_checker!r}")
     if settings.sd_max_side < 256:

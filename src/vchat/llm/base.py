@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol, TypedDict
+from typing import Any, Protocol, Required, TypedDict
+
+# One part of a multimodal message, in OpenAI's shape: {"type": "text", "text": ...} or
+# {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}.
+ContentPart = dict[str, Any]
 
 
-class Message(TypedDict):
-    """One chat message in the OpenAI shape."""
+class Message(TypedDict, total=False):
+    """One chat message in the OpenAI shape.
 
-    role: str  # system | user | assistant
-    content: str
+    `content` is plain text, or a list of content parts when the message carries images
+    (vision). `tool_calls` / `tool_call_id` are used only by the native tool-calling
+    protocol (`protocol = "tools"`), in OpenAI's shape.
+    """
+
+    role: Required[str]  # system | user | assistant | tool
+    content: Required[str | list[ContentPart]]
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str
+
+
+def text_of(message: Message) -> str:
+    """The text of a message, with image parts left out (for backends and records that take text only)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
 
 
 class LLM(Protocol):
