@@ -149,7 +149,7 @@ class OpenAIChat:
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
         """Yield the reply in chunks, cut at any stop string; raise a one-line LLMError on any failure."""
         stops = [s for s in (stop or ()) if s]
-        payload = [{"role": m["role"], "content": m["content"]} for m in messages]
+        payload: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"]} for m in messages]
         response = self._create(payload, stops)
         if self.stream:
             yield from self._iter_stream(response, stops)
@@ -179,7 +179,7 @@ class OpenAIChat:
 
     # -- requests --------------------------------------------------------------------------
 
-    def _create(self, payload: list[dict[str, str]], stops: list[str]) -> Any:
+    def _create(self, payload: list[dict[str, Any]], stops: list[str]) -> Any:
         """Send the request; on a refused optional parameter, drop it and send again (once per parameter)."""
         while True:
             kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "stream": self.stream}
