@@ -44,3 +44,21 @@ def test_paths_with_spaces_and_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert _complete("edit @My Photos/t") == ["My Photos/the cat.png"]
     assert _complete("edit @My Photos/the cat.png and @My") == ["My Photos/"]
     assert _complete("edit @My") == ["My Photos/"]
+
+
+def _complete_tool_args(text: str) -> list[str]:
+    from vchat.tools.registry import TOOL_CLASSES
+
+    classes = {tool.name: tool for tool in TOOL_CLASSES}
+    completer = VchatCompleter(COMMANDS, lambda: list(classes), lambda: ["img1", "img2"], tool_class=classes.get)
+    doc = Document(text, len(text))
+    return [c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))]
+
+
+def test_tool_argument_names_choices_and_handles() -> None:
+    assert _complete_tool_args("/tool canny_edges img1 l") == ["low="]
+    assert _complete_tool_args("/tool canny_edges img1 ") == ["low=", "high=", "img1", "img2"]
+    assert _complete_tool_args("/tool canny_edges i") == ["img1", "img2"]
+    assert _complete_tool_args("/tool flip_image img1 direction=v") == ["direction=vertical"]
+    assert _complete_tool_args("/tool flip_image img1 direction=") == ["direction=horizontal", "direction=vertical"]
+    assert _complete_tool_args("/tool no_such_tool img1 l") == []

@@ -128,3 +128,51 @@ def test_edit_with_a_missing_editor_is_one_line(tmp_path: Path, monkeypatch: pyt
     repl, _ = _repl(tmp_path, [])
     with pytest.raises(VchatError, match="not found; set \\$EDITOR"):
         repl.handle("/edit")
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 4, 7])
+def test_streamed_answer_bytes_are_exactly_the_answer(tmp_path: Path, chunks: int) -> None:
+    """The answer on screen, streamed in pieces then completed, has no doubled or lost character.
+
+    The streamer holds back the last 24 characters; cutting the sentence at every length puts a
+    space right at the edge of what was streamed (the doubled-space bug) for some of them.
+    """
+    from vchat.llm.scripted import ScriptedLLM
+
+    sentence = "I made the edges of the image you attached and it is ready now, with every line kept as it was"
+    texts = [sentence[:n].strip() for n in range(30, len(sentence) + 1)]
+    repl, out = _repl(tmp_path, [])
+    repl.session.llm = ScriptedLLM([answer(text) for text in texts], chunks=chunks)
+    for text in texts:
+        before = len(out.getvalue())
+        repl.handle("edges please")
+        assert out.getvalue()[before:] == text + "\n"
+
+
+def test_tool_takes_key_value_pairs_and_positional_values(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, [])
+    repl.handle("/tool canny_edges img1 low=50")
+    assert repl.session.store.get("img2").params["low"] == 50
+    repl.handle("/tool flip_image img1 vertical")
+    assert repl.session.store.get("img3").params["direction"] == "vertical"
+    repl.handle("/tool canny_edges img1, 20")  # the model's comma form still works by hand
+    assert repl.session.store.get("img4").params["low"] == 20
+    with pytest.raises(VchatError, match="has no input 'lwo'"):
+        repl.handle("/tool canny_edges img1 lwo=50")
+    repl.handle("/help")
+    assert "/tool canny_edges img1 low=50" in out.getvalue()
+
+
+def test_a_path_typed_in_a_message_is_announced_and_previewed(tmp_path: Path) -> None:
+    shown: list[str] = []
+    session = make_session(tmp_path, [answer("a yellow square")])
+    out = io.StringIO()
+    repl = Repl(session, Console(file=out, width=200, highlight=False), show_image=lambda ref: shown.append(ref.handle))
+    photo = write_photo(tmp_path / "My Photos", "cat 1.png")
+    repl.handle(f"what is in {photo}?")
+    text = out.getvalue()
+    assert f"attached img1 64x48  {photo}\n" in text
+    assert text.index("attached img1") < text.index("a yellow square")
+    assert shown == ["img1"]
+    assert "img1" in str(session.llm.calls[0][-1]["content"])
+    assert session.on_attach is None  # the announcing hook is only there during the message

@@ -100,6 +100,11 @@ def _field_for_key(tool: type[Tool], key: str) -> Field | None:
     return None
 
 
+def field_for_key(tool: type[Tool], key: str) -> Field | None:
+    """The field a name refers to (case, `-` and the usual image aliases forgiven); None when none does."""
+    return _field_for_key(tool, key)
+
+
 def bind_named(tool: type[Tool], values: Mapping[str, Any], resolve_image: ImageResolver | None) -> dict[str, Any]:
     """Bind values given by field name (JSON object, `key=value` pairs, `--arg` flags)."""
     bound: dict[str, Any] = {}

@@ -32,8 +32,8 @@ SLASH_HELP = {
     "/attach PATH": "attach an image (or type a path, or @path, in a message)",
     "/images": "the session's images as a lineage tree",
     "/show HANDLE": "preview an image again",
-    "/tools": "list the tools",
-    "/tool NAME ARGS": "run a tool directly, e.g. /tool canny_edges img1 (no model needed)",
+    "/tools [-v]": "list the tools (-v: with their inputs)",
+    "/tool NAME ARGS": "run a tool directly, no model needed: IMAGE, then values in order or KEY=VALUE",
     "/model": "show the connected language model",
     "/edit": "write the next message in $EDITOR",
     "/undo": "forget the last exchange (its images stay on disk)",
@@ -90,6 +90,16 @@ class Repl:
                 thinking.stop()
                 self.console.print(escape(shown), end="", soft_wrap=True)
 
+        def on_attach(session: Session, ref: ImageRef) -> None:
+            # A path typed in the message: the same feedback as /attach, before the model answers.
+            if attach_hook is not None:
+                attach_hook(session, ref)
+            thinking.stop()
+            self._announce(ref, ref.source or str(ref.path))
+            thinking.start()
+
+        attach_hook = self.session.on_attach
+        self.session.on_attach = on_attach
         self.session.on_text = on_text
         self.session.on_progress = progress
         thinking.start()
@@ -113,13 +123,12 @@ class Repl:
             progress.stop()
             self.session.on_text = None
             self.session.on_progress = None
+            self.session.on_attach = attach_hook
 
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
         if step.kind == "final" and streamer.active:
             # Most of the answer is on screen already: print only what was held back.
-            shown = streamer.buffer[streamer.start or 0 : streamer.emitted].strip()
-            rest = step.text[len(shown) :] if step.text.startswith(shown) else "\n" + step.text
-            self.console.print(escape(rest), soft_wrap=True)
+            self.console.print(escape(streamer.remainder(step.text)), soft_wrap=True)
             self.renderer.show_final = False
             self.renderer.step(step)
             self.renderer.show_final = True
@@ -139,7 +148,9 @@ class Repl:
             "/attach": self._attach,
             "/images": lambda _: self.console.print(escape(images_tree(self.session.store))),
             "/show": lambda arg: self.show_image(self.session.store.resolve(arg or self._latest())),
-            "/tools": lambda _: self.console.print(tools_table([type(t) for t in self.session.tools.values()])),
+            "/tools": lambda arg: self.console.print(
+                tools_table([type(t) for t in self.session.tools.values()], verbose=arg in ("-v", "--verbose"))
+            ),
             "/tool": self._tool,
             "/model": self._model,
             "/edit": self._edit,
@@ -162,6 +173,11 @@ class Repl:
     def _help(self, _: str) -> None:
         for key, value in SLASH_HELP.items():
             self.console.print(f"  [cyan]{escape(key):<18}[/] {value}")
+        self.console.print(
+            "  [dim]  e.g. /tool canny_edges img1 low=50 · /tool flip_image img1 vertical · "
+            '/tool generate_image a red car width=640 · quote text that has spaces: object="old car"; '
+            "Tab completes argument names; /tools -v lists every input[/]"
+        )
         self.console.print("  [dim]Alt-Enter: new line · Tab: complete · Ctrl-R: search history · Ctrl-C: cancel[/]")
 
     def _attach(self, rest: str) -> None:
@@ -169,19 +185,30 @@ class Repl:
             raise VchatError("usage: /attach PATH")
         path = " ".join(shlex.split(rest)) if rest[0] in "\"'" else rest.replace("\\ ", " ")
         ref = self.session.attach(Path(path).expanduser())
+        self._announce(ref, path)
+
+    def _announce(self, ref: ImageRef, shown_path: str) -> None:
+        """`attached img1 640x480  photo.jpg` and a preview, for /attach, -i and paths typed in a message."""
         note = f" ({ref.note})" if ref.note else ""
-        self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{escape(path)}[/]")
+        self.console.print(
+            f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{escape(shown_path)}[/]"
+        )
         self.show_image(ref)
 
     def _tool(self, rest: str) -> None:
+        from vchat.tool_args import is_legacy, parse_tool_args
+
         tool, _, raw = rest.partition(" ")
         if not tool:
-            raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1")
+            raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
+        known = self.session.tools.get(tool)
+        # `img1 low=50` as a shell user types it; JSON and `img1, 50` as the model writes them.
+        named = parse_tool_args(type(known), raw) if known is not None and not is_legacy(raw) else None
         progress = ProgressReporter(Console(stderr=True))
         self.session.on_progress = progress
         try:
             with interrupt_cancels(self.session, tool_phase=True):
-                step = self.session.run_tool(tool, raw.strip())
+                step = self.session.run_tool(tool, raw.strip(), named=named)
         except (KeyboardInterrupt, Cancelled):
             progress.stop()  # first: stopping a transient bar erases the lines printed under it
             self.console.print("[yellow]cancelled[/] [dim](no image was written)[/]")
@@ -359,6 +386,7 @@ def _prompt_lines(repl: Repl) -> Iterable[str]:
         COMMANDS,
         tool_names=lambda: list(session.tools),
         handles=lambda: [ref.handle for ref in session.store],
+        tool_class=lambda name: type(session.tools[name]) if name in session.tools else None,
     )
     prompt: PromptSession[str] = PromptSession(
         history=FileHistory(str(data / "history")),

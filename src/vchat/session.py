@@ -170,8 +170,8 @@ class Session:
 
     def attach(self, path: str | Path) -> ImageRef:
         """Attach a user's image (the user's decision: any path they type is allowed)."""
+        ref = self.store.attach(path)  # validates first: a bad path must not start an empty session
         self._start()
-        ref = self.store.attach(path)
         if self.on_attach is not None:
             self.on_attach(self, ref)
         self.transcript.write("image", image=ref.to_dict())
@@ -238,13 +238,14 @@ class Session:
         tool = self.tools.get(name)
         if tool is None:
             raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
-        self._start()
-        self.cancel_event.clear()
         args = (
             bind_named(type(tool), named, self.store.resolve)
             if named is not None
             else bind_input(type(tool), raw or "", self.store.resolve)
         )
+        # Only a valid call starts the session: a typo must not leave an empty session behind.
+        self._start()
+        self.cancel_event.clear()
         shown = raw if raw is not None else " ".join(f"{k}={v}" for k, v in (named or {}).items())
         self.transcript.write("tool", tool=name, input=shown)
         started = time.perf_counter()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
+
+if TYPE_CHECKING:
+    from vchat.tools.base import Tool
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
@@ -40,10 +44,12 @@ class VchatCompleter(Completer):
         commands: Iterable[str],
         tool_names: Callable[[], Iterable[str]],
         handles: Callable[[], Iterable[str]],
+        tool_class: Callable[[str], type[Tool] | None] | None = None,
     ) -> None:
         self.commands = sorted(commands)
         self.tool_names = tool_names
         self.handles = handles
+        self.tool_class = tool_class
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         """Completions for the text before the cursor."""
@@ -64,6 +70,9 @@ class VchatCompleter(Completer):
                 if name.startswith(fragment):
                     yield Completion(name, start_position=-len(fragment))
             return
+        if text.startswith("/tool ") and self.tool_class is not None:
+            yield from self._tool_arguments(text)
+            return
         at = text.rfind("@")
         if at >= 0 and (at == 0 or text[at - 1].isspace()) and " " in text[at:]:
             # `@My Photos/ca`: a path with spaces, recognised when its folder exists.
@@ -80,6 +89,22 @@ class VchatCompleter(Completer):
                 yield Completion(value, start_position=-len(fragment), display=shown)
             return
         if word.lower().startswith("i") or text.startswith("/show "):
+            for handle in self.handles():
+                if handle.startswith(word.lower()) and handle != word:
+                    yield Completion(handle, start_position=-len(word))
+
+    def _tool_arguments(self, text: str) -> Iterator[Completion]:
+        """After `/tool NAME `: the tool's argument names (`low=`), choices after `=`, image handles."""
+        from vchat.tool_args import completions
+
+        assert self.tool_class is not None
+        tool = self.tool_class(text.split()[1])
+        word = text.split(" ")[-1]
+        if tool is None:
+            return
+        for value, shown in completions(tool, word):
+            yield Completion(value, start_position=-len(word), display=shown)
+        if "=" not in word:
             for handle in self.handles():
                 if handle.startswith(word.lower()) and handle != word:
                     yield Completion(handle, start_position=-len(word))

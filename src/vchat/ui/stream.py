@@ -43,6 +43,21 @@ class AnswerStreamer:
             self.active = True
         return text
 
+    def remainder(self, final: str) -> str:
+        """What is left to print of the final answer `final`, given what was streamed of it already.
+
+        Printing the streamed text and then this gives exactly `final`: no character twice (the
+        streamed part may end in a space the parser's answer also has) and none lost.
+        """
+        shown = self.buffer[self.start or 0 : self.emitted]
+        if final.startswith(shown):
+            return final[len(shown) :]
+        core = shown.rstrip()
+        if core and final.startswith(core):
+            # The answer was trimmed where the stream had whitespace: that whitespace is on screen already.
+            return final[len(core) :].lstrip()
+        return "\n" + final  # the parser changed the text: print it whole on a line of its own
+
     def reset(self) -> None:
         """Start over for the next reply of the same turn."""
         self.buffer = ""
