@@ -32,6 +32,7 @@ CONTROLNET_KINDS = ("canny", "mlsd", "hed", "scribble", "openpose", "seg", "dept
 SD = ("sd15.unet", "sd15.text_encoder", "sd15.vae")
 INPAINT = ("sd15_inpaint.unet", "sd15.text_encoder", "sd15.vae")
 
+
 def _tools() -> dict[str, tuple[str, ...]]:
     """Each shipped tool and the weighted components it declares (from the registry, so it cannot drift)."""
     from vchat.runtime.catalog import COMPONENTS

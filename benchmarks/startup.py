@@ -35,7 +35,16 @@ def main() -> None:
         commands = {
             "vchat --help": [py, "-m", "vchat", "--help"],
             "vchat run --tool canny_edges (512²)": [
-                py, "-m", "vchat", "run", "--tool", "canny_edges", "-i", "in.png", "-o", "out",
+                py,
+                "-m",
+                "vchat",
+                "run",
+                "--tool",
+                "canny_edges",
+                "-i",
+                "in.png",
+                "-o",
+                "out",
             ],
             'python -c "import torch"': [py, "-c", "import torch"],
         }

@@ -1,28 +1,60 @@
-"""The system prompt: every tool and input is there, shared options once, byte-identical when rebuilt."""
+"""The system prompt: every capability offered, compact (o200k token budget), shared options once, stable bytes."""
 
 from __future__ import annotations
 
-from vchat.prompts import system_prompt
-from vchat.tools.registry import TOOL_CLASSES
+import re
+
+import bpe_openai
+
+from vchat.prompts import SHARED_MARK, system_prompt
+from vchat.tools.registry import FAMILY_CLASSES, OFFERED, TOOL_CLASSES, all_tools, family_of
+
+PROMPT = system_prompt(type(t) for t in all_tools())
+SHARED = PROMPT.split("also take:", 1)[1].split("\n", 1)[0]
+BUDGET = 1150  # o200k tokens (issue 11: half of Visual ChatGPT's 2,299)
 
 
-def test_every_tool_and_required_input_is_described() -> None:
-    prompt = system_prompt(TOOL_CLASSES)
+def _line(name: str) -> str:
+    match = re.search(rf"^{name}\((.*?)\)\{SHARED_MARK}?:(.*)$", PROMPT, re.MULTILINE)
+    assert match, f"{name} is not listed"
+    return match.group(0)
+
+
+def test_every_capability_is_offered_with_its_required_inputs() -> None:
     for tool in TOOL_CLASSES:
-        assert f"\n{tool.name}: {tool.description}" in prompt
+        found = family_of(tool.name)
+        if found is None:
+            line = _line(tool.name)
+            assert (tool.brief or tool.description) in line
+            for field in tool.inputs:
+                assert field.name in line or f"{field.name} " in SHARED, (tool.name, field.name)
+            continue
+        family, choice = found
+        line = _line(family.name)
+        assert f"{family.selector}: " in line and choice in line.split(f"{family.selector}: ", 1)[1]
+        signature = line.split(")", 1)[0]
         for field in tool.inputs:
-            if field.required:
-                assert f"    - {field.describe()}" in prompt
-            else:
-                assert f"{field.name}=" in prompt or f"- {field.describe()}" in prompt
+            assert field.name in signature or f"{field.name} " in SHARED, (tool.name, field.name)
+    # members are reachable through their family, not listed one by one
+    assert "canny_edges(" not in PROMPT and "generate_from_canny(" not in PROMPT
+    assert len([line for line in PROMPT.splitlines() if re.match(r"^\w+\(", line)]) == len(OFFERED)
+    assert {f.name for f in FAMILY_CLASSES} <= {t.name for t in OFFERED}
+
+
+def test_prompt_fits_the_token_budget() -> None:
+    tokens = len(bpe_openai.get_encoding("o200k_base").encode(PROMPT))
+    assert tokens <= BUDGET, tokens
 
 
 def test_shared_options_are_described_once() -> None:
-    prompt = system_prompt(TOOL_CLASSES)
-    assert prompt.count("denoising steps") == 1
-    assert "also: " in prompt
-    assert "steps=20" in prompt and "steps=30" in prompt  # each tool keeps its own default
+    assert PROMPT.count("denoising steps") == 1
+    assert PROMPT.count("steps") == 2 and "steps 1..150 (denoising steps)" in SHARED  # in no signature
+    assert "instruct_edit(image, instruction, image_guidance=1.5)+:" in PROMPT
+    assert "caption_image(image):" in PROMPT  # no mark: takes no shared option
 
 
 def test_prompt_is_stable_whatever_the_order() -> None:
-    assert system_prompt(TOOL_CLASSES) == system_prompt(tuple(reversed(TOOL_CLASSES)))
+    tools = [type(t) for t in all_tools()]
+    assert system_prompt(tuple(reversed(tools))) == PROMPT
+    # listing the members too changes nothing: a family hides them
+    assert system_prompt(OFFERED) == PROMPT

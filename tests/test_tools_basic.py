@@ -10,7 +10,7 @@ from PIL import Image
 from tests.helpers import make_session, write_photo
 
 from vchat.errors import ToolInputError
-from vchat.tools.registry import TOOL_CLASSES, all_tools, tool_class
+from vchat.tools.registry import FAMILY_CLASSES, TOOL_CLASSES, all_tools, tool_class
 
 
 @pytest.fixture
@@ -25,7 +25,8 @@ def test_registry_names_are_unique_verb_object() -> None:
     assert len(names) == len(set(names))
     assert all(name == name.lower() and "_" in name for name in names)
     assert tool_class("canny_edges") is not None and tool_class("nope") is None
-    assert len(all_tools()) == len(TOOL_CLASSES)
+    assert len(all_tools()) == len(TOOL_CLASSES) + len(FAMILY_CLASSES)
+    assert tool_class("detect_map") is not None
 
 
 def test_canny_finds_the_square(session) -> None:  # type: ignore[no-untyped-def]

@@ -75,7 +75,8 @@ def test_each_tool_through_the_agent(tmp_path: Path, models: Any, tool: str) -> 
     assert kinds == ["action", "observation", "final"], [s.observation for s in steps]
     observation = steps[1]
     assert observation.images and observation.images[0].handle == handle, observation.observation
-    assert observation.images[0].seed == 7 and f"New image {handle}:" in (observation.observation or "")
+    assert observation.images[0].seed == 7 and (observation.observation or "").endswith(f"New image {handle}.")
+    assert str(observation.images[0].path) not in (observation.observation or "")  # handles, not paths
     assert steps[2].flagged == []
     # The model saw the observation with the new handle in its next request.
     assert f"New image {handle}" in session.llm.calls[1][-1]["content"]

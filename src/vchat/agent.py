@@ -8,13 +8,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vchat import prompts
+from vchat import history, prompts
 from vchat.binding import bind_input
 from vchat.errors import Cancelled, LLMError, ParseError, VchatError
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.react import FinalAnswer, ToolCall, parse_reply
-from vchat.tools.base import Tool, ToolContext
+from vchat.tools.base import Tool, ToolContext, offered
 
 STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
@@ -37,6 +37,7 @@ class Step:
     flagged: list[str] = field(default_factory=list)  # image names a final answer invented
     degraded: str | None = None
     reason: str | None = None  # for error steps: llm | unreadable | step_limit
+    record: str | None = None  # for observation steps: the compact line kept in history (`img3 = tool(img2)`)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record for --json and the transcript."""
@@ -53,6 +54,7 @@ class Step:
             "flagged": self.flagged,
             "degraded": self.degraded,
             "reason": self.reason,
+            "record": self.record,
         }
 
 
@@ -72,8 +74,13 @@ def invented_handles(text: str, store: ImageStore) -> list[str]:
 
 
 def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: str) -> Step:
-    """Run one bound tool call and turn its result or failure into an observation step."""
+    """Run one bound tool call and turn its result or failure into an observation step.
+
+    The observation names new images by handle only (the UI shows their paths from
+    `step.images`): a path costs the model ~25 tokens and is of no use to it.
+    """
     started = time.perf_counter()
+    call = history.call_text(tool, args)
     try:
         result = tool.run(ctx, **args)
     except (Cancelled, KeyboardInterrupt):
@@ -81,17 +88,27 @@ def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: s
     except VchatError as exc:
         text = f"{tool.name} failed: {exc}"
         return Step(
-            "observation", tool=tool.name, input=raw_input, observation=text, seconds=time.perf_counter() - started
+            "observation",
+            tool=tool.name,
+            input=raw_input,
+            observation=text,
+            seconds=time.perf_counter() - started,
+            record=history.failed_record(call, str(exc)),
         )
     except Exception as exc:  # a bug or an environment fault inside the tool: the model hears it
         detail = str(exc).splitlines()[0] if str(exc) else ""
-        text = f"{tool.name} failed: {type(exc).__name__}{': ' + detail if detail else ''}"
+        why = f"{type(exc).__name__}{': ' + detail if detail else ''}"
         return Step(
-            "observation", tool=tool.name, input=raw_input, observation=text, seconds=time.perf_counter() - started
+            "observation",
+            tool=tool.name,
+            input=raw_input,
+            observation=f"{tool.name} failed: {why}",
+            seconds=time.perf_counter() - started,
+            record=history.failed_record(call, why),
         )
-    text = result.text.strip()
-    for ref in result.images:
-        text += f"\nNew image {ref.handle}: {ref.path}"
+    text = prompts.cap_tool_text(result.text.strip())
+    if result.images:
+        text += f"\nNew image{'s' if len(result.images) > 1 else ''} {', '.join(r.handle for r in result.images)}."
     if result.degraded:
         text += f"\n(note: {result.degraded})"
     return Step(
@@ -102,6 +119,7 @@ def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: s
         seconds=time.perf_counter() - started,
         images=list(result.images),
         degraded=result.degraded,
+        record=history.made_record(call, [r.handle for r in result.images], result.text),
     )
 
 
@@ -120,6 +138,8 @@ class Agent:
         on_text: Callable[[str], None] | None = None,
     ) -> None:
         self.llm = llm
+        # Every tool is callable by name (old capability names are aliases of the families);
+        # the prompt lists only what `tools.base.offered` keeps.
         self.tools = {tool.name: tool for tool in tools}
         self.ctx = ctx
         self.store = store
@@ -129,7 +149,7 @@ class Agent:
         self.last_user_content = ""
         self._last_observation = ""
         # Built once: byte-identical across turns so provider-side prompt caching applies.
-        self.system_prompt = prompts.system_prompt(type(tool) for tool in tools)
+        self.system_prompt = prompts.system_prompt(type(tool) for tool in offered(tools))
 
     def _ask(self, messages: Sequence[Message]) -> str:
         chunks: list[str] = []
@@ -142,10 +162,20 @@ class Agent:
                 self.on_text(chunk)
         return "".join(chunks)
 
-    def run_turn(self, user_text: str, history: Sequence[Message] = ()) -> Iterator[Step]:
-        """Answer one user message, yielding each step; ends with a final or error step."""
+    def user_content(self, user_text: str) -> str:
+        """The user's message as the model gets it: the text and the session's images."""
         note = self.store.known_list(recent=RECENT_IMAGES) if len(self.store) else None
-        self.last_user_content = prompts.user_message(user_text, note)
+        return prompts.user_message(user_text, note)
+
+    def run_turn(
+        self, user_text: str, history: Sequence[Message] = (), *, content: str | None = None
+    ) -> Iterator[Step]:
+        """Answer one user message, yielding each step; ends with a final or error step.
+
+        `content` is the user message exactly as to send (from `user_content`, computed
+        before the turn so the transcript can keep it byte for byte); default: built here.
+        """
+        self.last_user_content = content if content is not None else self.user_content(user_text)
         messages: list[Message] = [
             {"role": "system", "content": self.system_prompt},
             *history,
@@ -191,17 +221,21 @@ class Agent:
         tool = self.tools.get(call.tool)
         thought = _thought_of(reply)
         yield Step("action", tool=call.tool, input=call.input, thought=thought, reply=reply)
+        raw_call = history.raw_call_text(call.tool, call.input)
         if tool is None:
-            text = f"unknown tool {call.tool!r}; valid tools: {', '.join(sorted(self.tools))}"
+            names = ", ".join(sorted(t.name for t in offered(self.tools.values())))
+            text = f"unknown tool {call.tool!r}; valid tools: {names}"
             self._last_observation = text
-            yield Step("observation", tool=call.tool, input=call.input, observation=text)
+            record = history.failed_record(raw_call, "unknown tool")
+            yield Step("observation", tool=call.tool, input=call.input, observation=text, record=record)
             return
         try:
             args = bind_input(type(tool), call.input, self.store.resolve)
         except VchatError as exc:
             text = f"bad input for {tool.name}: {exc}"
             self._last_observation = text
-            yield Step("observation", tool=tool.name, input=call.input, observation=text)
+            record = history.failed_record(raw_call, f"bad input: {exc}")
+            yield Step("observation", tool=tool.name, input=call.input, observation=text, record=record)
             return
         step = run_tool(tool, args, self.ctx, call.input)
         self._last_observation = step.observation or ""

@@ -122,7 +122,7 @@ def _complete(tool: type[Tool], bound: dict[str, Any]) -> dict[str, Any]:
         raise ToolInputError(f"missing {', '.join(repr(m) for m in missing)}; {expected_shape(tool)}")
     for f in tool.inputs:
         bound.setdefault(f.name, f.default)
-    return bound
+    return tool.validate(bound)
 
 
 def _named_pair(part: str, tool: type[Tool]) -> tuple[Field, str] | None:

@@ -217,10 +217,15 @@ def tools_cmd(
     """List the tools the model can use."""
     from rich.console import Console
 
-    from vchat.tools.registry import TOOL_CLASSES
+    from vchat.tools.registry import TOOL_CLASSES, family_of
     from vchat.ui.render import tools_table
 
-    Console().print(tools_table(TOOL_CLASSES, verbose=verbose))
+    notes = {}
+    for cls in TOOL_CLASSES:
+        found = family_of(cls.name)
+        if found is not None:  # the model is offered the family; the old name works everywhere too
+            notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
+    Console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
 
 
 @app.command("sessions")

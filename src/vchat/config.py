@@ -50,6 +50,7 @@ class Settings:
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
     # -- the language model's protocol and limits (issues 10, 11, 13) --
     protocol: str = "react"  # react (text ReAct, any model) | tools (native function calling)
+    history_budget: int = 6000  # estimated tokens of earlier turns kept in full; older ones condensed (0: never)
     max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
     reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
     vision: str = "auto"  # auto | on | off: give the planner the newest images as pixels
@@ -86,6 +87,7 @@ _SCALARS: dict[str, type] = {
     "temperature": float,
     "stream": bool,
     "protocol": str,
+    "history_budget": int,
     "max_tokens": int,
     "reply_deadline": float,
     "vision": str,
@@ -204,6 +206,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("timeout must be positive")
     if settings.protocol not in ("react", "tools"):
         raise ConfigError(f"protocol must be react or tools, not {settings.protocol!r}")
+    if settings.history_budget < 0:
+        raise ConfigError("history_budget cannot be negative (0 keeps every turn in full)")
     if settings.max_tokens < 16:
         raise ConfigError(f"max_tokens must be at least 16, not {settings.max_tokens}")
     if settings.reply_deadline <= 0:

@@ -2,79 +2,101 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from vchat.tools.base import Field, Tool
+from vchat.tools.base import Field, Tool, offered
 
-_INTRO = """You are vchat, an assistant that sees, makes and edits images by calling visual tools.
-You cannot see images yourself: you learn about them only from tool observations. Each image
-is named by a handle such as img1, img2. Never invent a handle or a file name; use only the
-images listed in the conversation. Every new image a tool makes gets a new handle. Be literal
-about what the tools returned: if a tool failed or found nothing, say so, and do not quietly use
-another tool to pretend the task succeeded. Prefer the most recent image when the user says
-"it" or "the image". Keep answers short and name the images you made."""
+_INTRO = """You are vchat: you see, make and edit images by calling tools. You cannot see images; you learn \
+about them from tool observations. Images are named img1, img2…; each new image gets a new name. Use only \
+names from the conversation, never invent one. If a tool failed or found nothing, say so; do not pretend \
+with another tool. "It" means the latest image. Answer briefly and name the images you made."""
 
-_FORMAT = """To use a tool, reply exactly in this format and then stop:
-
+_FORMAT = """To use a tool, reply exactly so, then stop:
 Thought: Do I need to use a tool? Yes
-Action: the tool name, one of [{names}]
-Action Input: the input as a JSON object, e.g. {{"image": "img1"}}
-
-vchat then runs the tool and answers with a line starting "Observation:". Never write the
-Observation yourself. When you are done, or need no tool, reply in this format:
-
+Action: one tool name
+Action Input: a JSON object, e.g. {"image": "img1"}
+vchat runs it and replies "Observation: …" (never write it yourself). To answer, or with no tool:
 Thought: Do I need to use a tool? No
-AI: your answer to the user"""
-
+AI: your answer"""
 
 # An optional field shared (same name, kind, description) by this many tools is described once.
 _COMMON_MIN_TOOLS = 3
+SHARED_MARK = "+"
 
 
-def _common_fields(tools: Sequence[type[Tool]]) -> dict[tuple[str, str, str], Field]:
-    counts = Counter((f.name, f.kind, f.description) for t in tools for f in t.inputs if not f.required)
+def _key(f: Field) -> tuple[str, str, str]:
+    return (f.name, f.kind, f.description)
+
+
+def shared_fields(tools: Sequence[type[Tool]]) -> dict[tuple[str, str, str], Field]:
+    """Optional fields that enough tools declare alike to be described once, not per tool."""
+    counts = Counter(_key(f) for t in tools for f in t.inputs if not f.required and f.default is not None)
     first: dict[tuple[str, str, str], Field] = {}
     for tool in tools:
         for f in tool.inputs:
-            key = (f.name, f.kind, f.description)
-            if counts[key] >= _COMMON_MIN_TOOLS:
-                first.setdefault(key, f)
+            if counts[_key(f)] >= _COMMON_MIN_TOOLS:
+                first.setdefault(_key(f), f)
     return first
 
 
-def _tool_spec(tool: type[Tool], common: dict[tuple[str, str, str], Field]) -> str:
-    lines = [f"{tool.name}: {tool.description}"]
-    shared = []
-    for f in tool.inputs:
-        if (f.name, f.kind, f.description) in common:
-            shared.append(f"{f.name}={f.default!r}")
-        else:
-            lines.append(f"    - {f.describe()}")
-    if shared:
-        lines.append(f"    - also: {', '.join(shared)}")
-    if not tool.inputs:
-        lines.append("    (no input)")
-    return "\n".join(lines)
+def _value(value: object) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float) and value == int(value):
+        return f"{value:g}"
+    return str(value)
+
+
+def _param(f: Field) -> str:
+    """One input in a signature: `name` (required), `name=default`, `name?` (depends on the kind chosen)."""
+    if f.required:
+        return f.name
+    if f.default is None:
+        return f"{f.name}?"
+    if f.kind == "choice":
+        rest = [c for c in f.choices if c != f.default]
+        return f"{f.name}={'|'.join([str(f.default), *rest])}"
+    return f"{f.name}={_value(f.default)}"
+
+
+def tool_line(tool: type[Tool], shared: Mapping[tuple[str, str, str], Field]) -> str:
+    """A tool as one prompt line: compact signature, a mark when it takes the shared options, its brief."""
+    params = ", ".join(_param(f) for f in tool.inputs if _key(f) not in shared)
+    mark = SHARED_MARK if any(_key(f) in shared for f in tool.inputs) else ""
+    choices = "".join(f" {f.name}: {'|'.join(f.choices)}." for f in tool.inputs if f.required and f.kind == "choice")
+    return f"{tool.name}({params}){mark}:{choices} {tool.brief or tool.description}"
+
+
+def _shared_line(f: Field) -> str:
+    bounds = ""
+    if f.minimum is not None or f.maximum is not None:
+        lo = "" if f.minimum is None else f"{f.minimum:g}"
+        hi = "" if f.maximum is None else f"{f.maximum:g}"
+        bounds = f" {lo}..{hi}"
+    if f.kind == "choice":
+        bounds = f" {'|'.join(f.choices)}"
+    return f"{f.name}{bounds} ({f.description})"
 
 
 def system_prompt(tools: Iterable[type[Tool]]) -> str:
     """Build the system prompt from the tool specs; identical for identical tool sets.
 
-    Options many tools share (steps, guidance, seed…) are described once, and each tool
-    lists only their defaults: the prompt stays small enough for local models' contexts.
+    One line per tool (`name(inputs): brief`); options many tools share (steps, guidance,
+    seed…) are described once. Families hide their members, whose names stay valid as
+    aliases but are not listed: every token here is paid on every step.
     """
-    ordered = sorted(tools, key=lambda t: t.name)
-    common = _common_fields(ordered)
-    specs = "\n".join(_tool_spec(t, common) for t in ordered)
-    names = ", ".join(t.name for t in ordered)
-    shared = ""
-    if common:
-        described = "\n".join(
-            f"    - {f.describe(with_default=False)}" for f in sorted(common.values(), key=lambda f: f.name)
-        )
-        shared = f"\n\nOptions listed under 'also' (any may be left out):\n{described}"
-    return f"{_INTRO}\n\nTOOLS\n-----\n{specs}{shared}\n\nFORMAT\n------\n{_FORMAT.format(names=names)}\n"
+
+    ordered = sorted(offered(tools), key=lambda t: t.name)
+    shared = shared_fields(ordered)
+    lines = "\n".join(tool_line(t, shared) for t in ordered)
+    options = ""
+    if shared:
+        said = "; ".join(_shared_line(f) for f in sorted(shared.values(), key=lambda f: f.name))
+        options = f"\nTools marked {SHARED_MARK} also take: {said}."
+    head = "Tools (inputs with = or ? are optional; ? means only for some kinds):"
+    return f"{_INTRO}\n\n{head}\n{lines}{options}\n\n{_FORMAT}\n"
 
 
 def user_message(text: str, images_note: str | None) -> str:
@@ -97,3 +119,23 @@ def format_reminder(problem: str) -> str:
 def step_limit(max_steps: int) -> str:
     """What the user hears when the model used every allowed step without answering."""
     return f"stopped after {max_steps} tool steps without a final answer (raise the limit with --max-steps)"
+
+
+TOOL_TEXT_MAX = 500  # characters of a tool's own text an observation keeps (long detection lists)
+
+
+def cap_tool_text(text: str, limit: int = TOOL_TEXT_MAX) -> str:
+    """A tool's text cut to whole lines within `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    used = 0
+    lines = text.split("\n")
+    for line in lines:
+        if used + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    if not kept:  # one very long line: cut inside it
+        return text[: limit - 1] + f"… ({len(text) - limit + 1} more characters)"
+    return "\n".join(kept) + f"\n… ({len(lines) - len(kept)} more lines)"

@@ -14,11 +14,12 @@ from typing import Any
 
 from PIL import Image
 
-from vchat import __version__
+from vchat import __version__, history
 from vchat.agent import Agent, Step, run_tool
 from vchat.binding import bind_input, bind_named
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError
+from vchat.history import Turn
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
@@ -97,6 +98,8 @@ class Session:
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self.tools = {tool.name: tool for tool in tools}
         self.llm = llm
+        # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
+        self.turns: list[Turn] = []
         self.history: list[Message] = []
         self.cancel_event = threading.Event()
         self.on_progress: ProgressHook | None = None
@@ -196,7 +199,6 @@ class Session:
         self._start()
         self.cancel_event.clear()
         message, _ = self.attach_from_message(text)
-        self.transcript.write("user", text=text, sent=message)
         agent = Agent(
             self.llm,
             list(self.tools.values()),
@@ -206,28 +208,34 @@ class Session:
             max_format_retries=self.settings.max_format_retries,
             on_text=self.on_text,
         )
-        final: Step | None = None
+        # The message exactly as sent is recorded, so --resume sends the same bytes.
+        content = agent.user_content(message)
+        self.transcript.write("user", text=text, sent=message, content=content)
+        turn = Turn(text=message, content=content)
         try:
             self.phase = "model"
-            for step in agent.run_turn(message, self.history):
+            for step in agent.run_turn(message, self.history, content=content):
                 # After an action step is consumed, the agent runs that tool.
                 self.phase = "tool" if step.kind == "action" else "model"
                 self._record(step)
+                if step.record:
+                    turn.records.append(step.record)
                 if step.kind in ("final", "error"):
-                    final = step
+                    turn.close(step.kind, step.text)
                 yield step
         except (Cancelled, KeyboardInterrupt):
             self.transcript.write("cancelled")
             raise
         finally:
             self.phase = "idle"
+            # Cancelled, killed by an exception, or abandoned by the caller: kept as interrupted.
+            turn.close("interrupted")
+            self._remember(turn)
             self.transcript.sync()
-        # Only finished turns enter the history the model sees next time.
-        if final is not None and final.kind == "final":
-            self.history.append({"role": "user", "content": agent.last_user_content})
-            self.history.append(
-                {"role": "assistant", "content": f"Thought: Do I need to use a tool? No\nAI: {final.text}"}
-            )
+
+    def _remember(self, turn: Turn) -> None:
+        self.turns.append(turn)
+        self.history = history.messages(self.turns, self.settings.history_budget)
 
     def _record(self, step: Step) -> None:
         record = step.to_dict()
@@ -278,7 +286,7 @@ class Session:
         self.store = ImageStore(self.folder, settings.max_image_pixels)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self._started = True
-        pending_user: str | None = None
+        pending: Turn | None = None
         for record in records:
             kind = record.get("type")
             if kind == "image" and isinstance(record.get("image"), dict):
@@ -286,12 +294,27 @@ class Session:
                 if ref.path.is_file():
                     self.store.restore(ref)
             elif kind == "user":
-                pending_user = str(record.get("sent") or record.get("text") or "")
-            elif kind == "step" and record.get("kind") == "final" and pending_user is not None:
-                self.history.append({"role": "user", "content": pending_user})
-                answer = f"Thought: Do I need to use a tool? No\nAI: {record.get('text', '')}"
-                self.history.append({"role": "assistant", "content": answer})
-                pending_user = None
+                if pending is not None:  # the process died during that turn
+                    pending.close("interrupted")
+                    self.turns.append(pending)
+                sent = str(record.get("sent") or record.get("text") or "")
+                pending = Turn(text=sent, content=str(record.get("content") or sent))
+            elif kind in ("cancelled", "tool") and pending is not None:
+                # A direct tool run (`/tool`) starts after the turn ended; its steps are not the model's.
+                pending.close("interrupted")
+                self.turns.append(pending)
+                pending = None
+            elif kind == "step" and pending is not None:
+                if isinstance(record.get("record"), str) and record["record"]:
+                    pending.records.append(record["record"])
+                if record.get("kind") in ("final", "error"):
+                    pending.close(str(record["kind"]), str(record.get("text", "")))
+                    self.turns.append(pending)
+                    pending = None
+        if pending is not None:
+            pending.close("interrupted")
+            self.turns.append(pending)
+        self.history = history.messages(self.turns, settings.history_budget)
         if mark:  # listing a session (vchat images) must not change it
             self.transcript.write("resumed")
         return self, warning

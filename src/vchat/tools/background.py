@@ -68,6 +68,7 @@ class RemoveBackground(Tool):
     """Cut the main subject out onto transparency."""
 
     name = "remove_background"
+    brief = "main subject on a transparent background"
     description = (
         "Remove the background of an image, keeping its main subject; returns a PNG with a transparent "
         "background. To keep a specific object instead, use segment_object with output=cutout."

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -114,10 +114,17 @@ class Tool:
     inputs: ClassVar[tuple[Field, ...]] = ()
     output: ClassVar[str] = "image"  # image | text
     components: ClassVar[tuple[str, ...]] = ()  # runtime component keys the tool needs
+    # One short line for the system prompt (every token is paid on every step); "" uses `description`.
+    brief: ClassVar[str] = ""
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Do the work; raise vchat.errors.ToolError for failures the model should hear."""
         raise NotImplementedError
+
+    @classmethod
+    def validate(cls, bound: dict[str, Any]) -> dict[str, Any]:
+        """Check bound inputs as a whole (after each field was coerced); families pick their member here."""
+        return bound
 
     @classmethod
     def field(cls, name: str) -> Field | None:
@@ -139,3 +146,20 @@ class Tool:
         else:
             lines.append("    (no input)")
         return "\n".join(lines)
+
+
+T = TypeVar("T", type[Tool], Tool)
+
+
+def _cls(tool: type[Tool] | Tool) -> type[Tool]:
+    return tool if isinstance(tool, type) else type(tool)
+
+
+def offered(tools: Iterable[T]) -> list[T]:
+    """The tools the model is told about: a family (a tool with `members`) hides its members.
+
+    Hidden members stay callable by their own names: that is how old names keep working.
+    """
+    listed = list(tools)
+    hidden = {member.name for tool in listed for member in getattr(_cls(tool), "members", {}).values()}
+    return [tool for tool in listed if _cls(tool).name not in hidden]

@@ -39,6 +39,7 @@ class CaptionImage(Tool):
     """Describe what an image shows in one sentence."""
 
     name = "caption_image"
+    brief = "one-sentence description of an image; use it to learn what an image shows"
     description = (
         "Describe what an image shows in one short sentence. Use it to know what is in an image before answering "
         "or editing; returns text."

@@ -44,6 +44,7 @@ class DetectObjects(Tool):
     """Find objects from a text description."""
 
     name = "detect_objects"
+    brief = "find the objects named in text ('cat, red car'): label, score, box (px) each; image with boxes"
     description = (
         "Find the objects named in text (e.g. 'cat' or 'cat, red car') in an image with Grounding DINO; returns "
         "a copy with the boxes drawn, and lists each as label, score and box (left, top, right, bottom pixels)."

@@ -14,6 +14,7 @@ class GenerateImage(Tool):
     """Text-to-image on the shared SD 1.5 base; default 512x512."""
 
     name = "generate_image"
+    brief = "new image from text alone; not for changing an existing image"
     description = (
         "Create a brand-new image from a text description (Stable Diffusion). Use only when the user wants a new "
         "picture, not to change an existing one. Returns the new image."

@@ -84,6 +84,7 @@ class RemoveObject(_InpaintObject):
     """Erase an object and fill the hole with plausible background."""
 
     name = "remove_object"
+    brief = "erase the named object and fill the gap"
     description = (
         "Remove an object from an image (found from its name, e.g. 'the car') and fill the gap with background. "
         "Returns the edited image at the input's size, or says that no such object was found."
@@ -108,6 +109,7 @@ class ReplaceObject(_InpaintObject):
     """Repaint an object as something else."""
 
     name = "replace_object"
+    brief = "replace the named object with the replacement"
     description = (
         "Replace an object in an image with something else (e.g. the dog with a cat), found from its name. "
         "Returns the edited image at the input's size, or says that no such object was found."

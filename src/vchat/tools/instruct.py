@@ -14,6 +14,7 @@ class InstructEdit(Tool):
     """InstructPix2Pix on the shared SD base: whole-image edits described as an instruction."""
 
     name = "instruct_edit"
+    brief = "edit a whole image by an instruction ('make it winter'): style, weather, colour, mood"
     description = (
         "Edit an existing image by following an instruction, such as 'make it look like winter' or 'turn the "
         "sky purple' (InstructPix2Pix). Use for style, weather, colour or mood changes of the whole picture. "

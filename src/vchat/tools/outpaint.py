@@ -73,6 +73,7 @@ class ExtendImage(Tool):
     """Outpainting with the SD inpainting UNet, original pixels kept exactly."""
 
     name = "extend_image"
+    brief = "outpaint: grow the canvas by factor and paint the new area (prompt: what it shows)"
     description = (
         "Extend an image beyond its borders (outpainting): the canvas grows by a factor in a direction and the "
         "new area is painted to continue the scene. Returns the larger image."

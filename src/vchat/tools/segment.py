@@ -128,6 +128,7 @@ class SegmentAnything(Tool):
     """Every region SAM can find, coloured."""
 
     name = "segment_anything"
+    brief = "all regions of an image, each tinted (SAM)"
     description = (
         "Split an image into all its regions with Segment Anything (SAM); returns the image with each region "
         "tinted in its own colour, and how many regions were found."
@@ -153,6 +154,7 @@ class SegmentObject(Tool):
     """The exact outline of an object named in text."""
 
     name = "segment_object"
+    brief = "mask, overlay or cutout of the objects named in text"
     description = (
         "Cut out the object named in text (e.g. 'the dog') with Grounding DINO and SAM; returns its mask (white on "
         "black), an overlay, or the object on a transparent background, as asked."

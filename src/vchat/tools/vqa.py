@@ -16,6 +16,7 @@ class AnswerQuestion(Tool):
     """Answer a question about an image in a word or a few."""
 
     name = "answer_question"
+    brief = "short answer to one simple question about an image"
     description = (
         "Answer a question about an image (what colour, how many, is there…). Ask one simple question at a time; "
         "returns a short text answer."

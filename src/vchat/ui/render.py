@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -73,13 +73,15 @@ def print_error(console: Console, message: str) -> None:
     console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def tools_table(tools: Iterable[type[Tool]], verbose: bool = False) -> Table:
-    """The `vchat tools` listing."""
+def tools_table(tools: Iterable[type[Tool]], verbose: bool = False, notes: Mapping[str, str] | None = None) -> Table:
+    """The `vchat tools` listing; `notes` adds a line under a tool (how the model reaches it)."""
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("tool", style="cyan", no_wrap=True)
     table.add_column("description")
     for tool in sorted(tools, key=lambda t: t.name):
         text = tool.description
+        if notes and tool.name in notes:
+            text += f"\n  {notes[tool.name]}"
         if verbose:
             text += "".join(f"\n  • {f.describe()}" for f in tool.inputs)
         table.add_row(tool.name, escape(text))  # descriptions may hold [brackets]: not markup
