@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vchat import react_reminders as reminders
 from vchat.errors import ParseError
 
 __all__ = ["FORMAT_REMINDER", "FinalAnswer", "ToolCall", "parse_reply"]
@@ -49,9 +50,10 @@ def parse_reply(text: str, tool_names: Sequence[str] = ()) -> ToolCall | FinalAn
 # --------------------------------------------------------------------------------------------- errors
 
 
-def _error(why: str, tools: Sequence[str]) -> ParseError:
+def _error(why: str, tools: Sequence[str] = (), *, list_tools: bool = False) -> ParseError:
+    """A short reminder: what was wrong, then the two forms (tool names only when the name was the problem)."""
     message = f"Could not read your reply: {why}. {FORMAT_REMINDER}"
-    if tools:
+    if tools and list_tools:
         message += "\nTOOL is one of: " + ", ".join(tools)
     return ParseError(message)
 
@@ -161,9 +163,18 @@ def _unwrap_whole_fence(text: str) -> str:
     return text
 
 
+# "Action: caption_image, Input: img1" (or "; Input:", " - Input:"): the separator goes, the input gets its line.
+_ACTION_NAME_LINE = re.compile(r"^[ \t]*(?:\*\*)?Action(?:\*\*)?[ \t]*:", re.IGNORECASE)
+_INLINE_INPUT = re.compile(
+    r"[ \t]*(?:[,;]|[ \t][-–—])[ \t]*(?=(?:\*\*)?(?:Action[ _]?)?Input(?:\*\*)?[ \t]*:)", re.IGNORECASE
+)
+
+
 def _split_inline_keywords(line: str) -> str:
+    if _ACTION_NAME_LINE.match(line):
+        line = _INLINE_INPUT.sub("\n", line, count=1)
     if _THOUGHT_OR_ACTION_LINE.match(line):
-        return _INLINE_KEYWORD.sub("\n", line)
+        return "\n".join(_INLINE_KEYWORD.sub("\n", part) for part in line.split("\n"))
     return line
 
 
@@ -272,25 +283,6 @@ _ANSWER_ACTIONS = frozenset(
 )
 # "Do I need to use a tool? No" at the start of a Thought; what follows a "No" is the answer.
 _DECISION = re.compile(r"^\W*(?:do|no)\s+i\s+need\s+to\s+use\s+a\s+tool\s*\??\s*(?P<answer>yes|no)\b[.!]?", re.I)
-# Replies that only decide, without acting or answering: not something to show the user.
-_DECISION_ONLY = re.compile(
-    r"""^\W*(?:thought\s*:\s*)?(?:
-        (?:(?:do|no)\s+i\s+need\s+to\s+use\s+a\s+tool\s*\??\s*)?(?:yes|no)?
-      | i\s+(?:now\s+)?(?:know|have)\s+the\s+final\s+answer
-      | i\s+now\s+can\s+give\s+a\s+great\s+answer
-      | i\s+need\s+to\s+use\s+a\s+tool
-    )\W*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-# The model complaining about (or parroting back) the format instead of replying.
-_COMPLAINT = re.compile(
-    r"""invalid\s+format\s*:|invalid\s+format\W+missing|could\s+not\s+parse\s+(?:llm\s+)?output|i\s+did\s+it\s+wrong
-      | missing\s+['"`](?:action|thought)\b
-      | (?:cannot|can\s*not|can't|unable\s+to|won't)\s+(?:follow|comply\s+with|adhere\s+to|use)
-        \s+(?:this|the|that|your)\s+(?:[\w-]+\s+){0,2}format""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_COMPLAINT_MAX_LEN = 300  # longer texts are real answers that happen to mention a format
 
 
 class _Reader:
@@ -330,15 +322,21 @@ class _Reader:
             step = _read_action(self.action, self.action_input, self.tools)
             if step is not None:
                 return step
-            self.reply_parts.append(_action_remainder(self.action))
+            self.reply_parts.append(_action_remainder(self.action, self.action_input))
         else:
             blob = _find_blob("\n".join(line for s in self.kept if s.kind != "final" for line in s.raw), self.tools)
+            if blob is None and self.final is not None and _unfence(self.final.content)[:1] in ("{", "["):
+                # "Answer: {"action": ...}": a stray answer keyword before a JSON action blob.
+                blob = _find_blob(_unfence(self.final.content), self.tools)
             if blob is not None:
                 return blob
+            if self.final is None and any(s.kind == "input" for s in self.kept):
+                raise _error("`Action Input:` came without an `Action:` line naming the tool", self.tools)
         if self.final is not None:
-            if not self.final.content:
+            answer = reminders.tidy_answer(self.final.content)
+            if not answer:
                 raise _error("your `AI:` line was empty", self.tools)
-            return FinalAnswer(self.final.content)
+            return FinalAnswer(answer)
         return self._plain_reply()
 
     def _plain_reply(self) -> FinalAnswer:
@@ -346,13 +344,13 @@ class _Reader:
         if self.action is not None and not reply:
             raise _error("`Action: None` came without an answer", self.tools)
         if not reply:
-            if any(s.kind == "thought" for s in self.kept):
-                raise _error("it had a Thought but no Action and no `AI:` answer", self.tools)
+            thought = " ".join(s.content for s in self.kept if s.kind == "thought")
+            if thought:
+                raise _error(reminders.problem(thought, self.tools) or reminders.THOUGHT_ONLY, self.tools)
             raise _error("it had no Action and no `AI:` answer", self.tools)
-        if _DECISION_ONLY.match(reply):
-            raise _error("it only decided whether to use a tool, with no Action and no answer", self.tools)
-        if len(reply) <= _COMPLAINT_MAX_LEN and _COMPLAINT.search(reply):
-            raise _error("it talked about the format instead of following it", self.tools)
+        problem = reminders.problem(reply, self.tools)
+        if problem is not None:
+            raise _error(problem, self.tools)
         return FinalAnswer(reply)
 
 
@@ -363,10 +361,19 @@ def _after_no_decision(thought: str) -> str:
     return ""
 
 
-def _action_remainder(action: _Section) -> str:
-    """Text written under `Action: None`: the model's answer when it gave no AI line."""
-    lines = action.content.split("\n")[1:]
-    return "\n".join(lines).strip()
+def _action_remainder(action: _Section, action_input: _Section | None) -> str:
+    """Text written with `Action: None`: the model's answer when it gave no AI line.
+
+    It may follow on the same line after a full stop or dash ("None. img3 is ready"), on the
+    next lines, or as the `Action Input:` of the non-action.
+    """
+    first, _, below = action.content.partition("\n")
+    parts = [reminders.none_rest(first), below.strip()]
+    if action_input is not None:
+        given = _clean_input(action_input.content)
+        if given and given not in ("{}", "[]", '""') and not _NONE_ACTION.match(_clean_name(given)):
+            parts.append(given)
+    return "\n".join(part for part in parts if part).strip()
 
 
 # --------------------------------------------------------------------------------------------- actions
@@ -398,6 +405,8 @@ def _read_action(
         step = _call_step(call, given, tools)
         if step is not None:
             return step
+    if not given and reminders.is_sentence_action(bare, tools):
+        return None  # "(No action needed, just calculation)": prose in the Action slot, not a tool
     return _step(bare, given, tools)
 
 
@@ -412,7 +421,17 @@ def _call_step(call: re.Match[str], given: str, tools: tuple[str, ...]) -> ToolC
 def _step(name: str, given: str, tools: tuple[str, ...]) -> ToolCall | FinalAnswer | None:
     if _exact_tool(name, tools) is None and _norm(name) in _ANSWER_ACTIONS:
         return FinalAnswer(_answer_text(given)) if given else None
-    return ToolCall(_match_tool(name, tools), given)
+    tool = _match_tool(name, tools)
+    return ToolCall(tool, _uncall(given, tool))
+
+
+def _uncall(given: str, tool: str) -> str:
+    """`caption_image(img1)` as the input of caption_image: the model wrote the call again; keep its arguments."""
+    call = _CALL.match(given) if len(given) <= _CALL_MAX_LEN else None
+    if call is None or _norm(_clean_name(call.group("name"))) != _norm(tool):
+        return given
+    args = call.group("paren") if call.group("paren") is not None else call.group("bracket")
+    return _args_to_input(args or "")
 
 
 # The one field of an answer-action's object input that holds the text: {"answer": "..."}.
@@ -444,7 +463,9 @@ def _clean_name(text: str) -> str:
     while previous != text:
         previous = text
         text = text.strip().strip("`*\"'“”").strip()
-        text = re.sub(r"^\[(.*)\]$|^<(.*)>$|^\{(.*)\}$", lambda m: next(g for g in m.groups() if g is not None), text)
+        text = re.sub(
+            r"^\[(.*)\]$|^<(.*)>$|^\{(.*)\}$|^\((.*)\)$", lambda m: next(g for g in m.groups() if g is not None), text
+        )
         text = text.rstrip(".,;:!")
     return text
 
@@ -469,7 +490,7 @@ def _match_tool(name: str, tools: tuple[str, ...]) -> str:
             mentions.append((match.start(), -len(tool), tool))
     distinct = {tool for _, _, tool in mentions}
     if len(distinct) >= 3:
-        raise _error("`Action:` must name exactly one tool, not a list of them", tools)
+        raise _error("`Action:` must name exactly one tool, not a list of them", tools, list_tools=True)
     if mentions:
         return min(mentions)[2]
     return cleaned.split("\n", 1)[0]
@@ -481,7 +502,7 @@ def _args_to_input(args: str) -> str:
     if not args or args[0] in "{[":
         return args
     pieces = _split_top_level(args)
-    if all(re.match(r"^[A-Za-z_]\w*\s*=", piece) for piece in pieces):
+    if all(re.match(r"^\s*[A-Za-z_]\w*\s*=", piece) for piece in pieces):
         fields = {}
         for piece in pieces:
             key, value = piece.split("=", 1)
