@@ -82,3 +82,21 @@ def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     assert data["session"] == folder.name
     assert [i["handle"] for i in data["images"]] == ["img1", "img2", "img3", "img4"]
     assert data["images"][3]["parents"] == ["img3"]
+
+    # The killed turn is in the model's history: what was asked, what it made, that it was cut short.
+    from vchat.config import Settings
+    from vchat.llm.scripted import ScriptedLLM
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    llm = ScriptedLLM([answer("ok")])
+    resumed, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), llm)
+    list(resumed.turn("what did you make?"))
+    sent = [m["content"] for m in llm.calls[0]]
+    killed = next(i for i, text in enumerate(sent) if isinstance(text, str) and text.startswith("edges then flip"))
+    assert sent[killed + 1] == (
+        "Tool steps:\nimg2 = canny_edges(img1)\nimg3 = flip_image(img2)\n"
+        "Thought: Do I need to use a tool? No\nAI: (interrupted)"
+    )
+    assert sent[killed + 2].startswith("make it gray")  # the turn after the resume follows it
+    resumed.close()

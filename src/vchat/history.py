@@ -19,7 +19,6 @@ TEXT_MAX = 80  # characters of a text result (caption, answer) kept in a step re
 WHY_MAX = 120  # characters of a failure reason kept in a step record
 VALUE_MAX = 200  # characters of one input value (a prompt) kept in a step record
 SUMMARY_MAX = 100  # characters of a user message or an answer in a condensed turn
-CONDENSE_BLOCK = 4  # older turns are condensed this many at a time, so the cut moves rarely
 INTERRUPTED = "(interrupted)"
 
 
@@ -50,10 +49,10 @@ def call_text(tool: Tool, args: Mapping[str, Any]) -> str:
     if isinstance(choice, str) and choice in members:
         specs.update({f.name: f for f in members[choice].inputs})
     parts: list[str] = []
-    for name, value in args.items():
-        spec = specs.get(name)
-        if spec is None:
+    for name in specs:  # declared order: the image first, then the selector, then the rest
+        if name not in args:
             continue
+        spec, value = specs[name], args[name]
         if name == selector:
             parts.append(f"{name}={_value(value)}")
         elif spec.required:
@@ -125,32 +124,53 @@ def _summary_line(turn: Turn) -> str:
     return f"- {_clip(turn.text, SUMMARY_MAX)}{did} -> {_clip(turn.reply, SUMMARY_MAX)}"
 
 
-def _summary(turns: Sequence[Turn]) -> str:
-    lines = "\n".join(_summary_line(t) for t in turns)
-    return f"(Earlier turns, condensed:\n{lines})\n\n"
+def _summary(turns: Sequence[Turn], budget: int) -> str:
+    """One line per condensed turn, newest kept when even the lines outgrow a third of the budget."""
+    lines = [_summary_line(t) for t in turns]
+    dropped = 0
+    while len(lines) > 1 and estimate_tokens("\n".join(lines)) > budget // 3:
+        lines.pop(0)
+        dropped += 1
+    head = f"({dropped} older turns left out)\n" if dropped else ""
+    return f"(Earlier turns, condensed:\n{head}" + "\n".join(lines) + ")\n\n"
+
+
+LOW_WATER = 0.6  # when condensing, condense until the history is this share of the budget
+
+
+def condensed_count(turns: Sequence[Turn], budget: int) -> int:
+    """How many of the oldest turns are condensed: replayed turn by turn, moving only when over budget.
+
+    The count is a pure function of the turns and the budget (the same live and resumed),
+    and each move leaves room for several more turns, so the requests' prefix stays the
+    same (cacheable) between moves. The newest turn is always kept in full.
+    """
+    costs = [sum(estimate_tokens(str(m["content"])) for m in turn_messages(t)) for t in turns]
+    cut = 0
+
+    def size(cut: int, end: int) -> int:
+        return (estimate_tokens(_summary(turns[:cut], budget)) if cut else 0) + sum(costs[cut:end])
+
+    for end in range(1, len(turns) + 1):
+        if size(cut, end) <= budget:
+            continue
+        while cut < end - 1 and size(cut, end) > budget * LOW_WATER:
+            cut += 1
+    return cut
 
 
 def messages(turns: Sequence[Turn], budget: int = 0) -> list[Message]:
-    """The history messages for these turns, condensing the oldest ones when over `budget` tokens.
+    """The history messages for these turns, the oldest condensed into one note when over `budget` tokens.
 
-    The cut between condensed and full turns is the smallest multiple of CONDENSE_BLOCK that
-    fits (always keeping the newest turn in full), so it depends only on the turns and the
-    budget: it is the same live and resumed, and it moves only every few turns, keeping the
-    prefix of the requests stable for caching. `budget` 0 never condenses.
+    `budget` 0 never condenses. The note of condensed turns goes in front of the first
+    turn kept in full (no invented messages).
     """
     done = [t for t in turns if t.ending is not None]
-    full = [turn_messages(t) for t in done]
-    costs = [sum(estimate_tokens(str(m["content"])) for m in pair) for pair in full]
-    cut = 0
-    if budget > 0:
-        while cut < len(done) - 1:
-            head = estimate_tokens(_summary(done[:cut])) if cut else 0
-            if head + sum(costs[cut:]) <= budget:
-                break
-            cut = min(cut + CONDENSE_BLOCK, len(done) - 1)
+    cut = condensed_count(done, budget) if budget > 0 else 0
     out: list[Message] = []
-    for index, pair in enumerate(full[cut:]):
+    for index, turn in enumerate(done[cut:]):
+        pair = turn_messages(turn)
         if index == 0 and cut:
-            pair = [{"role": "user", "content": _summary(done[:cut]) + str(pair[0]["content"])}, pair[1]]
+            pair[0] = {"role": "user", "content": _summary(done[:cut], budget) + str(pair[0]["content"])}
         out.extend(pair)
     return out
