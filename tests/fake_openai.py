@@ -43,13 +43,15 @@ class Reply:
     chunk_delay: float = 0.0
     chunk_size: int = 4
     finish_reason: str | None = "stop"
+    # Native tool calls to answer with: {"name": ..., "arguments": dict or JSON text, "id": optional}.
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
 class Fault:
     """Something that goes wrong for one request; build with the classmethods below."""
 
-    kind: str  # status | delay | cut | garbage | refuse_stop
+    kind: str  # status | delay | cut | garbage | refuse_stop | refuse_tools
     status: int = 500
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -128,6 +130,15 @@ class Fault:
             fault.body["error"]["param"] = "stop"
         return fault
 
+    @classmethod
+    def refuse_tools(cls) -> Fault:
+        """400 like vLLM's without tool support, for a request that carries `tools` (skipped otherwise)."""
+        fault = cls.status_error(
+            400, '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+        )
+        fault.kind = "refuse_tools"
+        return fault
+
 
 Item = str | Reply | Fault
 
@@ -157,6 +168,11 @@ class RecordedRequest:
         return [stop] if isinstance(stop, str) else stop
 
     @property
+    def tools(self) -> list[dict[str, Any]] | None:
+        """The `tools` (function specs) sent, or None when absent."""
+        return (self.body or {}).get("tools")
+
+    @property
     def stream(self) -> bool:
         """Whether the request asked for a streamed reply."""
         return bool((self.body or {}).get("stream"))
@@ -177,12 +193,14 @@ class FakeOpenAI:
         models: Sequence[str] | None = None,
         api_key: str | None = None,
         refuse_stop: bool = False,
+        refuse_tools: bool = False,
         default: str | None = None,
     ) -> None:
         # models=None accepts any model name (and lists DEFAULT_MODEL); a list makes unknown models 404.
         self.models = list(models) if models is not None else None
         self.api_key = api_key
         self.refuse_stop = refuse_stop
+        self.refuse_tools = refuse_tools
         self.default = default
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Item] = deque(replies)
@@ -246,12 +264,14 @@ class FakeOpenAI:
 
     # -- used by the handler ---------------------------------------------------------------
 
-    def _next(self, has_stop: bool) -> Item | None:
+    def _next(self, has_stop: bool, has_tools: bool = False) -> Item | None:
         with self._lock:
             while self._queue:
                 item = self._queue.popleft()
-                # A stop-refusing fault only applies to requests that carry `stop`.
+                # A stop- or tools-refusing fault only applies to requests that carry `stop` / `tools`.
                 if isinstance(item, Fault) and item.kind == "refuse_stop" and not has_stop:
+                    continue
+                if isinstance(item, Fault) and item.kind == "refuse_tools" and not has_tools:
                     continue
                 return item
         return self.default
@@ -353,7 +373,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fake.refuse_stop and stop_list:
             self._send_json(400, Fault.refuse_stop().body)
             return
-        item = fake._next(bool(stop_list))
+        if fake.refuse_tools and body.get("tools"):
+            self._send_json(400, Fault.refuse_tools().body)
+            return
+        item = fake._next(bool(stop_list), bool(body.get("tools")))
         if item is None:
             # Not retried by the client (x-should-retry), so a test that runs dry fails at once and says why.
             self._error(500, "fake server: no scripted reply left", **{"x-should-retry": "false"})
@@ -367,6 +390,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         text, was_cut = _cut_at(reply.text, stop_list)
         finish = "stop" if was_cut else reply.finish_reason
+        if reply.tool_calls:
+            calls = _tool_calls(reply.tool_calls)
+            if stream:
+                self._stream(text, model, "tool_calls", chunk_size=reply.chunk_size, tool_calls=calls)
+            else:
+                self._send_json(200, _completion(text, model, "tool_calls", calls))
+            return
         if stream:
             self._stream(text, model, finish, chunk_size=reply.chunk_size, chunk_delay=reply.chunk_delay)
         else:
@@ -374,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _fault(self, fault: Fault, model: str, stream: bool, stop: list[str]) -> None:
         fake = self.server.fake
-        if fault.kind in ("status", "refuse_stop"):
+        if fault.kind in ("status", "refuse_stop", "refuse_tools"):
             self._send_json(fault.status, fault.body, fault.headers)
         elif fault.kind == "delay":
             if fake._sleep(fault.seconds):
@@ -421,6 +451,7 @@ class _Handler(BaseHTTPRequestHandler):
         chunk_delay: float = 0.0,
         done: bool = True,
         junk: str | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
     ) -> None:
         """SSE over chunked transfer encoding; done=False hangs up without the final chunk, like a dropped link."""
         fake = self.server.fake
@@ -439,6 +470,20 @@ class _Handler(BaseHTTPRequestHandler):
                 delta["role"] = "assistant"
             first = False
             self._write_chunk(_sse(_chunk(model, delta, None)))
+        for index, call in enumerate(tool_calls or []):
+            # Like OpenAI: id and name in the first delta of a call, the arguments after it in pieces.
+            head = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"]},
+            }
+            head["function"]["arguments"] = ""
+            self._write_chunk(_sse(_chunk(model, {"tool_calls": [head]}, None)))
+            arguments = call["function"]["arguments"]
+            for start in range(0, len(arguments), max(1, chunk_size)):
+                piece = {"index": index, "function": {"arguments": arguments[start : start + chunk_size]}}
+                self._write_chunk(_sse(_chunk(model, {"tool_calls": [piece]}, None)))
         if junk is not None:
             self._write_chunk(f"data: {junk}\n\n".encode())
         if not done:
@@ -464,13 +509,34 @@ def _chunk(model: str, delta: dict[str, Any], finish: str | None) -> dict[str, A
     }
 
 
-def _completion(text: str, model: str, finish: str | None) -> dict[str, Any]:
+def _tool_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scripted calls in OpenAI's shape: ids filled in, arguments as JSON text."""
+    out = []
+    for index, call in enumerate(calls):
+        arguments = call.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+        out.append(
+            {
+                "id": call.get("id", f"call_{index}"),
+                "type": "function",
+                "function": {"name": call["name"], "arguments": text},
+            }
+        )
+    return out
+
+
+def _completion(
+    text: str, model: str, finish: str | None, tool_calls: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text or (None if tool_calls else text)}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish or "stop"}],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
 

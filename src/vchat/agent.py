@@ -25,7 +25,7 @@ _HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
 class Step:
     """One thing that happened in a turn; yielded by the loop, rendered by ui, stored in the transcript."""
 
-    kind: str  # action | observation | final | error | retry
+    kind: str  # action | observation | final | error | retry | notice
     text: str = ""
     tool: str | None = None
     input: str | None = None
@@ -136,6 +136,7 @@ class Agent:
         max_steps: int = 8,
         max_format_retries: int = 2,
         on_text: Callable[[str], None] | None = None,
+        protocol: str = "react",
     ) -> None:
         self.llm = llm
         # Every tool is callable by name (old capability names are aliases of the families);
@@ -148,6 +149,9 @@ class Agent:
         self.on_text = on_text
         self.last_user_content = ""
         self._last_observation = ""
+        # react: the text format any chat model can follow; tools: native function calling,
+        # switched to react (for good) when the backend lacks it or the server refuses `tools`.
+        self.protocol = protocol
         # Built once: byte-identical across turns so provider-side prompt caching applies.
         self.system_prompt = prompts.system_prompt(type(tool) for tool in offered(tools))
 
@@ -176,6 +180,14 @@ class Agent:
         before the turn so the transcript can keep it byte for byte); default: built here.
         """
         self.last_user_content = content if content is not None else self.user_content(user_text)
+        if self.protocol == "tools":
+            from vchat import agent_native
+
+            fallback = yield from agent_native.run_native_turn(self, history)
+            if fallback is None:
+                return
+            yield Step("notice", text=f"{fallback}; using the text (ReAct) protocol instead")
+            self.protocol = "react"
         messages: list[Message] = [
             {"role": "system", "content": self.system_prompt},
             *history,
@@ -216,6 +228,15 @@ class Agent:
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})
             messages.append({"role": "user", "content": prompts.observation(self._last_observation)})
+
+    def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
+        """Bind and run one call (either protocol); `last_observation` holds what the model is told."""
+        yield from self._call(call, reply)
+
+    @property
+    def last_observation(self) -> str:
+        """The text of the latest tool result, as the model gets it."""
+        return self._last_observation
 
     def _call(self, call: ToolCall, reply: str) -> Iterator[Step]:
         tool = self.tools.get(call.tool)

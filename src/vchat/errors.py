@@ -43,6 +43,10 @@ class LLMError(VchatError):
     """The language model backend failed (down, bad key, unknown model, timeout)."""
 
 
+class ToolsUnsupported(LLMError):
+    """The server refused native tool calling (`tools`); the agent falls back to the text protocol."""
+
+
 class NoModelError(LLMError):
     """No language model is configured or reachable."""
 

@@ -104,13 +104,15 @@ class Turn:
         return INTERRUPTED
 
 
-def turn_messages(turn: Turn) -> list[Message]:
-    """The user message as sent, then one assistant message: the tool steps it took and its answer."""
+def turn_messages(turn: Turn, style: str = "react") -> list[Message]:
+    """The user message as sent, then one assistant message: the tool steps it took and its answer.
+
+    `style` react ends the answer as the ReAct format does (`AI: ...`); tools (native tool
+    calling) gives the answer as plain text.
+    """
     steps = "Tool steps:\n" + "\n".join(turn.records) + "\n" if turn.records else ""
-    return [
-        {"role": "user", "content": turn.content},
-        {"role": "assistant", "content": f"{steps}Thought: Do I need to use a tool? No\nAI: {turn.reply}"},
-    ]
+    said = turn.reply if style == "tools" else f"Thought: Do I need to use a tool? No\nAI: {turn.reply}"
+    return [{"role": "user", "content": turn.content}, {"role": "assistant", "content": f"{steps}{said}"}]
 
 
 def estimate_tokens(text: str) -> int:
@@ -138,14 +140,14 @@ def _summary(turns: Sequence[Turn], budget: int) -> str:
 LOW_WATER = 0.6  # when condensing, condense until the history is this share of the budget
 
 
-def condensed_count(turns: Sequence[Turn], budget: int) -> int:
+def condensed_count(turns: Sequence[Turn], budget: int, style: str = "react") -> int:
     """How many of the oldest turns are condensed: replayed turn by turn, moving only when over budget.
 
     The count is a pure function of the turns and the budget (the same live and resumed),
     and each move leaves room for several more turns, so the requests' prefix stays the
     same (cacheable) between moves. The newest turn is always kept in full.
     """
-    costs = [sum(estimate_tokens(str(m["content"])) for m in turn_messages(t)) for t in turns]
+    costs = [sum(estimate_tokens(str(m["content"])) for m in turn_messages(t, style)) for t in turns]
     cut = 0
 
     def size(cut: int, end: int) -> int:
@@ -159,17 +161,17 @@ def condensed_count(turns: Sequence[Turn], budget: int) -> int:
     return cut
 
 
-def messages(turns: Sequence[Turn], budget: int = 0) -> list[Message]:
+def messages(turns: Sequence[Turn], budget: int = 0, style: str = "react") -> list[Message]:
     """The history messages for these turns, the oldest condensed into one note when over `budget` tokens.
 
     `budget` 0 never condenses. The note of condensed turns goes in front of the first
     turn kept in full (no invented messages).
     """
     done = [t for t in turns if t.ending is not None]
-    cut = condensed_count(done, budget) if budget > 0 else 0
+    cut = condensed_count(done, budget, style) if budget > 0 else 0
     out: list[Message] = []
     for index, turn in enumerate(done[cut:]):
-        pair = turn_messages(turn)
+        pair = turn_messages(turn, style)
         if index == 0 and cut:
             pair[0] = {"role": "user", "content": _summary(done[:cut], budget) + str(pair[0]["content"])}
         out.extend(pair)

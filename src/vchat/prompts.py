@@ -99,6 +99,11 @@ def system_prompt(tools: Iterable[type[Tool]]) -> str:
     return f"{_INTRO}\n\n{head}\n{lines}{options}\n\n{_FORMAT}\n"
 
 
+def tools_system_prompt() -> str:
+    """The system prompt with native tool calling: the tools travel as function specs, not as text."""
+    return f"{_INTRO}\nCall the tools as functions; when done, answer in plain text.\n"
+
+
 def user_message(text: str, images_note: str | None) -> str:
     """A user's turn as the model sees it, with the session's images listed when there are any."""
     if not images_note:

@@ -101,6 +101,8 @@ class Session:
         # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
         self.turns: list[Turn] = []
         self.history: list[Message] = []
+        # The protocol in use: settings.protocol until a fallback from "tools" to "react".
+        self.protocol = settings.protocol
         self.cancel_event = threading.Event()
         self.on_progress: ProgressHook | None = None
         self.on_text: Callable[[str], None] | None = None
@@ -207,6 +209,7 @@ class Session:
             max_steps=self.settings.max_steps,
             max_format_retries=self.settings.max_format_retries,
             on_text=self.on_text,
+            protocol=self.protocol,
         )
         # The message exactly as sent is recorded, so --resume sends the same bytes.
         content = agent.user_content(message)
@@ -230,12 +233,14 @@ class Session:
             self.phase = "idle"
             # Cancelled, killed by an exception, or abandoned by the caller: kept as interrupted.
             turn.close("interrupted")
+            if agent.protocol != self.protocol:  # fell back to the text protocol: for the rest of the session
+                self.protocol = agent.protocol
             self._remember(turn)
             self.transcript.sync()
 
     def _remember(self, turn: Turn) -> None:
         self.turns.append(turn)
-        self.history = history.messages(self.turns, self.settings.history_budget)
+        self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
 
     def _record(self, step: Step) -> None:
         record = step.to_dict()
@@ -314,7 +319,7 @@ class Session:
         if pending is not None:
             pending.close("interrupted")
             self.turns.append(pending)
-        self.history = history.messages(self.turns, settings.history_budget)
+        self.history = history.messages(self.turns, settings.history_budget, self.protocol)
         if mark:  # listing a session (vchat images) must not change it
             self.transcript.write("resumed")
         return self, warning

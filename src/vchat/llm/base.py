@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, Required, TypedDict
 
 # One part of a multimodal message, in OpenAI's shape: {"type": "text", "text": ...} or
@@ -43,6 +44,52 @@ class LLM(Protocol):
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
         """Yield the reply in chunks as they arrive; raise vchat.errors.LLMError on failure."""
         ...
+
+
+@dataclass(frozen=True)
+class NativeCall:
+    """One function call a model asked for with native tool calling (`protocol = "tools"`)."""
+
+    id: str
+    name: str
+    arguments: str  # the JSON text the model wrote (may be invalid: the binder says so)
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """The last item of a `complete_with_tools` stream when the model called tools (in its order)."""
+
+    calls: tuple[NativeCall, ...]
+
+
+class ToolCallingLLM(LLM, Protocol):
+    """A backend that also speaks native function calling; optional (see `supports_tools`).
+
+    `complete_with_tools` streams the reply's text as `str` chunks and, when the model called
+    tools, ends with one `ToolCalls`. It raises vchat.errors.ToolsUnsupported when the server
+    refuses the `tools` parameter (the agent then falls back to the text protocol).
+    """
+
+    def complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> Iterator[str | ToolCalls]:
+        """Yield text chunks, then a ToolCalls item if the model called any tools."""
+        ...
+
+
+def supports_tools(llm: object) -> bool:
+    """True when the backend implements `complete_with_tools`."""
+    return callable(getattr(llm, "complete_with_tools", None))
+
+
+def wire_message(message: Message) -> dict[str, Any]:
+    """A message as sent to an OpenAI-compatible server (tool calls and tool results kept)."""
+    out: dict[str, Any] = {"role": message["role"], "content": message["content"]}
+    if "tool_calls" in message:
+        out["tool_calls"] = message["tool_calls"]
+    if "tool_call_id" in message:
+        out["tool_call_id"] = message["tool_call_id"]
+    return out
 
 
 def cut_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:

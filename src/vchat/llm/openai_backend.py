@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError
-from vchat.llm.base import Message, cut_at_stop
+from vchat.llm.base import Message, ToolCalls, cut_at_stop
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers ignore the key, but the client refuses to start without one.
@@ -162,6 +162,14 @@ class OpenAIChat:
         text, _ = cut_at_stop(str(text), stops)
         if text:
             yield text
+
+    def complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> Iterator[str | ToolCalls]:
+        """Native tool calling (`protocol = "tools"`): text chunks, then a ToolCalls item if tools were called."""
+        from vchat.llm.openai_tools import complete_with_tools
+
+        return complete_with_tools(self, messages, tools)
 
     def list_models(self) -> list[str]:
         """The model ids the server lists (first page only); raise LLMError when it cannot be asked."""

@@ -57,6 +57,8 @@ class StepRenderer:
                 if self.on_image is not None:
                     self.on_image(ref)  # the picture first, its handle and path under it
                 c.print(f"  [bold]{ref.handle}[/] [dim]{escape(str(ref.path))}[/]")
+        elif step.kind == "notice":
+            c.print(f"[yellow]note:[/] {escape(step.text)}")
         elif step.kind == "retry":
             c.print(f"[dim yellow]  (model reply unreadable, asking again: {escape(_short(step.text, 100))})[/]")
         elif step.kind == "final":

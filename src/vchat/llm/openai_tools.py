@@ -1,0 +1,122 @@
+"""Native tool calling on an OpenAI-compatible server: `tools` in the request, `tool_calls` back, streamed or whole."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from vchat.errors import LLMError, ToolsUnsupported
+from vchat.llm.base import Message, NativeCall, ToolCalls, wire_message
+
+if TYPE_CHECKING:
+    from vchat.llm.openai_backend import OpenAIChat
+
+# A refusal of `tools` (vLLM without --enable-auto-tool-choice, Ollama models without tool support,
+# llama.cpp without --jinja) comes back as a 4xx/5xx whose message talks about tools or functions.
+_REFUSAL_STATUSES = (400, 404, 405, 422, 500, 501)
+_REFUSAL_WORDS = ("tool", "function")
+
+
+def _refusal(chat: OpenAIChat, exc: Exception) -> str | None:
+    """The server's reason when `exc` is a refusal of native tool calling, else None."""
+    from vchat.llm.openai_backend import _server_message
+
+    if not isinstance(exc, chat._openai.APIStatusError) or exc.status_code not in _REFUSAL_STATUSES:
+        return None
+    message = _server_message(exc)
+    return message if any(word in message.lower() for word in _REFUSAL_WORDS) else None
+
+
+def complete_with_tools(
+    chat: OpenAIChat, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+) -> Iterator[str | ToolCalls]:
+    """Send the conversation with `tools`; yield the text, then one ToolCalls when the model called tools."""
+    kwargs: dict[str, Any] = {
+        "model": chat.model,
+        "messages": [wire_message(m) for m in messages],
+        "stream": chat.stream,
+        "tools": list(tools),
+    }
+    if "temperature" not in chat._dropped:
+        kwargs["temperature"] = chat.temperature
+    max_tokens = getattr(chat, "max_tokens", None)
+    if isinstance(max_tokens, int) and max_tokens > 0:
+        kwargs["max_tokens"] = max_tokens
+    try:
+        response = chat._client.chat.completions.create(**kwargs)
+    except Exception as exc:
+        reason = _refusal(chat, exc)
+        if reason is not None:
+            raise ToolsUnsupported(chat._clean(f"{chat._where} refused native tool calls: {reason}")) from None
+        raise chat._translate(exc) from None
+    if chat.stream:
+        yield from _stream(chat, response)
+        return
+    try:
+        message = response.choices[0].message
+        text = message.content or ""
+        raw_calls = list(message.tool_calls or [])
+        calls = tuple(
+            NativeCall(str(c.id or f"call_{i}"), str(c.function.name or ""), str(c.function.arguments or ""))
+            for i, c in enumerate(raw_calls)
+        )
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise chat._garbage() from None
+    if text:
+        yield str(text)
+    if calls:
+        yield ToolCalls(calls)
+
+
+def _stream(chat: OpenAIChat, stream: Any) -> Iterator[str | ToolCalls]:
+    """Text deltas as they come; tool-call deltas (id and name first, arguments in pieces) joined by index."""
+    oa = chat._openai
+    slots: dict[int, dict[str, str]] = {}
+    received = 0
+    finish: str | None = None
+    try:
+        for chunk in stream:
+            choices = getattr(chunk, "choices", None)
+            if not choices:
+                continue
+            choice = choices[0]
+            delta = choice.delta
+            if delta is not None and delta.content:
+                received += len(delta.content)
+                yield str(delta.content)
+            for part in (delta.tool_calls if delta is not None else None) or []:
+                slot = slots.setdefault(int(part.index or 0), {"id": "", "name": "", "arguments": ""})
+                if part.id:
+                    slot["id"] = str(part.id)
+                function = part.function
+                if function is not None:
+                    slot["name"] += str(function.name or "")
+                    slot["arguments"] += str(function.arguments or "")
+                    received += len(function.arguments or "")
+            if choice.finish_reason:
+                finish = str(choice.finish_reason)
+    except oa.APITimeoutError:
+        raise LLMError(
+            f"{chat._where} stopped sending mid-reply: no data for {chat.timeout:g}s after {received} chars"
+        ) from None
+    except oa.APIConnectionError as exc:
+        raise LLMError(f"the reply from {chat._where} was cut after {received} chars ({chat._cause(exc)})") from None
+    except oa.APIError as exc:
+        from vchat.llm.openai_backend import _server_message
+
+        raise LLMError(
+            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {_server_message(exc)}")
+        ) from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        raise chat._garbage(received) from None
+    finally:
+        stream.close()
+    if finish is None:
+        raise LLMError(f"the reply from {chat._where} was cut after {received} chars (the stream ended early)")
+    if slots:
+        yield ToolCalls(
+            tuple(
+                NativeCall(slot["id"] or f"call_{index}", slot["name"], slot["arguments"])
+                for index, slot in sorted(slots.items())
+            )
+        )

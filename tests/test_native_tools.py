@@ -1,0 +1,101 @@
+"""protocol = "tools" end to end over HTTP: function specs out, tool_calls back (streamed and whole), fallback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.fake_openai import FakeOpenAI, Fault, Reply
+from tests.helpers import answer, write_photo
+
+from vchat.config import Settings
+from vchat.llm.openai_backend import OpenAIChat
+from vchat.prompts import tools_system_prompt
+from vchat.session import Session
+from vchat.tools.registry import OFFERED, all_tools
+from vchat.tools.schema import input_schema
+
+PARALLEL = Reply(
+    "Making both.",
+    tool_calls=[
+        {"id": "call_a", "name": "transform", "arguments": {"image": "img1", "op": "flip"}},
+        {"id": "call_b", "name": "canny_edges", "arguments": {"image": "img1", "low": 50}},  # an old name works too
+    ],
+)
+
+
+def _session(tmp_path: Path, fake: FakeOpenAI, *, stream: bool) -> Session:
+    llm = OpenAIChat("fake-model", base_url=fake.url, stream=stream, max_retries=0)
+    session = Session(Settings(out_dir=tmp_path / "out", protocol="tools"), all_tools(), llm)
+    session.attach(write_photo(tmp_path))
+    return session
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_parallel_tool_calls_run_in_order_and_answer_as_tool_messages(tmp_path: Path, stream: bool) -> None:
+    with FakeOpenAI([PARALLEL, "Done: img2 is flipped, img3 has the edges."]) as fake:
+        session = _session(tmp_path, fake, stream=stream)
+        steps = list(session.turn("flip it and find the edges"))
+        first, second = fake.chat_requests
+    assert [s.kind for s in steps] == ["action", "observation", "action", "observation", "final"]
+    assert [s.tool for s in steps if s.kind == "action"] == ["transform", "canny_edges"]
+    assert [r.handle for s in steps for r in s.images] == ["img2", "img3"]
+    assert steps[-1].text == "Done: img2 is flipped, img3 has the edges."
+    # the request: the compact system prompt without a tool list, the tools as JSON-schema functions, no stop
+    assert first.messages[0]["content"] == tools_system_prompt()
+    assert first.stop is None
+    assert first.tools is not None
+    assert [t["function"]["name"] for t in first.tools] == sorted(t.name for t in OFFERED)
+    transform = next(t for t in first.tools if t["function"]["name"] == "transform")
+    assert transform["function"]["parameters"] == json.loads(json.dumps(input_schema(type(session.tools["transform"]))))
+    # the follow-up: the assistant's calls, then one tool message per call, in order, with the ids
+    assistant, flip, edges = second.messages[-3:]
+    assert assistant["role"] == "assistant" and [c["id"] for c in assistant["tool_calls"]] == ["call_a", "call_b"]
+    assert json.loads(assistant["tool_calls"][1]["function"]["arguments"]) == {"image": "img1", "low": 50}
+    assert (flip["role"], flip["tool_call_id"]) == ("tool", "call_a") and flip["content"].endswith("New image img2.")
+    assert (edges["tool_call_id"], edges["content"].endswith("New image img3.")) == ("call_b", True)
+    assert second.messages[: len(first.messages)] == first.messages  # nothing earlier rewritten
+    # history of the turn, in the tools style (no ReAct keywords)
+    assert session.history[-1]["content"] == (
+        'Tool steps:\nimg2 = transform(img1, op="flip")\nimg3 = canny_edges(img1, low=50)\n'
+        "Done: img2 is flipped, img3 has the edges."
+    )
+
+
+def test_a_bad_call_is_an_observation_not_a_crash(tmp_path: Path) -> None:
+    bad = Reply("", tool_calls=[{"name": "transform", "arguments": '{"image": "img1", "op": "crop"}'}])
+    with FakeOpenAI([bad, "Sorry, I need a box."]) as fake:
+        session = _session(tmp_path, fake, stream=True)
+        steps = list(session.turn("crop it"))
+        follow = fake.chat_requests[1].messages[-1]
+    assert steps[1].observation == "bad input for transform: transform op=crop needs left, top, right, bottom"
+    assert follow == {"role": "tool", "tool_call_id": "call_0", "content": steps[1].observation}
+    assert steps[-1].kind == "final"
+
+
+def test_server_refusing_tools_falls_back_to_react_with_one_notice(tmp_path: Path) -> None:
+    replies = [Fault.refuse_tools(), answer("Hello from ReAct."), answer("Still ReAct.")]
+    with FakeOpenAI(replies) as fake:
+        session = _session(tmp_path, fake, stream=True)
+        steps = list(session.turn("hi"))
+        later = list(session.turn("and again"))
+        requests = fake.chat_requests
+    assert [s.kind for s in steps] == ["notice", "final"]
+    assert "refused native tool calls" in steps[0].text and "using the text (ReAct) protocol" in steps[0].text
+    assert "\n" not in steps[0].text
+    assert steps[1].text == "Hello from ReAct."
+    assert requests[0].tools is not None and requests[1].tools is None
+    assert requests[1].stop == ["\nObservation:"] and "Action Input:" in requests[1].messages[0]["content"]
+    # the session stays on ReAct: no second refused request, no second notice
+    assert [s.kind for s in later] == ["final"] and len(requests) == 3 and requests[2].tools is None
+    assert session.protocol == "react"
+
+
+def test_backend_without_native_calls_uses_react(tmp_path: Path) -> None:
+    from vchat.llm.scripted import ScriptedLLM
+
+    session = Session(Settings(out_dir=tmp_path / "out", protocol="tools"), all_tools(), ScriptedLLM([answer("ok")]))
+    steps = list(session.turn("hi"))
+    assert [s.kind for s in steps] == ["notice", "final"]
+    assert steps[0].text == "scripted has no native tool calling; using the text (ReAct) protocol instead"
