@@ -307,6 +307,42 @@ def show_cmd(
     raise typer.Exit(code)
 
 
+@app.command("mcp")
+def mcp_cmd(
+    http: Annotated[
+        str | None,
+        typer.Option("--http", metavar="[HOST:]PORT", help="Serve streamable HTTP on loopback by default."),
+    ] = None,
+    allow: Annotated[
+        list[Path] | None,
+        typer.Option("--allow", metavar="DIR", help="A folder images may be read from (repeatable; default: here)."),
+    ] = None,
+    preview_size: Annotated[
+        int, typer.Option("--preview-size", metavar="PX", help="Long side of image previews; 0: links only.")
+    ] = 512,
+    preview_format: Annotated[
+        str, typer.Option("--preview-format", help="Previews as auto (PNG for maps, JPEG for photos), png or jpeg.")
+    ] = "auto",
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve every tool over the Model Context Protocol, for other agents (stdio, or --http)."""
+    from vchat.cli_mcp import run_mcp
+
+    try:
+        settings = _settings(config, out_dir=out)
+        code = run_mcp(
+            settings,
+            http=http,
+            allow=list(allow or []),
+            preview_size=preview_size,
+            preview_format=preview_format,
+        )
+    except VchatError as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
 def _add_models_app() -> None:
     from vchat.cli_models import models_app
 

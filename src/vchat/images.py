@@ -280,12 +280,16 @@ class ImageStore:
         self._next += 1
         return handle
 
-    def attach(self, path: str | Path) -> ImageRef:
-        """Add a user's image file: validated, normalised and copied into the session folder."""
-        source = Path(os.path.expanduser(str(path)))
-        image, note = open_image(source, self.max_pixels)
+    def attach(self, path: str | Path, *, source: str | None = None) -> ImageRef:
+        """Add a user's image file: validated, normalised and copied into the session folder.
+
+        `source` replaces the recorded origin when the file is only a carrier (a decoded data: URI).
+        """
+        file = Path(os.path.expanduser(str(path)))
+        image, note = open_image(file, self.max_pixels)
         handle = self._new_handle()
-        ref = ImageRef(handle=handle, path=self.folder / f"{handle}.png", source=str(source.resolve()), note=note)
+        origin = source if source is not None else str(file.resolve())
+        ref = ImageRef(handle=handle, path=self.folder / f"{handle}.png", source=origin, note=note)
         self._write(image, ref)
         return ref
 

@@ -173,9 +173,9 @@ class Session:
                 cwd=str(Path.cwd()),
             )
 
-    def attach(self, path: str | Path) -> ImageRef:
+    def attach(self, path: str | Path, *, source: str | None = None) -> ImageRef:
         """Attach a user's image (the user's decision: any path they type is allowed)."""
-        ref = self.store.attach(path)  # validates first: a bad path must not start an empty session
+        ref = self.store.attach(path, source=source)  # validates first: a bad path must not start an empty session
         self._start()
         if self.on_attach is not None:
             self.on_attach(self, ref)

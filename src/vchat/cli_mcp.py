@@ -1,0 +1,94 @@
+"""`vchat mcp`: options, the session folder and the allowed roots; then serve over stdio or HTTP."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from vchat.config import Settings
+from vchat.errors import VchatError
+from vchat.mcp_server.preview import PREVIEW_FORMATS
+
+
+def default_roots(cwd: Path) -> tuple[list[Path], str | None]:
+    """The current folder, unless it is / or the home folder (desktop clients start servers there)."""
+    home = Path.home().resolve()
+    cwd = cwd.resolve()
+    if cwd == Path(cwd.anchor) or cwd == home or home.is_relative_to(cwd):
+        return [], f"not allowing the current folder {cwd} by default (too broad); pass --allow DIR"
+    return [cwd], None
+
+
+def allowed_roots(allow: list[Path], cwd: Path) -> tuple[list[Path], str | None]:
+    """--allow folders (each must exist), or the default."""
+    if not allow:
+        return default_roots(cwd)
+    roots: list[Path] = []
+    for folder in allow:
+        path = folder.expanduser()
+        if not path.is_dir():
+            raise VchatError(f"--allow {folder}: no such folder")
+        roots.append(path.resolve())
+    return roots, None
+
+
+def writable_out_dir(settings: Settings) -> str | None:
+    """Move the default output folder to the user data folder when the current folder is no place for it."""
+    if settings.out_dir != Settings().out_dir:  # set by the user (flag, environment or config file)
+        return None
+    here = Path.cwd()
+    if os.access(here, os.W_OK) and here != Path(here.anchor):
+        return None
+    from platformdirs import user_data_path
+
+    settings.out_dir = user_data_path("vchat") / "vchat-out"
+    return f"the current folder {here} is not a place for outputs; writing to {settings.out_dir}"
+
+
+def run_mcp(
+    settings: Settings,
+    *,
+    http: str | None,
+    allow: list[Path],
+    preview_size: int,
+    preview_format: str,
+) -> int:
+    """Build the session and the server, say where things are (stderr), and serve."""
+    from vchat.mcp_server.server import ServerOptions, VchatServer
+    from vchat.mcp_server.transport import LOOPBACK, parse_listen, serve
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    if preview_format not in PREVIEW_FORMATS:
+        raise VchatError(f"--preview-format {preview_format!r}: choose one of {', '.join(PREVIEW_FORMATS)}")
+    if preview_size < 0:
+        raise VchatError("--preview-size must be 0 (no previews) or a size in pixels")
+    listen = parse_listen(http) if http is not None else None
+    roots, note = allowed_roots(allow, Path.cwd())
+    notes = [n for n in (note, writable_out_dir(settings)) if n]
+    session = Session(settings, all_tools(), None)
+    app = VchatServer(session, ServerOptions(allow=roots, preview_size=preview_size, preview_format=preview_format))
+    where = "stdio" if listen is None else f"http://{listen[0]}:{listen[1]}/mcp"
+    if listen is not None and ":" in listen[0]:
+        where = f"http://[{listen[0]}]:{listen[1]}/mcp"
+    for line in notes:
+        sys.stderr.write(f"vchat mcp: {line}\n")
+    if listen is not None and listen[0] not in LOOPBACK:
+        sys.stderr.write(
+            f"vchat mcp: warning: listening on {listen[0]}, not loopback: anyone who can reach it can run the tools "
+            "and read images under the allowed folders\n"
+        )
+    allowed = ", ".join(str(p) for p in roots) or "none"
+    sys.stderr.write(
+        f"vchat mcp {len(app.tools)} tools on {where}; images read from: {allowed}; "
+        f"outputs in {session.folder}\n"
+    )
+    sys.stderr.flush()
+    try:
+        serve(app, listen)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+    return 0

@@ -1,0 +1,50 @@
+"""Serving a VchatServer over stdio (what desktop clients launch) or streamable HTTP (uvicorn)."""
+
+from __future__ import annotations
+
+import anyio
+
+from vchat.errors import VchatError
+from vchat.mcp_server.server import VchatServer
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`PORT`, `HOST:PORT` or `[IPv6]:PORT` as (host, port); the host defaults to loopback."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", text.strip()
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise VchatError(f"--http {text!r}: expected [HOST:]PORT, e.g. --http 8000 or --http 127.0.0.1:8000")
+    return host, int(port)
+
+
+async def _stdio(app: VchatServer) -> None:
+    from mcp.server.stdio import stdio_server
+
+    # The SDK claims fd 1 for the protocol and points it at stderr for everyone else, so a stray print
+    # from a library cannot corrupt the stream.
+    async with stdio_server() as (read, write):
+        await app.server.run(read, write, app.server.create_initialization_options())
+
+
+async def _http(app: VchatServer, host: str, port: int) -> None:
+    import uvicorn
+
+    # On loopback the SDK turns on DNS-rebinding protection (Host and Origin checked).
+    asgi = app.server.streamable_http_app(host=host)
+    config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    await server.serve()
+    if not server.started:
+        raise VchatError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")
+
+
+def serve(app: VchatServer, http: tuple[str, int] | None = None) -> None:
+    """Serve until the client disconnects (stdio) or the process is interrupted (HTTP)."""
+    if http is None:
+        anyio.run(_stdio, app)
+    else:
+        anyio.run(_http, app, *http)
