@@ -8,8 +8,7 @@ from vchat.tools.base import Field, Tool
 
 # What an image input accepts over MCP (the prompt's own wording speaks of session handles only).
 IMAGE_FORMS = (
-    "an image: a handle from an earlier call (img3), a file path under the folders the server allows, "
-    "or a data: URI"
+    "an image: a handle from an earlier call (img3), a file path under the folders the server allows, or a data: URI"
 )
 
 _JSON_TYPES = {"image": "string", "text": "string", "int": "integer", "float": "number", "bool": "boolean"}

@@ -137,9 +137,7 @@ class VchatServer:
                 description=tool.description,
                 input_schema=input_schema(type(tool)),
                 output_schema=OUTPUT_SCHEMA,
-                annotations=types.ToolAnnotations(
-                    read_only_hint=False, destructive_hint=False, open_world_hint=False
-                ),
+                annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
             )
             for tool in self.tools.values()
         ]
