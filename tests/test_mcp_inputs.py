@@ -127,11 +127,12 @@ def test_previews_are_downscaled_png_for_maps_and_jpeg_for_photos(tmp_path: Path
 
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 600, 3), dtype=np.uint8), "RGB")
     noisy.save(tmp_path / "photo.png")
-    Image.new("L", (600, 300), 0).save(tmp_path / "map.png")
+    Image.new("RGB", (600, 300), (9, 9, 9)).save(tmp_path / "map.png")  # a grey map stored as RGB
     data, mime = encode_preview(tmp_path / "photo.png", 128)
     assert mime == "image/jpeg" and Image.open(io.BytesIO(data)).size == (128, 64)
     data, mime = encode_preview(tmp_path / "map.png", 128)
     assert mime == "image/png" and Image.open(io.BytesIO(data)).size == (128, 64)
+    assert Image.open(io.BytesIO(data)).mode == "L"
     Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(tmp_path / "cut.png")
     data, mime = encode_preview(tmp_path / "cut.png", 128, "jpeg")
     assert mime == "image/jpeg" and Image.open(io.BytesIO(data)).getpixel((5, 5)) == (255, 255, 255)

@@ -10,9 +10,14 @@ from PIL import Image
 PREVIEW_FORMATS = ("auto", "png", "jpeg")
 
 
-def _flat(image: Image.Image) -> bool:
-    """True for images PNG keeps small and JPEG would smear: edge maps, masks, flat colour."""
-    return image.mode in ("1", "L", "LA", "P") or image.getcolors(256) is not None
+def _flat(image: Image.Image) -> tuple[bool, bool]:
+    """(flat, grey): flat for images PNG keeps small and JPEG would smear (edge maps, masks, flat colour)."""
+    if image.mode in ("1", "L", "LA", "P"):
+        return True, image.mode in ("1", "L", "LA")
+    colours = image.getcolors(256)
+    if colours is None:
+        return False, False
+    return True, image.mode == "RGB" and all(c[0] == c[1] == c[2] for _, c in colours)
 
 
 def encode_preview(path: Path, max_side: int, fmt: str = "auto") -> tuple[bytes, str]:
@@ -25,8 +30,9 @@ def encode_preview(path: Path, max_side: int, fmt: str = "auto") -> tuple[bytes,
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    flat, grey = _flat(image) if fmt != "jpeg" else (False, False)
     if fmt == "auto":
-        fmt = "png" if has_alpha or _flat(image) else "jpeg"
+        fmt = "png" if has_alpha or flat else "jpeg"
     buffer = io.BytesIO()
     if fmt == "jpeg":
         if has_alpha:  # JPEG has no alpha: flatten onto white, as the detectors do
@@ -35,5 +41,8 @@ def encode_preview(path: Path, max_side: int, fmt: str = "auto") -> tuple[bytes,
             image = background
         image.convert("RGB").save(buffer, format="JPEG", quality=85, optimize=True)
         return buffer.getvalue(), "image/jpeg"
-    image.save(buffer, format="PNG", optimize=False)
+    if grey and image.mode == "RGB":
+        image = image.convert("L")  # an edge or depth map in RGB: a third of the bytes to compress
+    # Previews are sent once and thrown away: fast compression beats the last few percent of size.
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue(), "image/png"

@@ -1,0 +1,172 @@
+"""Per-call overhead of `vchat mcp`: canny_edges through the MCP client next to `Session.run_tool`, one run.
+
+    python benchmarks/mcp.py                    # 512 px photo, 40 calls per side
+    python benchmarks/mcp.py --size 1024 --calls 60
+
+Sides, called in turn so that drift in the machine's speed hits all of them alike:
+- `Session.run_tool`: the tool call as `vchat run --tool` and the REPL make it (binding, loading and validating the
+  input, Canny, the atomic fsynced PNG write with its lineage chunk, the transcript record), in this process.
+- MCP stdio: the official client calling `vchat mcp` in a subprocess: JSON-RPC framing, argument binding, the
+  worker-thread hop, the same Session.run_tool, then the preview (downscaled, encoded, base64) and the result.
+- MCP stdio, --preview-size 0: the same without image content (links only), to show what the preview costs.
+- MCP HTTP: the same over streamable HTTP on 127.0.0.1.
+The input image is attached once per side (img1); every call makes a new image from it. Medians are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# This file is named mcp.py: its folder on sys.path would shadow the `mcp` SDK it benchmarks.
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
+sys.path.insert(0, str(ROOT / "src"))
+
+
+def test_photo(path: Path, size: int) -> None:
+    """A real photograph (scikit-image's astronaut) at size x size, or a synthetic one without scikit-image."""
+    from PIL import Image
+
+    try:
+        from skimage import data
+
+        image = Image.fromarray(data.astronaut()).resize((size, size), Image.Resampling.LANCZOS)
+    except ImportError:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        image = Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8), "RGB")
+    image.save(path)
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env() -> dict[str, str]:
+    """The subprocess sees this checkout's sources."""
+    out = dict(os.environ)
+    out["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), out.get("PYTHONPATH")]))
+    return out
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    """Block until the HTTP server accepts connections."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the HTTP server exited")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the HTTP server did not start")
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
+    """Time every side, calls interleaved; returns seconds per call by side."""
+    from contextlib import AsyncExitStack
+
+    from mcp import Client, StdioServerParameters
+
+    from vchat.config import Settings
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    photo = work / "photo.png"
+    test_photo(photo, args.size)
+    session = Session(Settings(out_dir=work / "direct"), all_tools())
+    session.attach(photo)
+
+    def stdio(*extra: str) -> StdioServerParameters:
+        argv = ["-m", "vchat", "mcp", "--allow", str(work), "--out", str(work / "mcp"), *extra]
+        return StdioServerParameters(command=sys.executable, args=argv, env=env(), cwd=str(work))
+
+    port = free_port()
+    http_argv = [sys.executable, "-m", "vchat", "mcp", "--http", str(port), "--allow", str(work)]
+    http = subprocess.Popen([*http_argv, "--out", str(work / "http")], env=env(), stderr=subprocess.DEVNULL)
+    sizes: dict[str, list[int]] = {}
+    try:
+        wait_for_port(port, http)
+        async with AsyncExitStack() as stack:
+            clients = {
+                "MCP stdio": await stack.enter_async_context(Client(stdio())),
+                "MCP stdio, --preview-size 0": await stack.enter_async_context(Client(stdio("--preview-size", "0"))),
+                "MCP HTTP": await stack.enter_async_context(Client(f"http://127.0.0.1:{port}/mcp")),
+            }
+            for client in clients.values():  # attach the photo: img1 on every side
+                await client.call_tool("flip_image", {"image": "photo.png"})
+
+            async def direct() -> None:
+                step = session.run_tool("canny_edges", named={"image": "img1"})
+                assert step.images, step.observation
+
+            def over(name: str, client: Any) -> Callable[[], Awaitable[None]]:
+                async def call() -> None:
+                    result = await client.call_tool("canny_edges", {"image": "img1"})
+                    assert not result.is_error, result.content
+                    sizes.setdefault(name, []).append(len(result.model_dump_json(by_alias=True)))
+
+                return call
+
+            sides: dict[str, Callable[[], Awaitable[None]]] = {"Session.run_tool": direct}
+            sides.update({name: over(name, client) for name, client in clients.items()})
+            times: dict[str, list[float]] = {name: [] for name in sides}
+            for round_ in range(args.warmup + args.calls):
+                for name, call in sides.items():
+                    start = time.perf_counter()
+                    await call()
+                    if round_ >= args.warmup:
+                        times[name].append(time.perf_counter() - start)
+    finally:
+        http.terminate()
+        http.wait(timeout=30)
+        session.close()
+    args.sizes = sizes
+    return times
+
+
+def report(times: dict[str, list[float]], sizes: dict[str, list[int]], args: argparse.Namespace) -> None:
+    """Print the side-by-side table."""
+    base = statistics.median(times["Session.run_tool"])
+    print(f"canny_edges on a {args.size}x{args.size} photo, {args.calls} calls per side (medians), interleaved")
+    print(f"{'side':<30} {'median ms':>10} {'p90 ms':>8} {'overhead ms':>12} {'ratio':>6} {'reply bytes':>12}")
+    for name, values in times.items():
+        median = statistics.median(values)
+        p90 = statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else median
+        reply = f"{int(statistics.median(sizes[name])):,}" if name in sizes else "-"
+        over = "-" if name == "Session.run_tool" else f"{(median - base) * 1000:+.1f}"
+        print(f"{name:<30} {median * 1000:>10.1f} {p90 * 1000:>8.1f} {over:>12} {median / base:>6.2f} {reply:>12}")
+
+
+def main() -> None:
+    """Parse options, run, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512, help="side of the input photo in pixels")
+    parser.add_argument("--calls", type=int, default=40, help="timed calls per side")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per side first")
+    args = parser.parse_args()
+    import anyio
+
+    with tempfile.TemporaryDirectory(prefix="vchat-bench-mcp-") as tmp:
+        times = anyio.run(run, args, Path(tmp))
+    report(times, args.sizes, args)
+
+
+if __name__ == "__main__":
+    main()
