@@ -17,7 +17,8 @@ def _flat(image: Image.Image) -> tuple[bool, bool]:
     colours = image.getcolors(256)
     if colours is None:
         return False, False
-    return True, image.mode == "RGB" and all(c[0] == c[1] == c[2] for _, c in colours)
+    grey = image.mode == "RGB" and all(isinstance(c, tuple) and c[0] == c[1] == c[2] for _, c in colours)
+    return True, grey
 
 
 def encode_preview(path: Path, max_side: int, fmt: str = "auto") -> tuple[bytes, str]:
