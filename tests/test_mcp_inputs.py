@@ -23,7 +23,7 @@ from vchat.mcp_server.schema import input_schema
 from vchat.mcp_server.server import Progress
 from vchat.mcp_server.transport import parse_listen
 from vchat.tools.canny import CannyEdges
-from vchat.tools.registry import TOOL_CLASSES
+from vchat.tools.registry import OFFERED, TOOL_CLASSES
 
 
 @pytest.fixture
@@ -114,9 +114,12 @@ def test_data_uris(tmp_path: Path) -> None:
         ImageInputs(session, Roots([])).handle_for("data:image/png;base64," + base64.b64encode(b"nope").decode())
 
 
-@pytest.mark.parametrize("tool", TOOL_CLASSES, ids=lambda t: t.name)
+@pytest.mark.parametrize("tool", dict.fromkeys((*OFFERED, *TOOL_CLASSES)), ids=lambda t: t.name)
 def test_every_schema_is_json_and_follows_the_field_specs(tool: type) -> None:
     schema = json.loads(json.dumps(input_schema(tool)))
+    for spec in tool.inputs:
+        if spec.kind == "image":
+            assert schema["properties"][spec.name]["description"].startswith(f"{spec.description}; an image: a handle")
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert list(schema["properties"]) == [f.name for f in tool.inputs]
     assert schema.get("required", []) == [f.name for f in tool.inputs if f.required]

@@ -22,7 +22,7 @@ from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
 from vchat.images import read_png_record
-from vchat.tools.registry import TOOL_CLASSES
+from vchat.tools.registry import OFFERED
 from vchat.transcript import read_records
 
 KINDS = {"image": "string", "text": "string", "choice": "string", "int": "integer", "float": "number"}
@@ -52,10 +52,11 @@ def _text(result: CallToolResult) -> str:
 
 
 def check_schemas(tools: list[Any]) -> None:
-    """Every shipped tool is listed, and its input schema says what its Field specs say."""
+    """The tools are listed as the prompt offers them (families included), each schema as its Field specs say."""
     listed = {tool.name: tool for tool in tools}
-    assert set(listed) == {cls.name for cls in TOOL_CLASSES}
-    for cls in TOOL_CLASSES:
+    assert list(listed) == [cls.name for cls in OFFERED]
+    assert {"detect_map", "transform", "generate_image"} <= set(listed) and "canny_edges" not in listed
+    for cls in OFFERED:
         schema = listed[cls.name].input_schema
         assert listed[cls.name].description == cls.description
         assert schema.get("required", []) == [f.name for f in cls.inputs if f.required]
@@ -63,15 +64,19 @@ def check_schemas(tools: list[Any]) -> None:
         for spec in cls.inputs:
             prop = schema["properties"][spec.name]
             assert prop["type"] == KINDS[spec.kind], (cls.name, spec.name)
-            assert prop["description"].startswith(spec.description)
+            assert spec.description in prop["description"]
+            if spec.kind == "image":
+                assert "a file path under the folders the server allows" in prop["description"]
             assert prop.get("enum") == (list(spec.choices) if spec.kind == "choice" else None)
             assert prop.get("minimum") == spec.minimum and prop.get("maximum") == spec.maximum
-            assert prop.get("default", "REQUIRED") == ("REQUIRED" if spec.required else spec.default)
+            # A member-only field of a family has no default of its own (None): the schema shows none.
+            expected = "NONE" if spec.required or spec.default is None else spec.default
+            assert prop.get("default", "NONE") == expected
 
 
 async def check_calls(client: Client, folders: dict[str, Path]) -> None:
     """A model-free tool on an allowed file, a chained call on its handle, and the refusals."""
-    first = await client.call_tool("canny_edges", {"image": "photo.png", "low": 40, "high": 120})
+    first = await client.call_tool("detect_map", {"image": "photo.png", "kind": "canny", "low": 40, "high": 120})
     assert not first.is_error, _text(first)
     kinds = [block.type for block in first.content]
     assert kinds == ["text", "image", "resource_link"]
@@ -80,9 +85,9 @@ async def check_calls(client: Client, folders: dict[str, Path]) -> None:
     assert Image.open(io.BytesIO(base64.b64decode(preview.data))).size == (96, 64)
     made = first.structured_content["images"][0]
     assert made["handle"] == "img2" and made["parents"] == ["img1"] and made["tool"] == "canny_edges"
-    assert first.content[2].uri == made["uri"] and f"New image img2: {made['path']}" in _text(first)
+    assert first.content[2].uri == made["uri"] and f"img2: {made['path']}" in _text(first)
 
-    second = await client.call_tool("rotate_image", {"image": made["handle"], "degrees": 90})
+    second = await client.call_tool("transform", {"image": made["handle"], "op": "rotate", "degrees": 90})
     assert not second.is_error, _text(second)
     rotated = second.structured_content["images"][0]
     assert rotated["parents"] == ["img2"] and (rotated["width"], rotated["height"]) == (64, 96)
@@ -100,13 +105,16 @@ async def check_calls(client: Client, folders: dict[str, Path]) -> None:
         "data:image/png;base64,!!": "invalid base64",
     }
     for value, message in refusals.items():
-        refused = await client.call_tool("flip_image", {"image": value})
+        refused = await client.call_tool("transform", {"image": value, "op": "flip"})
         assert refused.is_error and message in _text(refused), _text(refused)
         assert "\n" not in _text(refused)
-    bad = await client.call_tool("canny_edges", {"image": "img1", "low": 300, "high": 100})
-    assert bad.is_error and _text(bad) == "canny_edges failed: low threshold (300) must not exceed high threshold (100)"
-    out_of_range = await client.call_tool("canny_edges", {"image": "img1", "low": 5000})
+    bad = await client.call_tool("detect_map", {"image": "img1", "kind": "canny", "low": 300, "high": 100})
+    assert bad.is_error and _text(bad) == "detect_map failed: low threshold (300) must not exceed high threshold (100)"
+    out_of_range = await client.call_tool("detect_map", {"image": "img1", "kind": "canny", "low": 5000})
     assert out_of_range.is_error and "at most 1000" in _text(out_of_range)
+    # Old capability names stay callable, as they do in the prompt.
+    alias = await client.call_tool("flip_image", {"image": "img1"})
+    assert not alias.is_error and alias.structured_content["images"][0]["tool"] == "flip_image"
 
 
 def test_stdio_tools_schemas_calls_chain_and_refusals(tmp_path: Path, folders: dict[str, Path]) -> None:
@@ -115,14 +123,14 @@ def test_stdio_tools_schemas_calls_chain_and_refusals(tmp_path: Path, folders: d
             check_schemas((await client.list_tools()).tools)
             await check_calls(client, folders)
             # The client's roots reach a folder --allow did not (2026-07-28: asked for in the call's result).
-            assert (await client.call_tool("flip_image", {"image": str(folders["secret"])})).is_error
+            assert (await client.call_tool("transform", {"image": str(folders["secret"]), "op": "flip"})).is_error
 
         async def roots(ctx: ClientRequestContext) -> ListRootsResult:
             return ListRootsResult(roots=[Root(uri=folders["outside"].as_uri(), name="outside")])
 
         async with Client(_stdio(tmp_path, folders), list_roots_callback=roots) as client:
             assert client.protocol_version == "2026-07-28"
-            result = await client.call_tool("flip_image", {"image": str(folders["secret"])})
+            result = await client.call_tool("transform", {"image": str(folders["secret"]), "op": "flip"})
             assert not result.is_error, _text(result)
 
     anyio.run(main)
@@ -185,7 +193,7 @@ def test_http_calls_and_a_handshake_client_with_roots(http_server: str, folders:
         async with Client(http_server, mode="legacy", list_roots_callback=roots) as client:
             assert client.protocol_version == "2025-11-25"
             # A handshake-era client is asked for its roots with roots/list in the middle of the call.
-            result = await client.call_tool("grayscale_image", {"image": str(folders["secret"])})
+            result = await client.call_tool("transform", {"image": str(folders["secret"]), "op": "grayscale"})
             assert not result.is_error, _text(result)
 
     anyio.run(main)

@@ -81,7 +81,7 @@ def run_mcp(
         )
     allowed = ", ".join(str(p) for p in roots) or "none"
     sys.stderr.write(
-        f"vchat mcp {len(app.tools)} tools on {where}; images read from: {allowed}; outputs in {session.folder}\n"
+        f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; outputs in {session.folder}\n"
     )
     sys.stderr.flush()
     try:

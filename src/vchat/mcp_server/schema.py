@@ -1,47 +1,24 @@
-"""JSON schemas of the MCP tools, rendered from the same Field specs the prompt is built from."""
+"""JSON schemas of the MCP tools: the prompt's own rendering of the field specs, image inputs described for MCP."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from vchat.tools.base import Field, Tool
+from vchat.tools.base import Tool
+from vchat.tools.schema import input_schema as prompt_schema
 
 # What an image input accepts over MCP (the prompt's own wording speaks of session handles only).
 IMAGE_FORMS = (
     "an image: a handle from an earlier call (img3), a file path under the folders the server allows, or a data: URI"
 )
 
-_JSON_TYPES = {"image": "string", "text": "string", "int": "integer", "float": "number", "bool": "boolean"}
-
-
-def field_schema(spec: Field) -> dict[str, Any]:
-    """One field as a JSON schema property: type, range, choices, default and description."""
-    prop: dict[str, Any] = {"type": "string" if spec.kind == "choice" else _JSON_TYPES[spec.kind]}
-    description = spec.description
-    if spec.kind == "image":
-        description = f"{description}; {IMAGE_FORMS}"
-    prop["description"] = description
-    if spec.kind == "choice":
-        prop["enum"] = list(spec.choices)
-    if spec.minimum is not None:
-        prop["minimum"] = int(spec.minimum) if spec.kind == "int" else spec.minimum
-    if spec.maximum is not None:
-        prop["maximum"] = int(spec.maximum) if spec.kind == "int" else spec.maximum
-    if not spec.required:
-        prop["default"] = spec.default
-    return prop
-
 
 def input_schema(tool: type[Tool]) -> dict[str, Any]:
-    """The tool's input schema: one property per declared field, required fields listed, nothing else allowed."""
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": {spec.name: field_schema(spec) for spec in tool.inputs},
-        "additionalProperties": False,
-    }
-    required = [spec.name for spec in tool.inputs if spec.required]
-    if required:
-        schema["required"] = required
+    """vchat.tools.schema.input_schema (types, ranges, choices, defaults), with image fields described for MCP."""
+    schema = prompt_schema(tool)
+    for spec in tool.inputs:
+        if spec.kind == "image":
+            schema["properties"][spec.name]["description"] = f"{spec.description}; {IMAGE_FORMS}"
     return schema
 
 

@@ -27,6 +27,7 @@ from vchat.images import ImageRef
 from vchat.mcp_server.inputs import ImageInputs, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.schema import OUTPUT_SCHEMA, input_schema
+from vchat.tools.base import offered
 
 if TYPE_CHECKING:
     from vchat.agent import Step
@@ -104,7 +105,10 @@ class VchatServer:
         self.options = options
         self.static_roots = Roots(list(options.allow))
         self.inputs = ImageInputs(session, Roots(list(options.allow)))
+        # Every tool is callable (old capability names are aliases of their family's member) ...
         self.tools: dict[str, Tool] = dict(session.tools)
+        # ... and the list shows them as the prompt offers them: families, and the tools outside them.
+        self.listed: list[Tool] = offered(session.tools.values())
         self.published: dict[str, ImageRef] = {}
         self._lock = anyio.Lock()
         self.server: Server[Any] = Server(
@@ -139,7 +143,7 @@ class VchatServer:
                 output_schema=OUTPUT_SCHEMA,
                 annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
             )
-            for tool in self.tools.values()
+            for tool in self.listed
         ]
 
     # -- handlers ------------------------------------------------------------------------------
@@ -281,7 +285,9 @@ class VchatServer:
         return self._result(step)
 
     def _result(self, step: Step) -> types.CallToolResult:
-        content: list[types.ContentBlock] = [types.TextContent(text=step.observation or "")]
+        # The observation names handles only (that is what vchat's own model needs); a client also gets paths.
+        text = "\n".join([step.observation or "", *(f"{ref.handle}: {ref.path}" for ref in step.images)])
+        content: list[types.ContentBlock] = [types.TextContent(text=text)]
         images: list[dict[str, Any]] = []
         for ref in step.images:
             uri = image_uri(self.session.id, ref.handle)
@@ -309,5 +315,5 @@ class VchatServer:
                     "parents": list(ref.parents),
                 }
             )
-        structured = {"text": step.observation or "", "images": images, "degraded": step.degraded}
+        structured = {"text": text, "images": images, "degraded": step.degraded}
         return types.CallToolResult(content=content, structured_content=structured)
