@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -11,7 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from vchat import __version__
-from vchat.errors import VchatError
+from vchat.cli_argv import not_a_command, plain_flag_help, resume_value, top_level_resume
+from vchat.errors import ConfigError, UsageError, VchatError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,20 +34,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ImageOpt = Annotated[list[Path] | None, typer.Option("--image", "-i", help="Attach an image (repeatable).")]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Model name on the server.")]
+# Placeholders say what to type (PATH, N, KEY=VALUE), never a Python type; flags show none (plain_flag_help).
+plain_flag_help()
+ImageOpt = Annotated[
+    list[Path] | None, typer.Option("--image", "-i", metavar="PATH", help="Attach an image (repeatable).")
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")]
 BaseUrlOpt = Annotated[
-    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://localhost:11434/v1.")
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://localhost:11434/v1."),
 ]
 LlmOpt = Annotated[
-    str | None, typer.Option("--llm", help="Backend: auto, openai, none, or scripted:FILE (replies from a file).")
+    str | None,
+    typer.Option(
+        "--llm", metavar="BACKEND", help="Backend: auto, openai, none, or scripted:FILE (replies from a file)."
+    ),
 ]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default ./vchat-out).")]
-StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Most tool calls per message (default 8).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (default ./vchat-out).")]
+StepsOpt = Annotated[
+    int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per message (default 8).")
+]
 PreviewOpt = Annotated[
-    str | None, typer.Option("--preview", help="Inline previews: auto, kitty, iterm, sixel, blocks, none.")
+    str | None,
+    typer.Option("--preview", metavar="MODE", help="Inline previews: auto, kitty, iterm, sixel, blocks, none."),
 ]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: user config dir).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
+]
 
 
 def _stderr() -> Console:
@@ -64,10 +77,27 @@ def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(config: Path | None = None, **flags: Any) -> Settings:
-    from vchat.config import load_settings
+def fail_on(exc: VchatError) -> NoReturn:
+    """Exit with the error's one line: code 2 for a bad command line, 1 for everything else."""
+    fail(str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
 
-    return load_settings({k: v for k, v in flags.items() if v is not None}, config_path=config)
+
+_FLAG_NAMES = {"out_dir": "--out"}
+
+
+def _settings(config: Path | None = None, **flags: Any) -> Settings:
+    from vchat.config import check_flags, load_settings
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    try:  # a bad flag value is a bad command line (exit 2); the same value from the config file is not
+        check_flags(given)
+    except ConfigError as exc:
+        message = str(exc).removeprefix("command line: ")
+        flag = next((k for k in given if message.startswith(k)), None)
+        if flag is not None:  # name the flag the user typed, not the setting behind it
+            message = _FLAG_NAMES.get(flag, "--" + flag.replace("_", "-")) + message[len(flag) :]
+        raise UsageError(message) from None
+    return load_settings(given, config_path=config)
 
 
 def _version(value: bool) -> None:
@@ -116,7 +146,7 @@ def main_callback(
 
         code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
     except VchatError as exc:
-        fail(str(exc))
+        fail_on(exc)
     raise typer.Exit(code)
 
 
@@ -125,9 +155,28 @@ def _parse_args(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise VchatError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
+            raise UsageError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
         args[key.strip()] = value
     return args
+
+
+def unknown_tool_message(name: str, known: list[str]) -> str:
+    """`unknown tool 'canny'; did you mean canny_edges?` (close names, or names it is a part of)."""
+    import difflib
+
+    close = [n for n in known if name and name.lower() in n.lower()]
+    close += [n for n in difflib.get_close_matches(name, known, n=3, cutoff=0.6) if n not in close]
+    hint = f"did you mean {' or '.join(close[:3])}? " if close else ""
+    return f"unknown tool {name!r}; {hint}`vchat tools` lists them"
+
+
+def check_tool_call(tool_name: str, pairs: list[str]) -> None:
+    """Reject an unknown tool or a malformed --arg before any session or file is made (exit code 2)."""
+    from vchat.tools.registry import TOOL_CLASSES, tool_class
+
+    if tool_class(tool_name) is None:
+        raise UsageError(unknown_tool_message(tool_name, [cls.name for cls in TOOL_CLASSES]))
+    _parse_args(pairs)
 
 
 def _tool_inputs(
@@ -136,7 +185,7 @@ def _tool_inputs(
     """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
     tool = session.tools.get(tool_name)
     if tool is None:
-        raise VchatError(f"unknown tool {tool_name!r}; run `vchat tools` to list them")
+        raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
     named: dict[str, Any] = dict(_parse_args(pairs))
     images = [ref.handle for ref in attached]
     for spec in tool.inputs:
@@ -154,11 +203,17 @@ def _tool_inputs(
 
 @app.command()
 def run(
-    prompt: Annotated[str | None, typer.Argument(help="What to do; with --tool, the tool's text input.")] = None,
+    prompt: Annotated[
+        str | None, typer.Argument(metavar="PROMPT", help="What to do; with --tool, the tool's text input.")
+    ] = None,
     image: ImageOpt = None,
     out: OutOpt = None,
-    tool: Annotated[str | None, typer.Option("--tool", "-t", help="Run one tool directly, no language model.")] = None,
-    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", help="Tool input KEY=VALUE (repeatable).")] = None,
+    tool: Annotated[
+        str | None, typer.Option("--tool", "-t", metavar="NAME", help="Run one tool directly, no language model.")
+    ] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", metavar="KEY=VALUE", help="Tool input (repeatable).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -185,7 +240,9 @@ def run(
             verbose=verbose or None,
         )
         if tool is None and not (prompt or "").strip():
-            raise VchatError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
+            raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
+        if tool is not None:
+            check_tool_call(tool, list(arg or []))
         from vchat.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
@@ -206,7 +263,7 @@ def run(
     except VchatError as exc:
         if as_json:
             sys.stdout.write(json.dumps({"final": None, "error": str(exc), "images": [], "steps": []}) + "\n")
-        fail(str(exc))
+        fail_on(exc)
     raise typer.Exit(code)
 
 
@@ -236,12 +293,14 @@ def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
     try:
         print_sessions(_settings(config, out_dir=out))
     except VchatError as exc:
-        fail(str(exc))
+        fail_on(exc)
 
 
 @app.command("images")
 def images_cmd(
-    session: Annotated[str | None, typer.Argument(help="Session id or prefix (default: latest).")] = None,
+    session: Annotated[
+        str | None, typer.Argument(metavar="SESSION", help="Session id or prefix (default: latest).")
+    ] = None,
     out: OutOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -258,26 +317,7 @@ def images_cmd(
         typer.echo(f"session {loaded.id}")
         typer.echo(images_tree(loaded.store))
     except VchatError as exc:
-        fail(str(exc))
-
-
-_SESSION_ID = re.compile(r"^\d{8}(-\d{0,6}(-[0-9a-f]{0,4})?)?$")
-
-
-def _resume_value(argv: list[str]) -> list[str]:
-    """Give a bare `--resume` the value `latest`, so its session id can be left out.
-
-    click's optional option values would swallow the next option or the prompt; a token
-    counts as the session only when it looks like a session id (`20261126-101500-3fa2`).
-    """
-    out: list[str] = []
-    for i, token in enumerate(argv):
-        out.append(token)
-        if token == "--resume":
-            following = argv[i + 1] if i + 1 < len(argv) else None
-            if following is None or not _SESSION_ID.match(following):
-                out.append("latest")
-    return out
+        fail_on(exc)
 
 
 @app.command("doctor")
@@ -288,13 +328,13 @@ def doctor_cmd(config: ConfigOpt = None) -> None:
     try:
         settings = _settings(config)
     except VchatError as exc:
-        fail(str(exc))
+        fail_on(exc)
     doctor(settings)
 
 
 @app.command("show")
 def show_cmd(
-    images: Annotated[list[Path], typer.Argument(help="Image files to show.")],
+    images: Annotated[list[Path], typer.Argument(metavar="IMAGE", help="Image files to show.")],
     preview: PreviewOpt = None,
 ) -> None:
     """Print images inline in the terminal (like imgcat), each with its path under it."""
@@ -303,7 +343,7 @@ def show_cmd(
     try:
         code = show(images, None if preview in (None, "auto") else preview)
     except VchatError as exc:
-        fail(str(exc))
+        fail_on(exc)
     raise typer.Exit(code)
 
 
@@ -355,7 +395,16 @@ _add_models_app()
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(args=_resume_value(sys.argv[1:]), prog_name="vchat")
+        group = typer.main.get_command(app)
+        commands = set(getattr(group, "commands", {}))
+        argv = top_level_resume(resume_value(sys.argv[1:]), commands)
+        pointer = not_a_command(argv, group)
+        if pointer is not None:
+            from vchat.ui.render import print_error
+
+            print_error(_stderr(), pointer)
+            sys.exit(EXIT_USAGE)
+        app(args=argv, prog_name="vchat")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)

@@ -26,7 +26,9 @@ models_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: user config dir).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
+]
 
 
 def _stdout() -> Console:
@@ -63,12 +65,17 @@ def model_rows(settings: Settings, manager: ModelManager | None = None) -> list[
         files: list[Path] = []
         missing = 0
         sources = [hub.source_for(spec, settings.models) for spec in specs]
+        counted = 0
         for spec, source in zip(specs, sources, strict=True):
             found, lacking = hub.find_files(spec, source)
             files.extend(found)
-            missing += bool(lacking)
-        present = len(specs) - missing
-        state = "yes" if missing == 0 else ("no" if present == 0 else f"partial {present}/{len(specs)}")
+            # Parts made only of optional files (a safety checker some checkpoints lack) say nothing about
+            # whether the model is there: counting them made "partial 2/7" out of nothing at all.
+            if hub.has_required_files(spec):
+                counted += 1
+                missing += bool(lacking)
+        present = counted - missing
+        state = "yes" if missing == 0 else ("no" if present == 0 else f"partial {present}/{counted}")
         places = sorted({resident[s.key][0] for s in specs if s.key in resident})
         rows.append(
             {
@@ -126,7 +133,7 @@ def models_main(ctx: typer.Context, config: ConfigOpt = None) -> None:
 def pull_command(
     ctx: typer.Context,
     keys: Annotated[
-        list[str] | None, typer.Argument(help="Model keys (default: every one not downloaded yet).")
+        list[str] | None, typer.Argument(metavar="[KEY]...", help="Model keys (default: every one not downloaded yet).")
     ] = None,
 ) -> None:
     """Download models into the Hugging Face cache, with progress bars on stderr."""
@@ -144,8 +151,9 @@ def pull_command(
         if not wanted:
             err.print("every model is already downloaded")
             return
-    err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
     try:
+        hub.ensure_pullable()
+        err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
         done = hub.pull(wanted, settings.models, log=lambda line: err.print(line))
     except VchatError as exc:
         raise _fail(str(exc)) from None

@@ -224,12 +224,24 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"sd_max_side must be at least 256, not {settings.sd_max_side}")
     if settings.max_image_pixels < 1:
         raise ConfigError("max_image_pixels must be positive")
+    if settings.base_url and not settings.base_url.strip().lower().startswith(("http://", "https://")):
+        raise ConfigError(
+            f"base_url {settings.base_url!r} needs a scheme: http://{settings.base_url.strip()}"
+            + ("" if "/v1" in settings.base_url else "/v1")
+        )
     llm = settings.llm
     if not (llm in ("auto", "openai", "none") or llm.startswith("scripted:")):
         raise ConfigError(f"llm must be auto, openai, none or scripted:FILE, not {llm!r}")
     for name, policy in settings.tools.items():
         if policy.keep is not None and policy.keep not in KEEP_POLICIES:
             raise ConfigError(f"tools.{name}.keep must be resident or offload, not {policy.keep!r}")
+
+
+def check_flags(flags: Mapping[str, Any]) -> None:
+    """Validate command-line values on their own, so a bad flag can be told apart from a bad config file."""
+    settings = Settings()
+    _apply_scalars(settings, dict(flags), "command line")
+    _validate(settings)
 
 
 def load_settings(

@@ -61,3 +61,7 @@ class ModelLoadError(VchatError):
 
 class Cancelled(VchatError):
     """The user cancelled the running turn (Ctrl-C)."""
+
+
+class UsageError(VchatError):
+    """The command line itself is wrong (unknown tool, malformed --arg, bad flag value); exit code 2."""

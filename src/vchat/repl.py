@@ -24,7 +24,7 @@ from vchat.images import ImageRef
 from vchat.session import Session
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
-from vchat.ui.render import StepRenderer, images_tree, print_error, tools_table
+from vchat.ui.render import StepRenderer, images_tree, plural, print_error, tools_table
 from vchat.ui.stream import AnswerStreamer
 
 SLASH_HELP = {
@@ -251,7 +251,12 @@ class Repl:
             target = target / ref.path.name
         if target.exists():
             raise VchatError(f"{target} exists; choose another name")
-        shutil.copyfile(ref.path, target)
+        if not target.parent.is_dir():
+            raise VchatError(f"folder {target.parent} does not exist; create it or choose another path")
+        try:
+            shutil.copyfile(ref.path, target)
+        except OSError as exc:
+            raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
         self.console.print(f"saved {ref.handle} to {escape(str(target))}")
 
     def _preview(self, rest: str) -> None:
@@ -327,7 +332,8 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     if warning:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     if resume is not None:
-        console.print(f"resumed session {session.id}: {len(session.store)} images, {len(session.history) // 2} turns")
+        turns = plural(len(session.history) // 2, "turn")
+        console.print(f"resumed session {session.id}: {plural(len(session.store), 'image')}, {turns}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
     repl = Repl(session, console, previewer=previewer)
@@ -357,7 +363,7 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
         session.close()
         if session.transcript.path.exists():
             console.print(
-                f"[dim]session {session.id}: {len(session.store)} images in {escape(str(session.folder))}; "
+                f"[dim]session {session.id}: {plural(len(session.store), 'image')} in {escape(str(session.folder))}; "
                 f"continue with: vchat --resume {session.id}[/]"
             )
     return 0

@@ -13,12 +13,12 @@ from typing import Any
 from rich.console import Console
 
 from vchat.agent import Step
-from vchat.errors import Cancelled, VchatError
+from vchat.errors import Cancelled, UsageError, VchatError
 from vchat.session import Session
 from vchat.ui.progress import ProgressReporter
-from vchat.ui.render import StepRenderer
+from vchat.ui.render import StepRenderer, for_user
 
-EXIT_OK, EXIT_ERROR, EXIT_GAVE_UP = 0, 1, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GAVE_UP = 0, 1, 2, 3
 ToolInputs = Callable[[Session, str, "str | None", list[str], list[Any]], dict[str, Any]]
 
 
@@ -89,10 +89,11 @@ def run_once(
             steps.append(step)
             if progress is not None:
                 progress.stop()
-            renderer.step(step)
-            final = step.observation
-            if step.observation and step.observation.startswith(f"{tool} failed:"):
-                error, code = step.observation, EXIT_ERROR
+            if not sys.stdout.isatty():  # at a terminal stdout already shows the result: once is enough
+                renderer.step(step)
+            final = for_user(step.observation) if step.observation is not None else None
+            if final and final.startswith(f"{tool} failed:"):
+                error, code = final, EXIT_ERROR
         else:
             assert prompt is not None
             for step in session.turn(prompt):
@@ -113,7 +114,7 @@ def run_once(
     except VchatError as exc:
         if progress is not None:
             progress.stop()
-        error, code = str(exc), EXIT_ERROR
+        error, code = str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
         err.print(f"[bold red]error:[/] {error}")
     finally:
         if progress is not None:
@@ -128,6 +129,9 @@ def run_once(
             # One tool: its observation, then one `handle<TAB>path` line per new image.
             sys.stdout.write(final.splitlines()[0] + "\n")
             for ref in (ref for s in steps for ref in s.images):
+                if on_image is not None:
+                    sys.stdout.flush()
+                    on_image(ref)  # the picture, then its handle and path under it
                 sys.stdout.write(f"{ref.handle}\t{ref.path}\n")
         err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {session.folder}[/]")
     sys.stdout.flush()

@@ -94,6 +94,11 @@ def _groups(spec: ComponentSpec, source: Source) -> list[tuple[bool, tuple[str, 
     return out
 
 
+def has_required_files(spec: ComponentSpec) -> bool:
+    """Whether a component needs any file at all (some, like a checkpoint's safety checker, are all optional)."""
+    return any(not group[0].startswith("?") for group in spec.files)
+
+
 def find_files(spec: ComponentSpec, source: Source) -> tuple[list[Path], list[str]]:
     """(files present, required patterns missing) for a component; all missing when the root is absent."""
     root = root_of(source)
@@ -189,13 +194,23 @@ def select_repo_files(
 PullProgress = Callable[[str], None]
 
 
+def ensure_pullable() -> None:
+    """Raise the one-line reason why nothing can be downloaded now (offline mode, or no route to the hub)."""
+    if is_offline():
+        raise ModelLoadError("cannot pull models: HF_HUB_OFFLINE is set; unset it to download")
+    if not reachable():
+        # Checked first: without a network huggingface_hub retries for ~25 s and then raises a long chain.
+        raise ModelLoadError(
+            f"cannot pull models: {endpoint()} cannot be reached (no network?); connect and run the command again"
+        )
+
+
 def pull(keys: list[str], overrides: Mapping[str, str], log: PullProgress | None = None) -> list[tuple[str, Path]]:
     """Download what the given model or component keys need into the HF cache; huggingface_hub draws the progress bars.
 
     Returns (hub id, snapshot folder) per repo fetched; local folders are skipped.
     """
-    if is_offline():
-        raise ModelLoadError("cannot pull models: HF_HUB_OFFLINE is set; unset it to download")
+    ensure_pullable()
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -213,8 +228,11 @@ def pull(keys: list[str], overrides: Mapping[str, str], log: PullProgress | None
             if log:
                 log(f"{repo_id}: {len(files)} file(s)")
             path = snapshot_download(repo_id, allow_patterns=files, cache_dir=str(cache_dir()))
-        except (HfHubHTTPError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # HTTP, connection and disk faults of any library layer: one line, no chain
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            if not isinstance(exc, (HfHubHTTPError, OSError)):
+                first = f"{type(exc).__name__}: {first}"
             raise ModelLoadError(f"could not download {repo_id}: {first}") from None
         done.append((repo_id, Path(path)))
     return done

@@ -22,6 +22,18 @@ def _short(text: str, limit: int = 160) -> str:
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
+def for_user(text: str) -> str:
+    """An observation as the user should read it: without the sentences addressed to the model."""
+    from vchat.tools.sd_common import NO_SUBSTITUTE
+
+    return text.replace(f"; {NO_SUBSTITUTE}", "").replace(NO_SUBSTITUTE, "").rstrip("; ")
+
+
+def plural(count: int, word: str) -> str:
+    """`1 image`, `2 images`, `0 turns`."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 class StepRenderer:
     """Shows each step compactly: tool calls and observations; thoughts only when verbose."""
 
@@ -51,8 +63,10 @@ class StepRenderer:
                 ("unknown tool", "bad input")
             )
             style = "yellow" if failed else "green"
-            first = (step.observation or "").splitlines()[0] if step.observation else ""
-            c.print(f"  [{style}]{escape(_short(first))}[/] [dim]({step.seconds:.1f}s)[/]")
+            first = for_user(step.observation or "").splitlines()[0] if step.observation else ""
+            # A failure is never cut: it often ends with the command that fixes it (`vchat models pull …`).
+            shown = " ".join(first.split()) if failed else _short(first)
+            c.print(f"  [{style}]{escape(shown)}[/] [dim]({step.seconds:.1f}s)[/]")
             for ref in step.images:
                 if self.on_image is not None:
                     self.on_image(ref)  # the picture first, its handle and path under it

@@ -1,0 +1,215 @@
+"""A new user's first hour (issue 14): help placeholders, exit codes, messages that point the way, offline pull."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from tests.helpers import write_photo
+from tests.test_cli import vchat
+
+from vchat.agent import Step
+from vchat.ui.render import StepRenderer, for_user, plural
+
+# Item 6: help shows what to type, never a Python type name.
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["show"], ["images"], ["sessions"], ["models"], ["models", "pull"]])
+def test_help_has_no_type_placeholders(tmp_path: Path, command: list[str]) -> None:
+    out = vchat(tmp_path, *command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert not re.search(r"<(bool|str|int|float|path|list\[[^\]]*\])>", out.stdout, re.IGNORECASE), out.stdout
+
+
+def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
+    rows = {
+        line.split()[1]: line
+        for line in vchat(tmp_path, "run", "--help").stdout.splitlines()
+        if len(line.split()) > 1 and line.split()[1].startswith("--")
+    }
+    assert re.search(r"--json\s+Print one JSON", rows["--json"])  # a flag: nothing between name and help
+    assert re.search(r"--verbose\s+-v\s+Show", rows["--verbose"])
+    assert " PATH " in rows["--image"] and " KEY=VALUE " in rows["--arg"] and " N " in rows["--max-steps"]
+    assert " NAME " in rows["--tool"] and " DIR " in rows["--out"]
+
+
+# Item 10: a bad command line exits 2, with one line, before anything is made.
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--tool", "canny", "-i", "photo.png"], "unknown tool 'canny'"),
+        (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "low"], "expected KEY=VALUE"),
+        (["--preview", "bogus"], "--preview must be one of"),
+        (["run", "describe it", "-i", "photo.png", "--max-steps", "0"], "--max-steps must be at least 1"),
+        (["--max-steps", "0"], "--max-steps must be at least 1"),
+        (["run", "   ", "--llm", "none"], "empty prompt"),
+        (["run", "hi", "--base-url", "localhost:11434"], "needs a scheme: http://localhost:11434/v1"),
+    ],
+)
+def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    write_photo(tmp_path)
+    out = vchat(tmp_path, *args, stdin="")
+    assert out.returncode == 2, (out.returncode, out.stderr)
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "out").exists()  # no session folder for a command that never ran
+
+
+# Item 9: messages that point the way.
+
+
+def test_unknown_tool_suggests_the_close_names(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "run", "--tool", "canny", "-i", str(write_photo(tmp_path)))
+    assert "did you mean canny_edges" in out.stderr
+    out = vchat(tmp_path, "run", "--tool", "flip", "-i", str(write_photo(tmp_path)))
+    assert "did you mean flip_image" in out.stderr
+
+
+def test_text_without_a_command_points_at_run_and_the_chat(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "-i", "photo.png", "make the sky purple")
+    assert out.returncode == 2
+    assert "No such command" not in out.stderr
+    assert "vchat run 'make the sky purple' -i photo.png" in out.stderr and "chat" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_typo_of_a_command_still_gets_did_you_mean(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "imags")
+    assert out.returncode == 2 and "images" in out.stderr
+
+
+def test_resume_of_an_unknown_session_names_the_session(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    assert vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo)).returncode == 0
+    out = vchat(tmp_path, "--resume", "nosuch", stdin="")
+    assert out.returncode == 1
+    assert "No such command" not in out.stderr
+    assert "no session 'nosuch'" in out.stderr and "vchat sessions" in out.stderr
+
+
+def _run_in_a_terminal(tmp_path: Path, *args: str) -> str:
+    """Run vchat with stdout and stderr on a pseudo-terminal, as a user at a terminal sees it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VCHAT_"))}
+    env.update(VCHAT_OUT=str(tmp_path / "out"), VCHAT_PREVIEW="none", COLUMNS="300", TERM="xterm")
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "xdg-config"), XDG_DATA_HOME=str(tmp_path / "xdg-data"))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: becomes vchat
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "vchat", *args], env)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_run_tool_at_a_terminal_prints_its_result_once(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    screen = _run_in_a_terminal(tmp_path, "run", "--tool", "flip_image", "-i", str(photo))
+    assert screen.count("Horizontal flip of img1") == 1, screen
+    assert screen.count("img2-flip_image.png") == 1, screen
+
+
+def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    out = vchat(
+        tmp_path,
+        "run",
+        "--tool",
+        "instruct_edit",
+        "-i",
+        str(photo),
+        "--arg",
+        "instruction=make it winter",
+        HF_HUB_OFFLINE="1",
+        HF_HUB_CACHE=str(tmp_path / "empty-hub"),
+        timeout=120,
+    )
+    assert out.returncode == 1
+    both = out.stdout + out.stderr
+    assert "do not use another tool" not in both and "tell the user" not in both
+    # The fix is whole, never cut with "…": the command to run and the alternative after it.
+    assert re.search(r"run `vchat models pull \w+` with network access, or set \[models\] \w+ to a folder", out.stderr)
+
+
+def test_renderer_never_cuts_a_failure() -> None:
+    from vchat.tools.sd_common import NO_SUBSTITUTE
+
+    long = (
+        "generate_image failed: model sd15.unet (stable-diffusion-v1-5/stable-diffusion-v1-5) is not downloaded "
+        "(HF_HUB_OFFLINE is set); run `vchat models pull sd15` with network access, or set [models] sd15 to a "
+        f"folder; {NO_SUBSTITUTE}"
+    )
+    buffer = io.StringIO()
+    StepRenderer(Console(file=buffer, width=100)).step(Step("observation", tool="generate_image", observation=long))
+    text = " ".join(buffer.getvalue().split())
+    assert "or set [models] sd15 to a folder" in text and "…" not in text
+    assert NO_SUBSTITUTE not in text
+    assert for_user(long).endswith("to a folder")
+
+
+def test_plurals() -> None:
+    assert [plural(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
+
+
+def test_chat_exit_line_says_one_image(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "-i", str(write_photo(tmp_path)), "--llm", "none", "--preview", "none", stdin="")
+    assert out.returncode == 0, out.stderr
+    assert ": 1 image in " in out.stdout, out.stdout
+
+
+def test_save_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    from tests.helpers import make_session
+
+    from vchat.errors import VchatError
+    from vchat.repl import Repl
+
+    session = make_session(tmp_path)
+    session.attach(write_photo(tmp_path))
+    repl = Repl(session, Console(file=io.StringIO()))
+    with pytest.raises(VchatError, match=r"folder .*nowhere does not exist"):
+        repl.command(f"/save img1 {tmp_path / 'nowhere' / 'x.png'}")
+
+
+# Item 4: `vchat models pull` without a network: one line, at once.
+
+
+def test_models_pull_without_a_network_is_one_line(tmp_path: Path) -> None:
+    out = vchat(
+        tmp_path,
+        "models",
+        "pull",
+        "blip_caption",
+        HF_ENDPOINT="http://127.0.0.1:1",  # nothing listens on port 1: refused at once, like a machine offline
+        HF_HUB_CACHE=str(tmp_path / "hub"),
+        timeout=20,
+    )
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert "cannot be reached" in out.stderr and "Traceback" not in out.stderr
+
+
+# Item 13: nothing downloaded reads "no", not "partial 2/7".
+
+
+def test_models_with_nothing_downloaded_says_no(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "models", HF_HUB_CACHE=str(tmp_path / "hub"), HF_HUB_OFFLINE="1")
+    assert out.returncode == 0, out.stderr
+    assert "partial" not in out.stdout
+    sd15 = next(line for line in out.stdout.splitlines() if line.startswith("sd15 "))
+    assert " no " in sd15
