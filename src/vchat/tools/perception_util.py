@@ -108,7 +108,9 @@ def annotator_imports() -> Iterator[None]:
         try:
             yield
         except ImportError as exc:
-            raise ToolError(f"the annotators need controlnet_aux ({exc}); install vchat[annotators]") from exc
+            raise ToolError(
+                f"the annotators need controlnet_aux ({exc}); reinstall vchat, or: pip install controlnet-aux"
+            ) from exc
 
 
 def not_found(what: str, ref: ImageRef, hint: str = "") -> ToolError:
