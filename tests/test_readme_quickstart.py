@@ -68,13 +68,17 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 
 def _host_packages(tmp_path: Path) -> Path:
-    """A folder of links to this interpreter's installed packages, without vchat itself (the clone's must win)."""
+    """A folder of links to this interpreter's installed packages, without vchat (the clone's must win) and pip."""
     view = tmp_path / "host-packages"
     view.mkdir()
     folders = dict.fromkeys(sysconfig.get_path(name) for name in ("purelib", "platlib"))
     for folder in folders:
         for entry in Path(folder).iterdir():
-            skip = entry.name.lower().startswith(("vchat", "__editable__", "_vchat")) or entry.suffix == ".pth"
+            name = entry.name.lower()
+            # pip too: ensurepip would take the host's for its own and leave the venv without a `pip` command.
+            skip = (
+                name.startswith(("vchat", "__editable__", "_vchat", "pip-")) or name == "pip" or name.endswith(".pth")
+            )
             if not skip and not (view / entry.name).exists():
                 (view / entry.name).symlink_to(entry)
     return view
