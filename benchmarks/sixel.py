@@ -1,9 +1,12 @@
-"""Sixel encoder benchmark: vchat's encoder against libsixel's img2sixel on the same images."""
+"""Sixel benchmark against libsixel's img2sixel on the same images: vchat's encoder in-process, and
+`vchat show` as a whole process (start-up, imports, decode, scale, encode, write), as a user runs it."""
 
 from __future__ import annotations
 
 import argparse
 import io
+import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -56,6 +59,19 @@ def mean_abs_error(sixel: bytes, reference: Image.Image) -> float | None:
     return float(np.abs(back - np.asarray(reference, dtype=np.int32)).mean())
 
 
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def decoded_size(sixel: bytes) -> str:
+    """`W×H` of a sixel stream, decoded by sixel2png (the preview's text line after it is ignored)."""
+    if shutil.which("sixel2png") is None:
+        return "-"
+    start, end = sixel.find(b"\x1bP"), sixel.find(b"\x1b\\")
+    done = subprocess.run(["sixel2png"], input=sixel[start : end + 2], capture_output=True, check=True)
+    width, height = Image.open(io.BytesIO(done.stdout)).size
+    return f"{width}×{height}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per encoder and size (median reported)")
@@ -65,9 +81,22 @@ def main() -> int:
         print("img2sixel not found: apt-get install libsixel-bin", file=sys.stderr)
         return 1
     name, big = source_image()
-    print(f"image: {name}; both start from the same PNG file; median of {args.runs} interleaved runs")
-    print("ours = PNG decode + quantise + encode in-process; img2sixel = a process on the file")
-    header = ("image", "ours ms", "img2sixel ms", "ratio", "ours bytes", "img2sixel bytes", "ours MAE", "img2sixel MAE")
+    print(f"image: {name}; all start from the same PNG file; median of {args.runs} interleaved runs")
+    print("ours = PNG decode + quantise + encode in-process; img2sixel = a process on the file;")
+    print("vchat show = `python -m vchat show --preview sixel FILE` as a whole process, output to a pipe")
+    header = (
+        "image",
+        "ours ms",
+        "img2sixel ms",
+        "ratio",
+        "vchat show ms",
+        "show ratio",
+        "show px",
+        "ours bytes",
+        "img2sixel bytes",
+        "ours MAE",
+        "img2sixel MAE",
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for side in (512, 1024):
@@ -82,7 +111,17 @@ def main() -> int:
             def theirs(path: Path = path) -> bytes:
                 return subprocess.run([img2sixel, str(path)], capture_output=True, check=True).stdout
 
-            (ours_ms, ours_out), (theirs_ms, theirs_out) = median_ms((ours, theirs), args.runs)
+            # The preview box is whole terminal cells (10x20 px without a terminal to ask): the smallest box
+            # that holds the image, so `vchat show` draws it at about its own size (a few pixels larger).
+            env = dict(os.environ, COLUMNS=str(math.ceil(side / 10)), LINES=str(math.ceil(side / 20) + 2))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+            show_cmd = [sys.executable, "-m", "vchat", "show", "--preview", "sixel", str(path)]
+
+            def whole(cmd: list[str] = show_cmd, env: dict[str, str] = env) -> bytes:
+                return subprocess.run(cmd, capture_output=True, check=True, env=env).stdout
+
+            timed = median_ms((ours, theirs, whole), args.runs)
+            (ours_ms, ours_out), (theirs_ms, theirs_out), (show_ms, show_out) = timed
             errors = [mean_abs_error(out, image) for out in (ours_out, theirs_out)]
             rows.append(
                 (
@@ -90,6 +129,9 @@ def main() -> int:
                     f"{ours_ms:.1f}",
                     f"{theirs_ms:.1f}",
                     f"{ours_ms / theirs_ms:.2f}",
+                    f"{show_ms:.1f}",
+                    f"{show_ms / theirs_ms:.2f}",
+                    decoded_size(show_out),
                     f"{len(ours_out):,}",
                     f"{len(theirs_out):,}",
                     *("-" if e is None else f"{e:.2f}" for e in errors),
@@ -98,7 +140,8 @@ def main() -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print(" | ".join(str(cell).rjust(w) for cell, w in zip(row, widths, strict=True)))
-    print("ratio = ours / img2sixel (below 1: ours is faster); MAE = mean abs error after sixel2png, 0-255")
+    print("ratio = ours / img2sixel, show ratio = vchat show / img2sixel (below 1: ours is faster);")
+    print("show px = size vchat show drew (img2sixel draws the file's own size); MAE = mean abs error after sixel2png")
     return 0
 
 

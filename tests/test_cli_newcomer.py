@@ -6,6 +6,7 @@ import io
 import os
 import pty
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -213,3 +214,27 @@ def test_models_with_nothing_downloaded_says_no(tmp_path: Path) -> None:
     assert "partial" not in out.stdout
     sd15 = next(line for line in out.stdout.splitlines() if line.startswith("sd15 "))
     assert " no " in sd15
+
+
+# Item 14: `vchat show` imports only what showing needs.
+
+
+def test_show_process_imports_no_command_line_framework(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    code = (
+        "import sys\n"
+        "from vchat.entry import main\n"
+        f"sys.argv = ['vchat', 'show', '--preview', 'sixel', {str(photo)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "heavy = {'typer', 'click', 'rich', 'pydantic', 'vchat.cli', 'vchat.session', 'torch', 'openai'}\n"
+        "sys.stderr.write(f'exit={code} loaded={sorted(heavy & set(sys.modules))}\\n')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.stderr.decode().strip().splitlines()[-1] == "exit=0 loaded=[]", done.stderr.decode()
+    assert done.stdout.startswith(b"\x1bP") and done.stdout.rstrip().endswith(os.fsencode(photo))
+
+
+def test_show_help_and_bad_mode_still_go_through_the_full_command_line(tmp_path: Path) -> None:
+    assert "--preview" in vchat(tmp_path, "show", "--help").stdout
+    out = vchat(tmp_path, "show", "--preview", "bogus", str(write_photo(tmp_path)))
+    assert out.returncode == 2 and "--preview must be one of" in out.stderr

@@ -161,6 +161,7 @@ def test_pull_downloads_per_repo_with_allow_patterns(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    monkeypatch.setattr(hub, "reachable", lambda timeout=3.0: True)  # the fake API needs no network
     done = hub.pull(["sd15.unet", "controlnet_canny"], {})
     assert [repo for repo, _ in done] == [DEFAULT_MODELS["sd15"], DEFAULT_MODELS["controlnet_canny"]]
     assert calls[0][1] == ["unet/config.json", "unet/diffusion_pytorch_model.safetensors"]

@@ -1,5 +1,5 @@
 """Allow `python -m vchat`."""
 
-from vchat.cli import main
+from vchat.entry import main
 
 main()

@@ -339,8 +339,11 @@ def show_cmd(
 ) -> None:
     """Print images inline in the terminal (like imgcat), each with its path under it."""
     from vchat.cli_show import show
+    from vchat.config import PREVIEW_MODES
 
     try:
+        if preview is not None and preview not in PREVIEW_MODES:
+            raise UsageError(f"--preview must be one of {', '.join(PREVIEW_MODES)}, not {preview!r}")
         code = show(images, None if preview in (None, "auto") else preview)
     except VchatError as exc:
         fail_on(exc)

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from vchat.errors import ImageError
+from vchat.errors import ImageError, VchatError
 from vchat.images import open_image
-from vchat.ui.preview import render_preview
+from vchat.ui.preview import MODES, render_preview
 from vchat.ui.terminal import Terminal, detect
 
 # Same default as ImageStore: refuse decompression bombs, allow any real photo.
@@ -50,6 +50,37 @@ def show(
         stream.write(data + os.fsencode(path) + b"\n")
         stream.flush()
     return status
+
+
+def quick_show(args: Sequence[str]) -> int | None:
+    """`vchat show` without the command-line framework: IMAGE… and --preview MODE only.
+
+    Returns the exit code, or None for anything else (--help, an unknown option, no image, a bad mode):
+    the full command line then answers, with its usage messages.
+    """
+    paths: list[Path] = []
+    preview: str | None = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--preview" and i + 1 < len(args):
+            preview, i = args[i + 1], i + 2
+        elif arg.startswith("--preview="):
+            preview, i = arg.partition("=")[2], i + 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(Path(arg))
+            i += 1
+    if not paths or (preview is not None and preview not in ("auto", *MODES)):
+        return None
+    try:
+        return show(paths, None if preview in (None, "auto") else preview)
+    except VchatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # `vchat show … | head`: the reader left, nothing more to say
+        return 1
 
 
 def _isatty(stream: BinaryIO) -> bool:
