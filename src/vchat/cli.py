@@ -172,10 +172,10 @@ def unknown_tool_message(name: str, known: list[str]) -> str:
 
 def check_tool_call(tool_name: str, pairs: list[str]) -> None:
     """Reject an unknown tool or a malformed --arg before any session or file is made (exit code 2)."""
-    from vchat.tools.registry import TOOL_CLASSES, tool_class
+    from vchat.tools.registry import all_tools, tool_class
 
     if tool_class(tool_name) is None:
-        raise UsageError(unknown_tool_message(tool_name, [cls.name for cls in TOOL_CLASSES]))
+        raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
     _parse_args(pairs)
 
 
