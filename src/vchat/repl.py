@@ -34,7 +34,7 @@ SLASH_HELP = {
     "/show HANDLE": "preview an image again",
     "/tools [-v]": "list the tools (-v: with their inputs)",
     "/tool NAME ARGS": "run a tool directly, no model needed: IMAGE, then values in order or KEY=VALUE",
-    "/model": "show the connected language model",
+    "/model [ARGS]": "show or switch the model: /model gpt-4o-mini · /model URL NAME · /model local · /model none",
     "/edit": "write the next message in $EDITOR",
     "/undo": "forget the last exchange (its images stay on disk)",
     "/clear": "forget the whole conversation (images stay)",
@@ -219,9 +219,35 @@ class Repl:
         self.renderer.step(Step("action", tool=step.tool, input=step.input))
         self.renderer.step(step)
 
-    def _model(self, _: str) -> None:
-        llm = self.session.llm
-        self.console.print(llm.name if llm is not None else "no language model connected")
+    def _model(self, rest: str) -> None:
+        from vchat.llm.switch import USAGE, switch
+
+        if not rest:
+            llm = self.session.llm
+            self.console.print(escape(llm.name) if llm is not None else "no language model connected")
+            self.console.print(f"[dim]switch with {escape(USAGE)}[/]")
+            return
+        try:
+            args = shlex.split(rest)
+        except ValueError as exc:
+            raise VchatError(f"/model: {exc}") from None
+        thinking = Thinking(self.console, enabled=True)
+        thinking.start("connecting…")
+        try:
+            llm, settings = switch(self.session.settings, args, self.session.llm)
+        finally:
+            thinking.stop()
+        # The history stays: the next message goes to the new model with the conversation so far.
+        self.session.llm = llm
+        for name in ("llm", "model", "base_url"):
+            setattr(self.session.settings, name, getattr(settings, name))
+        self.session.settings.models = settings.models
+        if self.session.transcript.path.exists():
+            self.session.transcript.write("model", model=llm.name if llm is not None else None)
+        if llm is None:
+            self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
+        else:
+            self.console.print(f"connected: [bold]{escape(llm.name)}[/]")
 
     def _edit(self, _: str) -> None:
         text = edit_in_editor("")

@@ -1,0 +1,75 @@
+"""`/model` in the chat: another model, another server, the built-in planner, or none, without a restart."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from vchat.config import Settings, is_local_url
+from vchat.errors import VchatError
+from vchat.llm.base import LLM
+
+USAGE = "/model NAME · /model URL [NAME] · /model local · /model none"
+
+
+def _is_url(text: str) -> bool:
+    return "://" in text
+
+
+def _looks_like_address(text: str) -> bool:
+    """`localhost:11434/v1`, `127.0.0.1:8080`: a server typed without its scheme."""
+    host, sep, rest = text.partition(":")
+    return bool(sep) and rest[:1].isdigit() and (host in ("localhost", "0.0.0.0") or host.replace(".", "").isdigit())
+
+
+def settings_for(settings: Settings, args: list[str], current: LLM | None) -> Settings:
+    """A copy of `settings` that selects what `/model ARGS` asks for (the caller's settings stay as they are)."""
+    if not args or len(args) > 2:
+        raise VchatError(f"usage: {USAGE}")
+    new = dataclasses.replace(settings, models=dict(settings.models))
+    first = args[0]
+    if len(args) == 2 and not _is_url(first):
+        if _looks_like_address(first):
+            raise VchatError(f"a server address starts with http://, e.g. /model http://{first} {args[1]}")
+        raise VchatError(f"usage: {USAGE}")
+    if first.lower() in ("none", "off"):
+        new.llm = "none"
+    elif first == "local" or first.startswith(("local:", "scripted:")):
+        new.llm = first
+    elif _is_url(first):
+        if not first.startswith(("http://", "https://")):
+            raise VchatError(f"{first}: a server address starts with http:// or https://")
+        new.llm, new.base_url = "auto", first.rstrip("/")
+        new.model = args[1] if len(args) == 2 else None
+    elif _looks_like_address(first):
+        raise VchatError(f"a server address starts with http://, e.g. /model http://{first}")
+    else:
+        # A model name: on the server in use now when there is one, else wherever select_llm finds it.
+        new.llm, new.model = "auto", first
+        base_url = getattr(current, "base_url", None)
+        if isinstance(base_url, str):
+            new.base_url = base_url
+    return new
+
+
+def switch(settings: Settings, args: list[str], current: LLM | None) -> tuple[LLM | None, Settings]:
+    """Connect what `/model ARGS` names; returns the backend (None for `none`) and the settings that chose it.
+
+    A model named on a local server is checked against the server's list, so a typo is caught now
+    rather than at the next message.
+    """
+    from vchat.llm.select import connect_hint, select_llm
+
+    new = settings_for(settings, args, current)
+    llm = select_llm(new)
+    if llm is None and new.llm != "none":
+        raise VchatError(f"no language model found for {args[0]!r}; {connect_hint()}")
+    list_models = getattr(llm, "list_models", None)
+    base_url = getattr(llm, "base_url", None)
+    if new.model and callable(list_models) and isinstance(base_url, str) and is_local_url(base_url):
+        from vchat.llm.openai_backend import display_url
+
+        served = [str(name) for name in list_models()]
+        if served and new.model not in served:
+            shown = ", ".join(served[:8]) + (", …" if len(served) > 8 else "")
+            raise VchatError(f"{display_url(base_url)} has no model {new.model!r}; it serves: {shown}")
+    return llm, new
