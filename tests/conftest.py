@@ -17,6 +17,14 @@ settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+
+
+@pytest.fixture(autouse=True)
+def _private_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own user data folder: the sessions index and REPL history never touch the real one."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Model runtime (issue 3): tiny random-weight models for every default key, built once per fingerprint
 # (tests/zoo.py), loadable by hub id through a fake HF cache or from local folders; a simulated accelerator.

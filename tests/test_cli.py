@@ -182,7 +182,7 @@ def test_interactive_loop_reads_piped_lines(tmp_path: Path) -> None:
     assert "attached img1" in out.stdout
     assert "Edges: img2" in out.stdout
     assert "img2  canny_edges" in out.stdout
-    assert "continue with: vchat --resume " in out.stdout
+    assert "continue (from any folder) with: vchat --resume " in out.stdout
 
 
 def test_sessions_and_images_commands(tmp_path: Path) -> None:

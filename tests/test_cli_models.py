@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.helpers import answer
 from typer.testing import CliRunner
 
 from vchat.cli_models import doctor, model_rows, models_app
@@ -80,8 +81,11 @@ def test_pull_without_keys_fetches_what_is_missing(
 def test_doctor_reports_runtime_and_never_the_api_key(
     empty_hub_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from tests.fake_openai import FakeOpenAI
+
     secret = "sk-test-very-secret-123456"
-    doctor(Settings(api_key=secret, models={"sdxl": "x/y"}))
+    with FakeOpenAI([answer("ok")]) as fake:  # the language model check must not go to the internet
+        doctor(Settings(api_key=secret, base_url=fake.url, models={"sdxl": "x/y"}))
     out = capsys.readouterr().out
     assert secret not in out and "sk-" not in out
     for label in ("device", "dtype", "RAM", "HF cache", "offline", "models"):
@@ -89,3 +93,59 @@ def test_doctor_reports_runtime_and_never_the_api_key(
     assert str(empty_hub_cache) in out and "cannot download while offline" in out
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in out
     assert "unknown key(s) ignored: sdxl" in out
+
+
+def test_doctor_checks_the_language_model_and_says_what_to_do(
+    empty_hub_cache: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fake_openai import FakeOpenAI
+
+    with FakeOpenAI([answer("ok")], models=["m1"]) as fake:
+        doctor(Settings(base_url=fake.url, model="m1"))
+        out = capsys.readouterr().out
+        assert f"language model  m1 @ 127.0.0.1:{fake.port} (base_url is set)" in out
+        assert "answers         yes, in " in out
+        assert fake.chat_requests[0].messages[-1]["content"] == "Reply with the single word: ok"
+    doctor(Settings(base_url=fake.url, model="m1"))  # the server is gone now
+    out = capsys.readouterr().out
+    answers = next(line for line in out.splitlines() if line.startswith("answers"))
+    assert "answers         no: " in answers and "is the server running" in answers
+    assert f"curl {fake.url}/models" in answers
+
+
+def test_doctor_check_has_a_deadline(empty_hub_cache: Path) -> None:
+    from tests.fake_openai import FakeOpenAI, Fault
+
+    from vchat.llm.check import llm_rows
+
+    with FakeOpenAI([Fault.delay(5)]) as fake:
+        rows = dict(llm_rows(Settings(base_url=fake.url, model="slow"), timeout=0.5))
+    assert rows["answers"].startswith("no: no reply within 0.5s; is the server running")
+    assert dict(llm_rows(Settings(llm="none")))["language model"].startswith("none (llm = none)")
+
+
+@pytest.mark.parametrize("up", [True, False])
+def test_doctor_offline_row_tells_the_truth(
+    up: bool, empty_hub_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without HF_HUB_OFFLINE but with no way to the hub, doctor says offline, not "no"."""
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if up:
+        listener.listen()
+    else:
+        listener.close()  # nothing listens on that port any more: connections are refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    try:
+        doctor(Settings(llm="none"))
+    finally:
+        listener.close()
+    offline = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("offline"))
+    if up:
+        assert offline.endswith(f"no (http://127.0.0.1:{port} answers)")
+    else:
+        assert f"yes: http://127.0.0.1:{port} cannot be reached" in offline

@@ -162,7 +162,7 @@ def pull_command(
 
 
 def doctor(settings: Settings) -> None:
-    """Print what the model runtime sees: device, memory, budgets, cache, offline state and what would download."""
+    """Print the language model (and whether it answers), then what the runtime sees: device, memory, cache, network."""
     from vchat.runtime import devices, hub, memory
 
     console = _stdout()
@@ -170,8 +170,10 @@ def doctor(settings: Settings) -> None:
     rt = settings.runtime
     rows.append(("vchat", f"{__version__} (Python {platform.python_version()}, {sys.platform})"))
     rows.append(("config", str(settings.config_path) if settings.config_path else "none (defaults)"))
+    from vchat.llm.check import llm_rows
     from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
 
+    rows.extend(llm_rows(settings))
     unknown = sorted(k for k in settings.models if k not in DEFAULT_MODELS and k not in COMPONENTS)
     if unknown:
         rows.append(("[models]", f"unknown key(s) ignored: {', '.join(unknown)}; `vchat models` lists the keys"))
@@ -200,7 +202,14 @@ def doctor(settings: Settings) -> None:
     cache = hub.cache_dir()
     rows.append(("HF cache", f"{cache}" + ("" if cache.is_dir() else " (not created yet)")))
     offline = hub.is_offline()
-    rows.append(("offline", "yes (HF_HUB_OFFLINE is set: nothing will download)" if offline else "no"))
+    if offline:
+        rows.append(("offline", "yes (HF_HUB_OFFLINE is set: nothing will download)"))
+    elif not hub.reachable():
+        # Not set offline, but no network to the hub either: say so, rather than a cheerful "no".
+        offline = True
+        rows.append(("offline", f"yes: {hub.endpoint()} cannot be reached, so nothing can download now"))
+    else:
+        rows.append(("offline", f"no ({hub.endpoint()} answers)"))
     pending = [row for row in model_rows(settings) if row["cached"] != "yes"]
     if pending:
         names = ", ".join(f"{row['key']} ({row['ref']})" for row in pending)

@@ -388,9 +388,12 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     finally:
         session.close()
         if session.transcript.path.exists():
+            # The index makes `--resume ID` work from any folder; without it, name the output folder too.
+            where = "" if session.indexed else f"--out {shlex.quote(str(session.folder.parent))} "
             console.print(
                 f"[dim]session {session.id}: {plural(len(session.store), 'image')} in {escape(str(session.folder))}; "
-                f"continue with: vchat --resume {session.id}[/]"
+                f"continue (from any folder) with: vchat {escape(where)}--resume {session.id}[/]",
+                soft_wrap=True,  # a command to copy must never be broken across lines
             )
     return 0
 

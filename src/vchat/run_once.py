@@ -7,6 +7,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,32 @@ def _result(session: Session, steps: list[Step], final: str | None, error: str |
     }
 
 
+@dataclass(frozen=True)
+class _Placeholder:
+    """Stands for an input image while a call is checked, before any image is copied into a session."""
+
+    handle: str
+
+
+def _placeholders(count: int) -> list[Any]:
+    return [_Placeholder(f"<input {n}>") for n in range(1, count + 1)]
+
+
+def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
+    """Raise ToolInputError (or VchatError for an unknown tool) for a call that cannot run."""
+    from vchat.binding import bind_named
+
+    found = session.tools.get(tool)
+    if found is None:
+        raise VchatError(f"unknown tool {tool!r}; run `vchat tools` to list them")
+
+    def resolve(name: str) -> Any:
+        # The images given with -i are checked already (open_image); a handle named in --arg must exist.
+        return name if name.startswith("<input ") else session.store.resolve(name)
+
+    bind_named(type(found), named, resolve)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -76,13 +103,16 @@ def run_once(
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
     progress = ProgressReporter(err) if err.is_terminal else None
     session.on_progress = progress
-    attached = [session.attach(path) for path in images]
     steps: list[Step] = []
     final: str | None = None
     error: str | None = None
     code = EXIT_OK
     started = time.perf_counter()
     try:
+        if tool is not None:
+            # The whole call is checked before anything is made: a mistake leaves no session behind.
+            check_tool_inputs(session, tool, tool_inputs(session, tool, prompt, args, _placeholders(len(images))))
+        attached = [session.attach(path) for path in images]
         if tool is not None:
             named = tool_inputs(session, tool, prompt, args, attached)
             step = session.run_tool(tool, named=named)
@@ -120,8 +150,13 @@ def run_once(
         if progress is not None:
             progress.stop()
         session.close()
+    # A tool call that failed made nothing worth keeping: no session folder, no entry in `vchat sessions`.
+    discarded = tool is not None and code != EXIT_OK and session.discard()
     if as_json:
-        sys.stdout.write(json.dumps(_result(session, steps, final, error), ensure_ascii=False) + "\n")
+        result = _result(session, steps, final, error)
+        if discarded or not session.folder.is_dir():
+            result["session"] = None
+        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
     else:
         if final is not None and tool is None:
             sys.stdout.write(final.rstrip() + "\n")
@@ -133,6 +168,7 @@ def run_once(
                     sys.stdout.flush()
                     on_image(ref)  # the picture, then its handle and path under it
                 sys.stdout.write(f"{ref.handle}\t{ref.path}\n")
-        err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {session.folder}[/]")
+        if session.folder.is_dir() and not discarded:
+            err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {session.folder}[/]")
     sys.stdout.flush()
     return code

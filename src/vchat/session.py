@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from vchat.history import Turn
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
-from vchat.transcript import TRANSCRIPT_NAME, Transcript, iter_sessions, read_records
+from vchat.transcript import TRANSCRIPT_NAME, Transcript, read_records
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # A token that ends in an image extension; the path may start earlier (spaces in names).
@@ -110,6 +111,8 @@ class Session:
         self.on_attach: Callable[[Session, ImageRef], None] | None = None
         self._models = models
         self._started = False
+        self.indexed = True  # False when the sessions index could not be written (see session_index)
+        self.created = False  # True once this process made the session's folder (not a resumed one)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
 
@@ -163,7 +166,12 @@ class Session:
         if self._started:
             return
         self._started = True
+        self.created = True
         self.folder.mkdir(parents=True, exist_ok=True)
+        from vchat.session_index import register
+
+        # Listed in the user data folder, so `vchat sessions` and `--resume ID` work from any folder.
+        self.indexed = register(self.id, self.folder)
         if not self.transcript.path.exists():
             self.transcript.write(
                 "session",
@@ -272,6 +280,18 @@ class Session:
         """Flush and close the transcript."""
         self.transcript.close()
 
+    def discard(self) -> bool:
+        """Remove a session this process made when nothing came of it (a failed `run --tool`); True if removed.
+
+        A session exists once something happened in it: a copy of the input and a failed call are
+        not worth keeping, and would otherwise pile up in `vchat sessions` and be picked by `--resume`.
+        """
+        if not self.created or any(ref.tool is not None for ref in self.store):
+            return False
+        self.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return True
+
     # -- resume ----------------------------------------------------------------------------
     @classmethod
     def resume(
@@ -326,10 +346,15 @@ class Session:
 
 
 def find_session(out_dir: Path, name: str | None) -> Path:
-    """The folder of a session by id (or unique prefix), or the latest when name is None."""
-    sessions = list(iter_sessions(out_dir))
+    """The folder of a session by id (or unique prefix), or the latest when name is None.
+
+    Sessions under `out_dir` and those in the sessions index (any folder) are all candidates.
+    """
+    from vchat.session_index import all_sessions
+
+    sessions = all_sessions(out_dir)
     if not sessions:
-        raise VchatError(f"no sessions in {out_dir} to resume")
+        raise VchatError(f"no sessions yet (none in {out_dir} or the sessions index); start one with `vchat`")
     if name is None:
         return sessions[0]
     candidate = Path(name).expanduser()
@@ -339,5 +364,5 @@ def find_session(out_dir: Path, name: str | None) -> Path:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise VchatError(f"no session {name!r} in {out_dir}; run `vchat sessions` to list them")
+        raise VchatError(f"no session {name!r}; run `vchat sessions` to list them")
     raise VchatError(f"{name!r} matches {len(matches)} sessions; give more of the id")

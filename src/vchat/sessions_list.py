@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from vchat.config import Settings
-from vchat.transcript import TRANSCRIPT_NAME, iter_sessions, read_records
+from vchat.transcript import TRANSCRIPT_NAME, read_records
 
 
 def session_summary(records: list[dict[str, object]]) -> tuple[str, int, int]:
@@ -21,19 +22,36 @@ def session_summary(records: list[dict[str, object]]) -> tuple[str, int, int]:
 
 def print_sessions(settings: Settings, console: Console | None = None) -> None:
     """Print the table of sessions under the output folder, newest first."""
+    from vchat.session_index import all_sessions
+
     console = console or Console()
-    folders = list(iter_sessions(settings.out_dir))
+    folders = all_sessions(settings.out_dir)
     if not folders:
-        console.print(f"no sessions in {settings.out_dir}")
+        console.print(f"no sessions yet (none in {settings.out_dir} or the sessions index); start one with `vchat`")
         return
+    # Sessions from several output folders: say where each one is (resuming works from anywhere).
+    places = {folder.resolve().parent for folder in folders}
+    here = settings.out_dir.resolve()
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("session", "last used", "images", "turns", "first message"):
-        table.add_column(column, no_wrap=column != "first message")
+    columns = ["session", "last used", "images", "turns", "first message"]
+    if places != {here}:
+        columns.insert(4, "folder")
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("first message", "folder"))
     for folder in folders:
         path = folder / TRANSCRIPT_NAME
         records, _ = read_records(path)
         first, images, turns = session_summary(records)
         when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
         short = " ".join(first.split())
-        table.add_row(folder.name, when, str(images), str(turns), short[:70] + ("…" if len(short) > 70 else ""))
+        row = [folder.name, when, str(images), str(turns), short[:70] + ("…" if len(short) > 70 else "")]
+        if len(columns) > 5:
+            row.insert(4, _where(folder.resolve().parent))
+        table.add_row(*row)
     console.print(table)
+
+
+def _where(folder: Path) -> str:
+    """A folder as the user would type it: `~/…` under the home folder."""
+    home = Path.home()
+    return f"~/{folder.relative_to(home)}" if folder.is_relative_to(home) else str(folder)
