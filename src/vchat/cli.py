@@ -395,6 +395,15 @@ def _add_models_app() -> None:
 _add_models_app()
 
 
+def _add_bench_command() -> None:
+    from vchat.cli_bench import bench
+
+    app.command("bench")(bench)
+
+
+_add_bench_command()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

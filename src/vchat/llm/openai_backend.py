@@ -122,6 +122,8 @@ class OpenAIChat:
         self._secret = key
         # Parameters this model refused once; not sent again by this instance.
         self._dropped: set[str] = set()
+        # (prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`).
+        self.last_usage: tuple[int, int] | None = None
         self._openai: Any = openai
         self._client: Any = openai.OpenAI(
             api_key=key,
@@ -150,6 +152,7 @@ class OpenAIChat:
         """Yield the reply in chunks, cut at any stop string; raise a one-line LLMError on any failure."""
         stops = [s for s in (stop or ()) if s]
         payload: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"]} for m in messages]
+        self.last_usage = None
         response = self._create(payload, stops)
         if self.stream:
             yield from self._iter_stream(response, stops)
@@ -158,6 +161,7 @@ class OpenAIChat:
             text = response.choices[0].message.content or ""
         except (AttributeError, IndexError, KeyError, TypeError):
             raise self._garbage() from None
+        self._note_usage(response)
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
         text, _ = cut_at_stop(str(text), stops)
         if text:
@@ -226,6 +230,7 @@ class OpenAIChat:
         finish: str | None = None
         try:
             for chunk in stream:
+                self._note_usage(chunk)
                 choices = getattr(chunk, "choices", None)
                 if not choices:
                     continue  # e.g. a usage-only chunk
@@ -263,6 +268,13 @@ class OpenAIChat:
         tail = cutter.flush()
         if tail:
             yield tail
+
+    def _note_usage(self, response: Any) -> None:
+        """Keep the token counts a response or stream chunk carries (servers send them at most once)."""
+        usage = getattr(response, "usage", None)
+        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
+        if isinstance(prompt, int) and isinstance(completion, int):
+            self.last_usage = (prompt, completion)
 
     # -- errors ----------------------------------------------------------------------------
 

@@ -1,0 +1,229 @@
+"""Run bench tasks through the chat's own Session and Agent, with stand-in (or real) tools."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vchat.agent import Step
+from vchat.bench.capabilities import capability_of
+from vchat.bench.planners import plan_replies
+from vchat.bench.scorer import Call, Score, Trace, score
+from vchat.bench.standins import World, real_tools, standin_tools
+from vchat.bench.tasks import Task
+from vchat.binding import bind_input
+from vchat.config import Settings
+from vchat.errors import UnknownImageError, UnsafePathError, VchatError
+from vchat.images import ImageStore
+from vchat.llm.base import LLM, Message, text_of
+from vchat.llm.scripted import ScriptedLLM
+from vchat.session import Session
+from vchat.tools.base import Tool
+
+# A model that fails this many tasks in a row with a backend error is not reachable: stop early.
+MAX_BACKEND_ERRORS_IN_A_ROW = 3
+Planner = LLM | Callable[[Task], LLM]
+
+
+class BenchError(VchatError):
+    """The bench cannot go on (the backend is down, a task of the suite is broken)."""
+
+
+class Meter:
+    """Wraps the model under test: counts calls and tokens (the backend's usage, else characters / 4)."""
+
+    def __init__(self, llm: LLM) -> None:
+        self.llm = llm
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.estimated = False  # True once any call had no usage from the backend
+        self.reported = False  # True once any call had usage from the backend
+
+    @property
+    def name(self) -> str:
+        """The wrapped model's name."""
+        return self.llm.name
+
+    def __getattr__(self, attr: str) -> Any:
+        # Anything else the agent asks of a backend (capabilities, native tool calls) goes straight through.
+        return getattr(self.llm, attr)
+
+    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
+        """Stream the wrapped model's reply, counting it when the stream ends."""
+        chars_in = sum(len(text_of(m)) for m in messages)
+        if hasattr(self.llm, "last_usage"):
+            self.llm.last_usage = None
+        stream = self.llm.complete(messages, stop)
+        return self._count(stream, chars_in)
+
+    def _count(self, stream: Iterator[str], chars_in: int) -> Iterator[str]:
+        chars_out = 0
+        try:
+            for chunk in stream:
+                chars_out += len(chunk)
+                yield chunk
+        finally:
+            usage = getattr(self.llm, "last_usage", None)
+            if isinstance(usage, tuple) and len(usage) == 2:
+                self.tokens_in += int(usage[0])
+                self.tokens_out += int(usage[1])
+                self.reported = True
+            else:
+                self.tokens_in += round(chars_in / 4)
+                self.tokens_out += round(chars_out / 4)
+                self.estimated = True
+
+
+@dataclass
+class TaskResult:
+    """One run of one task: the verdict and what it cost."""
+
+    task: Task
+    score: Score
+    steps: int
+    retries: int
+    tokens_in: int
+    tokens_out: int
+    seconds: float
+    final: str | None
+    calls: list[Call] = field(default_factory=list)
+    tokens_estimated: bool = True
+
+
+def _resolver(store: ImageStore, invented: list[str]) -> Callable[[str], str]:
+    def resolve(name: str) -> str:
+        try:
+            return store.resolve(name).handle
+        except (UnknownImageError, UnsafePathError):
+            invented.append(name.strip())
+            return name.strip()
+
+    return resolve
+
+
+def _call_of(step: Step, session: Session) -> Call:
+    """How the scorer sees an action: its capability and inputs bound as the tool would bind them."""
+    name = step.tool or ""
+    tool = session.tools.get(name)
+    call = Call(tool=name, capability=capability_of(name))
+    if tool is None:
+        return call
+    invented: list[str] = []
+    try:
+        args = bind_input(type(tool), step.input or "", _resolver(session.store, invented))
+    except VchatError as exc:
+        call.refused = str(exc)
+        args = {}
+    call.args = args
+    call.invented = invented
+    call.capability = capability_of(name, args)
+    images = [spec.name for spec in tool.inputs if spec.kind == "image"]
+    if images and isinstance(args.get(images[0]), str):
+        call.image = args[images[0]]
+    if invented and call.refused is None:
+        call.refused = "unknown image"
+    return call
+
+
+def _play_setup(session: Session, task: Task) -> None:
+    """Earlier turns, played by a scripted model through the same Session.turn the chat uses."""
+    classes = [type(t) for t in session.tools.values()]
+    for turn in task.setup:
+        session.llm = ScriptedLLM(plan_replies(turn.calls, turn.answer, classes), name="setup")
+        steps = list(session.turn(turn.text))
+        if not steps or steps[-1].kind != "final":
+            raise BenchError(f"task {task.id}: its setup turn {turn.text!r} did not finish ({steps[-1].text})")
+
+
+def run_task(
+    task: Task, planner: Planner, settings: Settings, classes: Sequence[type[Tool]], *, real: bool = False, folder: Path
+) -> TaskResult:
+    """Run one task in a fresh session under `folder` and score it."""
+    world = World(task)
+    tools = real_tools(world, classes) if real else standin_tools(world, classes)
+    session = Session(dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools)
+    world.session = session
+    try:
+        for scene, path in world.write_scenes(folder.parent / "inputs"):
+            world.attached(session.attach(path), scene)
+        _play_setup(session, task)
+        model = planner(task) if callable(planner) and not hasattr(planner, "complete") else planner
+        meter = Meter(model)  # type: ignore[arg-type]
+        session.llm = meter
+        world.measuring = True
+        trace = Trace(prompt=task.prompt)
+        pending: Call | None = None
+        started = time.perf_counter()
+        for step in session.turn(task.prompt):
+            if step.kind == "action":
+                pending = _call_of(step, session)
+                trace.calls.append(pending)
+            elif step.kind == "observation" and pending is not None:
+                pending.observation = step.observation or ""
+                pending.outputs = [ref.handle for ref in step.images]
+                pending = None
+            elif step.kind == "retry":
+                trace.retries += 1
+            elif step.kind == "final":
+                trace.final, trace.flagged = step.text, list(step.flagged)
+            elif step.kind == "error":
+                trace.error = f"{step.reason}: {step.text}" if step.reason else step.text
+        seconds = time.perf_counter() - started
+        files = {}
+        for ref in session.store:
+            files[str(ref.path)] = ref.handle
+            files[ref.path.name] = ref.handle
+            if ref.source:
+                files[ref.source] = ref.handle
+                files[Path(ref.source).name] = ref.handle
+        trace.known_files = set(files)
+        verdict = score(task, trace, files)
+    finally:
+        session.close()
+    return TaskResult(
+        task,
+        verdict,
+        len(trace.calls),
+        trace.retries,
+        meter.tokens_in,
+        meter.tokens_out,
+        seconds,
+        trace.final,
+        trace.calls,
+        tokens_estimated=meter.estimated or not meter.reported,
+    )
+
+
+def run_suite(
+    tasks: Sequence[Task],
+    planner: Planner,
+    settings: Settings,
+    classes: Sequence[type[Tool]],
+    *,
+    real: bool = False,
+    repeat: int = 1,
+    on_result: Callable[[int, TaskResult], None] | None = None,
+) -> list[list[TaskResult]]:
+    """Every task, `repeat` times; one list of results per run."""
+    runs: list[list[TaskResult]] = []
+    in_a_row = 0
+    with tempfile.TemporaryDirectory(prefix="vchat-bench-") as tmp:
+        for index in range(repeat):
+            results: list[TaskResult] = []
+            for task in tasks:
+                result = run_task(task, planner, settings, classes, real=real, folder=Path(tmp) / f"run{index}")
+                results.append(result)
+                if on_result is not None:
+                    on_result(index, result)
+                error = next((r for r in result.score.reasons if r.startswith("no final answer (llm:")), None)
+                in_a_row = in_a_row + 1 if error else 0
+                if in_a_row >= MAX_BACKEND_ERRORS_IN_A_ROW:
+                    detail = error[len("no final answer (llm: ") : -1] if error else ""
+                    raise BenchError(f"the model failed {in_a_row} tasks in a row: {detail}")
+            runs.append(results)
+    return runs
