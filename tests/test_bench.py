@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from vchat.bench.capabilities import all_capabilities, capability_of, find_tool
+from vchat.bench.capabilities import all_capabilities, capability_of, find_tool, session_classes
 from vchat.bench.planners import AnswerAtOnce, RandomTool, action, final, plan_replies, reference_planner
 from vchat.bench.report import rows, select
 from vchat.bench.runner import TaskResult, run_suite, run_task
@@ -19,9 +19,9 @@ from vchat.config import Settings
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.tools.registry import TOOL_CLASSES
 
 TASKS = builtin_tasks()
+TOOL_CLASSES = session_classes()  # what a chat session gets: capabilities, and families where they exist
 BY_ID = {t.id: t for t in TASKS}
 
 

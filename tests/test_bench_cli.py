@@ -8,15 +8,16 @@ from pathlib import Path
 from tests.fake_openai import FakeOpenAI
 from tests.test_cli import vchat
 
+from vchat.bench.capabilities import session_classes
 from vchat.bench.planners import plan_replies
 from vchat.bench.report import as_json, select
 from vchat.bench.runner import run_suite
 from vchat.bench.suite import builtin_tasks
 from vchat.config import Settings
 from vchat.llm.openai_backend import OpenAIChat
-from vchat.tools.registry import TOOL_CLASSES
 
 TASKS = builtin_tasks()
+TOOL_CLASSES = session_classes()  # what a chat session gets: capabilities, and families where they exist
 
 
 def _reference_replies(patterns: str) -> list[str]:

@@ -91,9 +91,9 @@ def _bench(
         _list(out, tasks, as_json)
         return 0
     settings = load_settings({k: v for k, v in flags.items() if v is not None}, config_path=config)
-    from vchat.tools.registry import TOOL_CLASSES
+    from vchat.bench.capabilities import session_classes
 
-    classes = list(TOOL_CLASSES)
+    classes = session_classes()
     planners = _calibration(classes) if calibrate else [_model(settings)]
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     reports = []

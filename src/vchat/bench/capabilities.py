@@ -75,20 +75,18 @@ def _selector(args: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _registry_alias(tool: str) -> tuple[str, dict[str, Any]] | None:
-    """The family and fixed inputs behind an alias, from the registry once it offers one."""
+def _registry_capability(tool: str, args: Mapping[str, Any]) -> str | None:
+    """The capability tool a call reaches, from the registry once it knows families (else None)."""
     from vchat.tools import registry
 
-    resolve = getattr(registry, "resolve_alias", None)
+    resolve = getattr(registry, "capability", None)
     if resolve is None:
         return None
     try:
-        found = resolve(tool)
-    except Exception:  # an unknown name: not an alias
+        found = resolve(tool, args)
+    except Exception:  # a family given a selector it lacks: left to the rules below
         return None
-    if isinstance(found, tuple) and len(found) == 2 and isinstance(found[0], str) and isinstance(found[1], Mapping):
-        return found[0], dict(found[1])
-    return None
+    return found if isinstance(found, str) else None
 
 
 def capability_of(tool: str, args: Mapping[str, Any] | None = None) -> str:
@@ -100,13 +98,9 @@ def capability_of(tool: str, args: Mapping[str, Any] | None = None) -> str:
     name = tool.strip().lower()
     if name in NAMED:
         return NAMED[name]
-    alias = _registry_alias(name)
-    if alias is not None:
-        family, fixed = alias
-        if family.lower() in NAMED:
-            return NAMED[family.lower()]
-        args = {**args, **fixed}
-        name = family.lower()
+    reached = _registry_capability(tool.strip(), args)
+    if reached is not None and reached.lower() in NAMED:
+        return NAMED[reached.lower()]
     chosen = _selector(args)
     if chosen is not None:
         kind = _KIND_SYNONYMS.get(chosen)
@@ -138,6 +132,22 @@ def find_tool(capability: str, tools: Iterable[type[Tool]]) -> tuple[type[Tool],
                 if capability_of(cls.name, {spec.name: choice}) == capability:
                     return cls, {spec.name: choice}
     raise LookupError(f"no tool does {capability!r}")
+
+
+def offered_classes(classes: Iterable[type[Tool]]) -> list[type[Tool]]:
+    """The tools the model is offered (a family hides its members, once the registry has families)."""
+    from vchat.tools import base
+
+    listed = list(classes)
+    offered = getattr(base, "offered", None)
+    return list(offered(listed)) if offered is not None else listed
+
+
+def session_classes() -> list[type[Tool]]:
+    """The tool classes a chat session gets (capabilities, and families where they exist)."""
+    from vchat.tools.registry import all_tools
+
+    return [type(tool) for tool in all_tools()]
 
 
 def produces_image(capability: str) -> bool:

@@ -7,7 +7,7 @@ import random
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from vchat.bench.capabilities import find_tool
+from vchat.bench.capabilities import find_tool, offered_classes
 from vchat.bench.tasks import Plan, Task
 from vchat.llm.base import Message, text_of
 from vchat.llm.scripted import ScriptedLLM
@@ -25,10 +25,11 @@ def final(text: str) -> str:
 
 
 def plan_replies(plan: Plan, answer: str, tools: Sequence[type[Tool]]) -> list[str]:
-    """The replies that carry out a plan with this tool set, then give the answer."""
+    """The replies that carry out a plan with the tools the model is offered, then give the answer."""
     replies = []
+    listed = offered_classes(tools)
     for step in plan:
-        cls, selector = find_tool(step.capability, tools)
+        cls, selector = find_tool(step.capability, listed)
         replies.append(action(cls.name, {**selector, **step.reference_args()}))
     return [*replies, final(answer)]
 
@@ -52,7 +53,7 @@ class RandomTool:
     """Calls one to three random tools with plausible inputs on random images, then claims success."""
 
     def __init__(self, tools: Sequence[type[Tool]], seed: int = 0) -> None:
-        self.tools = list(tools)
+        self.tools = offered_classes(tools)
         self.random = random.Random(seed)
         self.name = f"random-tool (seed {seed})"
         self._left = 0

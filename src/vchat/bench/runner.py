@@ -53,12 +53,13 @@ class Meter:
         # Anything else the agent asks of a backend (capabilities, native tool calls) goes straight through.
         return getattr(self.llm, attr)
 
-    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
+    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None, **options: Any) -> Iterator[str]:
         """Stream the wrapped model's reply, counting it when the stream ends."""
         chars_in = sum(len(text_of(m)) for m in messages)
         if hasattr(self.llm, "last_usage"):
             self.llm.last_usage = None
-        stream = self.llm.complete(messages, stop)
+        llm: Any = self.llm  # options (e.g. native tool schemas) pass through untouched
+        stream = llm.complete(messages, stop, **options)
         return self._count(stream, chars_in)
 
     def _count(self, stream: Iterator[str], chars_in: int) -> Iterator[str]:

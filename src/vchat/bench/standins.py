@@ -162,6 +162,8 @@ class _StandIn:
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         tool: Any = type(self)
+        if getattr(tool, "members", None) and hasattr(tool, "validate"):
+            args = tool.validate(dict(args))  # a family: the chosen member's inputs, as the real one checks
         capability = capability_of(self.name, args)
         if self.world.should_fail(capability):
             raise ToolError(FAILURE)
