@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
-from vchat.bench.capabilities import all_capabilities, capability_of, find_tool, session_classes
+from vchat.bench.capabilities import all_capabilities, capability_of, find_tool, offered_classes, session_classes
 from vchat.bench.planners import AnswerAtOnce, RandomTool, action, final, plan_replies, reference_planner
 from vchat.bench.report import rows, select
 from vchat.bench.runner import TaskResult, run_suite, run_task
@@ -18,7 +18,6 @@ from vchat.bench.tasks import CATEGORIES, Task
 from vchat.config import Settings
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
-from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 
 TASKS = builtin_tasks()
 TOOL_CLASSES = session_classes()  # what a chat session gets: capabilities, and families where they exist
@@ -287,34 +286,23 @@ def test_standins_keep_the_prompt_byte_identical() -> None:
 # -- capabilities: today's names and the family forms ---------------------------------------------------------
 
 
-def test_capability_of_names_and_families() -> None:
+def test_capability_of_old_names_and_families() -> None:
     assert capability_of("instruct_edit") == "edit"
     assert capability_of("canny_edges") == "map:canny"
     assert capability_of("generate_from_depth") == "from_map:depth"
     assert capability_of("rotate_image") == "transform:rotate"
-    # Family forms: one tool with a kind / operation input.
-    assert capability_of("detect_condition", {"kind": "mlsd"}) == "map:lines"
-    assert capability_of("condition_map", {"kind": "openpose"}) == "map:pose"
-    assert capability_of("generate_from_map", {"kind": "seg"}) == "from_map:segmentation"
-    assert capability_of("transform_image", {"op": "flip"}) == "transform:flip"
-    assert capability_of("transform_image", {"operation": "greyscale"}) == "transform:grayscale"
+    # The families the prompt offers: one tool with a kind / op input.
+    assert capability_of("detect_map", {"image": "img1", "kind": "lines"}) == "map:lines"
+    assert capability_of("generate_from_map", {"kind": "segmentation"}) == "from_map:segmentation"
+    assert capability_of("transform", {"op": "grayscale"}) == "transform:grayscale"
     assert capability_of("make_video") == "unknown:make_video"
+    assert capability_of("detect_map") == "unknown:detect_map"  # no kind: not a capability yet
 
 
-class _ConditionFamily(Tool):
-    name = "condition_map"
-    description = "A condition map of an image."
-    inputs: ClassVar = (
-        Field("image", "image", "the image"),
-        Field("kind", "choice", "which map", choices=("canny", "mlsd", "depth")),
-    )
-
-    def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        raise NotImplementedError
-
-
-def test_reference_plans_use_a_family_tool_when_that_is_what_the_registry_has() -> None:
-    cls, selector = find_tool("map:lines", [_ConditionFamily])
-    assert cls is _ConditionFamily and selector == {"kind": "mlsd"}
-    replies = plan_replies(BY_ID["map-lines"].reference, "done", [_ConditionFamily])
-    assert '"kind": "mlsd"' in replies[0] and "Action: condition_map" in replies[0]
+def test_reference_plans_call_the_family_the_model_is_offered() -> None:
+    cls, selector = find_tool("map:lines", offered_classes(TOOL_CLASSES))
+    assert cls.name == "detect_map" and selector == {"kind": "lines"}
+    replies = plan_replies(BY_ID["map-lines"].reference, "done", TOOL_CLASSES)
+    assert "Action: detect_map" in replies[0] and '"kind": "lines"' in replies[0]
+    # Old names stay valid answers: a model calling canny_edges gets the same capability.
+    assert find_tool("map:canny", TOOL_CLASSES)[0].name == "canny_edges"
