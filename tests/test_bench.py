@@ -306,3 +306,37 @@ def test_reference_plans_call_the_family_the_model_is_offered() -> None:
     assert "Action: detect_map" in replies[0] and '"kind": "lines"' in replies[0]
     # Old names stay valid answers: a model calling canny_edges gets the same capability.
     assert find_tool("map:canny", TOOL_CLASSES)[0].name == "canny_edges"
+
+
+# -- token counting ---------------------------------------------------------------------------------------
+
+
+class _Stats:
+    def __init__(self, prompt: int, new: int) -> None:
+        self.prompt_tokens, self.new_tokens = prompt, new
+
+
+class _CountingModel:
+    """Keeps per-reply stats like the built-in planner (a new object per reply)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.last = _Stats(0, 0)
+
+    def complete(self, messages: Any, stop: Any = None) -> Any:
+        self.last = _Stats(1000, 7)
+        yield final("hello")
+
+
+def test_tokens_come_from_the_backend_when_it_keeps_them_else_characters_over_4() -> None:
+    from vchat.bench.runner import Meter
+
+    messages: list[Any] = [{"role": "user", "content": "x" * 400}]
+    counted = Meter(_CountingModel())
+    assert "".join(counted.complete(messages)) and (counted.tokens_in, counted.tokens_out) == (1000, 7)
+    assert counted.reported and not counted.estimated
+    estimated = Meter(ScriptedLLM(["Thought: Do I need to use a tool? No\nAI: " + "y" * 60]))
+    "".join(estimated.complete(messages))
+    assert estimated.tokens_in == 100 and estimated.tokens_out == round(len(final("y" * 60)) / 4)
+    assert estimated.estimated and not estimated.reported

@@ -58,19 +58,31 @@ class Meter:
         chars_in = sum(len(text_of(m)) for m in messages)
         if hasattr(self.llm, "last_usage"):
             self.llm.last_usage = None
+        stats_before = getattr(self.llm, "last", None)
         llm: Any = self.llm  # options (e.g. native tool schemas) pass through untouched
         stream = llm.complete(messages, stop, **options)
-        return self._count(stream, chars_in)
+        return self._count(stream, chars_in, stats_before)
 
-    def _count(self, stream: Iterator[str], chars_in: int) -> Iterator[str]:
+    def _usage(self, stats_before: Any) -> tuple[int, int] | None:
+        """Token counts of the reply just streamed, when the backend kept them."""
+        usage = getattr(self.llm, "last_usage", None)  # OpenAI-compatible servers that report usage
+        if isinstance(usage, tuple) and len(usage) == 2:
+            return int(usage[0]), int(usage[1])
+        stats = getattr(self.llm, "last", None)  # the built-in planner's per-reply stats (a new object per reply)
+        prompt, new = getattr(stats, "prompt_tokens", None), getattr(stats, "new_tokens", None)
+        if stats is not stats_before and isinstance(prompt, int) and isinstance(new, int) and prompt > 0:
+            return prompt, new
+        return None
+
+    def _count(self, stream: Iterator[str], chars_in: int, stats_before: Any) -> Iterator[str]:
         chars_out = 0
         try:
             for chunk in stream:
                 chars_out += len(chunk)
                 yield chunk
         finally:
-            usage = getattr(self.llm, "last_usage", None)
-            if isinstance(usage, tuple) and len(usage) == 2:
+            usage = self._usage(stats_before)
+            if usage is not None:
                 self.tokens_in += int(usage[0])
                 self.tokens_out += int(usage[1])
                 self.reported = True
