@@ -11,6 +11,8 @@ Sides, called in turn so that drift in the machine's speed hits all of them alik
 - MCP stdio, --preview-size 0: the same without image content (links only), to show what the preview costs.
 - MCP HTTP: the same over streamable HTTP on 127.0.0.1.
 The input image is attached once per side (img1); every call makes a new image from it. Medians are compared.
+MCP clients call canny_edges as it is listed, `detect_map` with kind=canny (the same Canny tool behind one
+more dict check); `Session.run_tool` calls canny_edges by name.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
 
             def over(name: str, client: Any) -> Callable[[], Awaitable[None]]:
                 async def call() -> None:
-                    result = await client.call_tool("canny_edges", {"image": "img1"})
+                    result = await client.call_tool("detect_map", {"image": "img1", "kind": "canny"})
                     assert not result.is_error, result.content
                     sizes.setdefault(name, []).append(len(result.model_dump_json(by_alias=True)))
 

@@ -137,7 +137,9 @@ def test_previews_are_downscaled_png_for_maps_and_jpeg_for_photos(tmp_path: Path
     assert mime == "image/png" and Image.open(io.BytesIO(data)).size == (128, 64)
     assert Image.open(io.BytesIO(data)).mode == "L"
     Image.new("RGBA", (40, 40), (255, 0, 0, 0)).save(tmp_path / "cut.png")
-    data, mime = encode_preview(tmp_path / "cut.png", 128, "jpeg")
+    cut = Image.open(tmp_path / "cut.png")
+    data, mime = encode_preview(cut, 128, "jpeg")  # from memory, as a server call does
+    assert cut.mode == "RGBA"  # the source is left as it was
     assert mime == "image/jpeg" and Image.open(io.BytesIO(data)).getpixel((5, 5)) == (255, 255, 255)
 
 

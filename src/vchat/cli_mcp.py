@@ -55,9 +55,9 @@ def run_mcp(
     preview_format: str,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
+    from vchat.mcp_server.served import ServedSession
     from vchat.mcp_server.server import ServerOptions, VchatServer
     from vchat.mcp_server.transport import LOOPBACK, parse_listen, serve
-    from vchat.session import Session
     from vchat.tools.registry import all_tools
 
     if preview_format not in PREVIEW_FORMATS:
@@ -67,7 +67,7 @@ def run_mcp(
     listen = parse_listen(http) if http is not None else None
     roots, note = allowed_roots(allow, Path.cwd())
     notes = [n for n in (note, writable_out_dir(settings)) if n]
-    session = Session(settings, all_tools(), None)
+    session = ServedSession(settings, all_tools(), None)
     app = VchatServer(session, ServerOptions(allow=roots, preview_size=preview_size, preview_format=preview_format))
     where = "stdio" if listen is None else f"http://{listen[0]}:{listen[1]}/mcp"
     if listen is not None and ":" in listen[0]:

@@ -21,13 +21,17 @@ def _flat(image: Image.Image) -> tuple[bool, bool]:
     return True, grey
 
 
-def encode_preview(path: Path, max_side: int, fmt: str = "auto") -> tuple[bytes, str]:
-    """The image at `path` scaled to at most `max_side` on its long side; returns (bytes, MIME type).
+def encode_preview(source: Path | Image.Image, max_side: int, fmt: str = "auto") -> tuple[bytes, str]:
+    """An image (a file, or already in memory) scaled to at most `max_side` on its long side: (bytes, MIME type).
 
     auto: PNG for transparency and flat images (maps, masks), JPEG (quality 85) for photographs.
+    The source image is never changed.
     """
-    with Image.open(path) as opened:
-        image = opened.copy()
+    if isinstance(source, Image.Image):
+        image = source.copy()
+    else:
+        with Image.open(source) as opened:
+            image = opened.copy()
     if max(image.size) > max_side:
         image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info

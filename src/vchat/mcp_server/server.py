@@ -27,6 +27,7 @@ from vchat.images import ImageRef
 from vchat.mcp_server.inputs import ImageInputs, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.schema import OUTPUT_SCHEMA, input_schema
+from vchat.mcp_server.served import ServedSession
 from vchat.tools.base import offered
 
 if TYPE_CHECKING:
@@ -269,6 +270,8 @@ class VchatServer:
     ) -> types.CallToolResult:
         """Bind the arguments, run the tool through the session, build the result (worker thread)."""
         session = self.session
+        if isinstance(session, ServedSession):
+            session.fresh.clear()  # images kept from a call that failed halfway
         session.on_progress = progress
         try:
             named = self.inputs.bind(type(tool), arguments, client_roots)
@@ -289,10 +292,12 @@ class VchatServer:
         text = "\n".join([step.observation or "", *(f"{ref.handle}: {ref.path}" for ref in step.images)])
         content: list[types.ContentBlock] = [types.TextContent(text=text)]
         images: list[dict[str, Any]] = []
+        fresh = self.session.fresh if isinstance(self.session, ServedSession) else {}
         for ref in step.images:
             uri = image_uri(self.session.id, ref.handle)
             if self.options.preview_size > 0:
-                data, mime = encode_preview(ref.path, self.options.preview_size, self.options.preview_format)
+                source = fresh.pop(ref.handle, None) or ref.path
+                data, mime = encode_preview(source, self.options.preview_size, self.options.preview_format)
                 content.append(types.ImageContent(data=base64.b64encode(data).decode("ascii"), mime_type=mime))
             content.append(
                 types.ResourceLink(
