@@ -5,7 +5,8 @@
 
 Sides, called in turn so that drift in the machine's speed hits all of them alike:
 - `Session.run_tool`: the tool call as `vchat run --tool` and the REPL make it (binding, loading and validating the
-  input, Canny, the atomic fsynced PNG write with its lineage chunk, the transcript record), in this process.
+  input, Canny, the atomic fsynced PNG write with its lineage chunk, the transcript record), timed inside a
+  process of its own (no protocol at all).
 - MCP stdio: the official client calling `vchat mcp` in a subprocess: JSON-RPC framing, argument binding, the
   worker-thread hop, the same Session.run_tool, then the preview (downscaled, encoded, base64) and the result.
 - MCP stdio, --preview-size 0: the same without image content (links only), to show what the preview costs.
@@ -34,6 +35,25 @@ ROOT = HERE.parent
 # This file is named mcp.py: its folder on sys.path would shadow the `mcp` SDK it benchmarks.
 sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != HERE]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+# The Session.run_tool side: one session, the photo attached as img1, one timed canny_edges call per input line.
+DIRECT = """
+import sys, time
+from pathlib import Path
+from vchat.config import Settings
+from vchat.session import Session
+from vchat.tools.registry import all_tools
+session = Session(Settings(out_dir=Path(sys.argv[1])), all_tools())
+session.attach(sys.argv[2])
+print("ready", flush=True)
+for _ in sys.stdin:
+    start = time.perf_counter()
+    step = session.run_tool("canny_edges", named={"image": "img1"})
+    seconds = time.perf_counter() - start
+    assert step.images, step.observation
+    print(seconds, flush=True)
+"""
 
 
 def test_photo(path: Path, size: int) -> None:
@@ -86,14 +106,20 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
 
     from mcp import Client, StdioServerParameters
 
-    from vchat.config import Settings
-    from vchat.session import Session
-    from vchat.tools.registry import all_tools
-
     photo = work / "photo.png"
     test_photo(photo, args.size)
-    session = Session(Settings(out_dir=work / "direct"), all_tools())
-    session.attach(photo)
+    # Session.run_tool runs in a process of its own, like each server, so that no side shares a process with the
+    # benchmark's clients; it times each call itself and answers with the seconds.
+    direct_proc = subprocess.Popen(
+        [sys.executable, "-c", DIRECT, str(work / "direct"), str(photo)],
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    assert direct_proc.stdin is not None and direct_proc.stdout is not None
+    assert direct_proc.stdout.readline().strip() == "ready"
 
     def stdio(*extra: str) -> StdioServerParameters:
         argv = ["-m", "vchat", "mcp", "--allow", str(work), "--out", str(work / "mcp"), *extra]
@@ -112,33 +138,36 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
                 "MCP HTTP": await stack.enter_async_context(Client(f"http://127.0.0.1:{port}/mcp")),
             }
             for client in clients.values():  # attach the photo: img1 on every side
-                await client.call_tool("flip_image", {"image": "photo.png"})
+                await client.call_tool("transform", {"image": "photo.png", "op": "flip"})
 
-            async def direct() -> None:
-                step = session.run_tool("canny_edges", named={"image": "img1"})
-                assert step.images, step.observation
+            async def direct() -> float:
+                direct_proc.stdin.write("call\n")
+                return float(direct_proc.stdout.readline())
 
-            def over(name: str, client: Any) -> Callable[[], Awaitable[None]]:
-                async def call() -> None:
+            def over(name: str, client: Any) -> Callable[[], Awaitable[float]]:
+                async def call() -> float:
+                    start = time.perf_counter()
                     result = await client.call_tool("detect_map", {"image": "img1", "kind": "canny"})
+                    seconds = time.perf_counter() - start
                     assert not result.is_error, result.content
                     sizes.setdefault(name, []).append(len(result.model_dump_json(by_alias=True)))
+                    return seconds
 
                 return call
 
-            sides: dict[str, Callable[[], Awaitable[None]]] = {"Session.run_tool": direct}
+            sides: dict[str, Callable[[], Awaitable[float]]] = {"Session.run_tool": direct}
             sides.update({name: over(name, client) for name, client in clients.items()})
             times: dict[str, list[float]] = {name: [] for name in sides}
             for round_ in range(args.warmup + args.calls):
                 for name, call in sides.items():
-                    start = time.perf_counter()
-                    await call()
+                    seconds = await call()
                     if round_ >= args.warmup:
-                        times[name].append(time.perf_counter() - start)
+                        times[name].append(seconds)
     finally:
         http.terminate()
         http.wait(timeout=30)
-        session.close()
+        direct_proc.stdin.close()
+        direct_proc.wait(timeout=30)
     args.sizes = sizes
     return times
 
