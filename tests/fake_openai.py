@@ -151,6 +151,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # names in lower case
     body: Any = None
+    raw: bytes = b""  # the body exactly as received (for byte-level comparisons of requests)
 
     def header(self, name: str) -> str | None:
         """A request header, by case-insensitive name."""
@@ -319,11 +320,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
         self._send_json(status, body, headers)
 
-    def _record(self, body: Any) -> None:
+    def _record(self, body: Any, raw: bytes = b"") -> None:
         fake = self.server.fake
         with fake._lock:
             headers = {k.lower(): v for k, v in self.headers.items()}
-            fake.requests.append(RecordedRequest(self.command, self.path, headers, body))
+            fake.requests.append(RecordedRequest(self.command, self.path, headers, body, raw))
 
     def _authorized(self) -> bool:
         key = self.server.fake.api_key
@@ -351,10 +352,10 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
-            self._record(raw.decode(errors="replace"))
+            self._record(raw.decode(errors="replace"), raw)
             self._error(400, "request body is not JSON")
             return
-        self._record(body)
+        self._record(body, raw)
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._error(404, f"no route for POST {self.path}")
             return

@@ -47,8 +47,10 @@ def test_parallel_tool_calls_run_in_order_and_answer_as_tool_messages(tmp_path: 
     assert first.stop is None
     assert first.tools is not None
     assert [t["function"]["name"] for t in first.tools] == sorted(t.name for t in OFFERED)
-    transform = next(t for t in first.tools if t["function"]["name"] == "transform")
-    assert transform["function"]["parameters"] == json.loads(json.dumps(input_schema(type(session.tools["transform"]))))
+    transform = next(t for t in first.tools if t["function"]["name"] == "transform")["function"]["parameters"]
+    full = input_schema(type(session.tools["transform"]))
+    assert list(transform["properties"]) == list(full["properties"]) and transform["required"] == ["image", "op"]
+    assert transform["properties"]["op"]["enum"] == ["resize", "crop", "rotate", "flip", "grayscale"]
     # the follow-up: the assistant's calls, then one tool message per call, in order, with the ids
     assistant, flip, edges = second.messages[-3:]
     assert assistant["role"] == "assistant" and [c["id"] for c in assistant["tool_calls"]] == ["call_a", "call_b"]
@@ -99,3 +101,24 @@ def test_backend_without_native_calls_uses_react(tmp_path: Path) -> None:
     steps = list(session.turn("hi"))
     assert [s.kind for s in steps] == ["notice", "final"]
     assert steps[0].text == "scripted has no native tool calling; using the text (ReAct) protocol instead"
+
+
+def test_input_schema_renders_every_field_spec() -> None:
+    from vchat.tools.registry import TOOL_CLASSES, tool_class
+
+    for cls in (*TOOL_CLASSES, *OFFERED):
+        schema = input_schema(cls)
+        assert schema["type"] == "object" and schema["additionalProperties"] is False
+        assert list(schema["properties"]) == [f.name for f in cls.inputs]
+        assert schema["required"] == [f.name for f in cls.inputs if f.required]
+        for field in cls.inputs:
+            prop = schema["properties"][field.name]
+            assert prop["description"]
+            assert prop["type"] == {"int": "integer", "float": "number", "bool": "boolean"}.get(field.kind, "string")
+            if field.kind == "choice":
+                assert prop["enum"] == list(field.choices)
+            if not field.required and field.default is not None:
+                assert prop["default"] == field.default
+    crop = input_schema(tool_class("crop_image"))  # type: ignore[arg-type]
+    assert crop["properties"]["left"] == {"type": "integer", "description": "left edge", "minimum": 0}
+    json.dumps(input_schema(tool_class("generate_from_map")))  # type: ignore[arg-type]  # JSON-ready

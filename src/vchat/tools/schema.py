@@ -47,12 +47,23 @@ def input_schema(tool: type[Tool]) -> dict[str, Any]:
 
 
 def function_spec(tool: type[Tool]) -> dict[str, Any]:
-    """The tool in OpenAI's `tools` shape, with the same short text the text prompt uses."""
+    """The tool in OpenAI's `tools` shape, as lean as the text prompt (it is sent with every request).
+
+    The function keeps the short text the text prompt uses; properties keep their type, enum
+    and default, but not their descriptions (image fields say "image name") nor their bounds,
+    which the binder checks and explains in the observation when a value is out of range.
+    """
+    schema = input_schema(tool)
+    images = {spec.name for spec in tool.inputs if spec.kind == "image"}
+    lean = ("description", "minimum", "maximum")
+    schema["properties"] = {
+        name: {"type": "string", "description": "image name"}
+        if name in images
+        else {key: value for key, value in prop.items() if key not in lean}
+        for name, prop in schema["properties"].items()
+    }
+    del schema["additionalProperties"]
     return {
         "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.brief or tool.description,
-            "parameters": input_schema(tool),
-        },
+        "function": {"name": tool.name, "description": tool.brief or tool.description, "parameters": schema},
     }
