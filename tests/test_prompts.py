@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 
 import bpe_openai
+import pytest
 
 from vchat.prompts import SHARED_MARK, system_prompt
 from vchat.tools.registry import FAMILY_CLASSES, OFFERED, TOOL_CLASSES, all_tools, family_of
+
+# bpe-openai 0.1.4 reads its tables with importlib.resources.open_binary (deprecated, harmless).
+pytestmark = pytest.mark.filterwarnings("ignore:open_binary is deprecated:DeprecationWarning")
 
 PROMPT = system_prompt(type(t) for t in all_tools())
 SHARED = PROMPT.split("also take:", 1)[1].split("\n", 1)[0]
@@ -58,3 +62,16 @@ def test_prompt_is_stable_whatever_the_order() -> None:
     assert system_prompt(tuple(reversed(tools))) == PROMPT
     # listing the members too changes nothing: a family hides them
     assert system_prompt(OFFERED) == PROMPT
+
+
+def test_long_tool_text_is_capped_to_whole_lines() -> None:
+    from vchat.prompts import TOOL_TEXT_MAX, cap_tool_text
+
+    detections = "\n".join(f"cat {i}: score 0.{90 - i}, box ({i}, {i}, {i + 40}, {i + 40})" for i in range(60))
+    capped = cap_tool_text(detections)
+    kept, note = capped.rsplit("\n", 1)
+    assert len(kept) <= TOOL_TEXT_MAX and detections.startswith(kept + "\n")
+    assert note == f"… ({60 - len(kept.splitlines())} more lines)"
+    assert cap_tool_text("short") == "short"
+    one_line = cap_tool_text("x" * 2000)
+    assert one_line.startswith("x" * 400) and one_line.endswith("more characters)") and len(one_line) < 560
