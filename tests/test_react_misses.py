@@ -185,6 +185,24 @@ CASES = [
     pytest.param(
         "Action: None\n\nThe edges are in img2.", FinalAnswer("The edges are in img2."), id="none-blank-line-prose"
     ),
+    # ------------------------------------------------ vchat's own history records imitated instead of an Action
+    pytest.param(
+        'Tool steps:\nimg4 = transform(img3, op="flip")\nThought: Do I need to use a tool? No\nAI: Here is img4.',
+        ToolCall("transform", 'img3, op="flip"'),
+        id="record-imitated-before-answer",
+    ),
+    pytest.param(
+        'img2 = detect_map(img1, kind="depth")', ToolCall("detect_map", 'img1, kind="depth"'), id="record-line-alone"
+    ),
+    pytest.param(
+        'caption_image(img1) -> "a dog on a beach"', ToolCall("caption_image", "img1"), id="record-text-result"
+    ),
+    pytest.param(
+        'I ran transform(img1, op="flip") for you: img2 is the mirror image.',
+        FinalAnswer('I ran transform(img1, op="flip") for you: img2 is the mirror image.'),
+        id="call-inside-prose-stays-answer",
+    ),
+    pytest.param("teleport(img1)", FinalAnswer("teleport(img1)"), id="unknown-call-line-stays-answer"),
     # ------------------------------------------------ plain prose with no markers stays an answer
     pytest.param(
         "Hello! Send me a photo to start.", FinalAnswer("Hello! Send me a photo to start."), id="plain-greeting"
@@ -210,4 +228,14 @@ def test_misses(reply: str, expected: object) -> None:
 
 
 def test_case_count() -> None:
-    assert len(CASES) >= 40
+    assert len(CASES) >= 50
+
+
+def test_record_call_inputs_bind() -> None:
+    from vchat.binding import bind_input
+    from vchat.tools.registry import tool_class
+
+    call = parse_reply('img4 = transform(img3, op="flip")', TOOLS)
+    assert isinstance(call, ToolCall)
+    bound = bind_input(tool_class(call.tool), call.input)  # type: ignore[arg-type]
+    assert (bound["image"], bound["op"], bound["direction"]) == ("img3", "flip", "horizontal")

@@ -324,6 +324,9 @@ class _Reader:
                 return step
             self.reply_parts.append(_action_remainder(self.action, self.action_input))
         else:
+            recorded = _record_call(self.kept, self.tools)
+            if recorded is not None:
+                return recorded
             blob = _find_blob("\n".join(line for s in self.kept if s.kind != "final" for line in s.raw), self.tools)
             if blob is None and self.final is not None and _unfence(self.final.content)[:1] in ("{", "["):
                 # "Answer: {"action": ...}": a stray answer keyword before a JSON action blob.
@@ -352,6 +355,30 @@ class _Reader:
         if problem is not None:
             raise _error(problem, self.tools)
         return FinalAnswer(reply)
+
+
+# A line in the shape of vchat's own history records ("img3 = instruct_edit(img2, ...)"), which a model
+# may imitate instead of writing Action lines: the call it wants run (a text result "-> ..." may follow).
+_RECORD_LINE = re.compile(
+    r"^[ \t]*(?:img\d+(?:[ \t]*,[ \t]*img\d+)*[ \t]*=[ \t]*)?(?P<call>[A-Za-z_]\w*[ \t]*\(.*\))[ \t]*(?:->.*)?$"
+)
+
+
+def _record_call(sections: list[_Section], tools: tuple[str, ...]) -> ToolCall | None:
+    """The first history-record-shaped line of a known tool, before any answer, as the call it stands for."""
+    for section in sections:
+        if section.kind not in ("text", "thought"):
+            continue
+        for line in section.lines:
+            match = _RECORD_LINE.match(line) if len(line) <= _CALL_MAX_LEN else None
+            call = _CALL.match(match.group("call")) if match else None
+            if call is None:
+                continue
+            name = _exact_tool(call.group("name"), tools)
+            if name is not None:
+                args = call.group("paren") if call.group("paren") is not None else call.group("bracket")
+                return ToolCall(name, _args_to_input(args or ""))
+    return None
 
 
 def _after_no_decision(thought: str) -> str:
