@@ -149,3 +149,30 @@ def test_text_results_are_recorded_short() -> None:
     assert record.startswith('caption_image(img1) -> "a brown dog a brown dog')
     assert len(record) < 110 and record.endswith('…"')
     assert history.made_record('transform(img1, op="flip")', ["img2"], "Flip") == 'img2 = transform(img1, op="flip")'
+
+
+def test_resumed_requests_are_byte_identical_over_http(tmp_path: Path) -> None:
+    """The same 3-turn session live and resumed before each later turn: the same request bytes on the wire."""
+    from tests.fake_openai import FakeOpenAI
+
+    from vchat.llm.openai_backend import OpenAIChat
+
+    def run(folder: Path, resume: bool) -> list[bytes]:
+        photo = write_photo(folder)
+        settings = Settings(out_dir=folder / "out")
+        with FakeOpenAI([reply for turn in range(3) for reply in _script(turn)]) as fake:
+            session = Session(settings, all_tools(), OpenAIChat("fake-model", base_url=fake.url, max_retries=0))
+            session.attach(photo)
+            for index, (text, _) in enumerate(TURNS):
+                if index and resume:
+                    session.close()
+                    llm = OpenAIChat("fake-model", base_url=fake.url, max_retries=0)
+                    session, _ = Session.resume(settings, all_tools(), llm)
+                assert list(session.turn(text.replace("photo.png", "img1")))[-1].kind == "final"
+            session.close()
+            return [request.raw for request in fake.chat_requests]
+
+    live = run(tmp_path / "live", resume=False)
+    resumed = run(tmp_path / "resumed", resume=True)
+    assert len(live) == 9 and all(live)
+    assert resumed == live
