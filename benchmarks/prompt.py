@@ -20,6 +20,7 @@ Prints, in one run:
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -105,7 +106,9 @@ def run_session(folder: Path, resume_each_turn: bool) -> list[RecordedRequest]:
         for index, (text, _, _) in enumerate(SCRIPT):
             if index and resume_each_turn:
                 session.close()
-                session, _ = Session.resume(settings, all_tools(), OpenAIChat("fake-model", base_url=fake.url))
+                # By id: "the latest session" comes from the user's session index, shared by every run.
+                llm = OpenAIChat("fake-model", base_url=fake.url, max_retries=0)
+                session, _ = Session.resume(settings, all_tools(), llm, session.id)
             steps = list(session.turn(text))
             assert steps[-1].kind == "final", steps[-1]
         session.close()
@@ -150,6 +153,8 @@ def main() -> None:
     print(f"  goal: <= 1,150 (half of 2,299); vchat/VCG = {tokens(ours) / tokens(vcg):.2f}")
 
     with tempfile.TemporaryDirectory() as tmp:
+        # Keep the benchmark's sessions out of the user's session index (platformdirs reads XDG_DATA_HOME).
+        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
         live = run_session(Path(tmp) / "live", resume_each_turn=False)
         resumed = run_session(Path(tmp) / "resumed", resume_each_turn=True)
 
