@@ -176,3 +176,11 @@ def test_a_path_typed_in_a_message_is_announced_and_previewed(tmp_path: Path) ->
     assert shown == ["img1"]
     assert "img1" in str(session.llm.calls[0][-1]["content"])
     assert session.on_attach is None  # the announcing hook is only there during the message
+
+
+def test_tool_name_alone_shows_how_to_call_it(tmp_path: Path) -> None:
+    repl, out = _repl(tmp_path, [])
+    repl.handle("/tool flip_image")
+    assert "usage: /tool flip_image IMAGE [direction=horizontal|vertical]" in out.getvalue()
+    assert "direction (horizontal | vertical, default 'horizontal'): which way" in out.getvalue()
+    assert len(repl.session.store) == 1  # nothing ran

@@ -196,12 +196,18 @@ class Repl:
         self.show_image(ref)
 
     def _tool(self, rest: str) -> None:
-        from vchat.tool_args import is_legacy, parse_tool_args
+        from vchat.tool_args import is_legacy, parse_tool_args, usage
 
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
         known = self.session.tools.get(tool)
+        if known is not None and not raw.strip() and any(spec.required for spec in known.inputs):
+            # `/tool NAME` alone: how to call it, rather than an error about a missing input.
+            self.console.print(f"usage: {escape(usage(type(known)))}")
+            for spec in known.inputs:
+                self.console.print(f"  [dim]{escape(spec.describe())}[/]")
+            return
         # `img1 low=50` as a shell user types it; JSON and `img1, 50` as the model writes them.
         named = parse_tool_args(type(known), raw) if known is not None and not is_legacy(raw) else None
         progress = ProgressReporter(Console(stderr=True))

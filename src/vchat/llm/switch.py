@@ -57,9 +57,12 @@ def switch(settings: Settings, args: list[str], current: LLM | None) -> tuple[LL
     A model named on a local server is checked against the server's list, so a typo is caught now
     rather than at the next message.
     """
+    from vchat.llm import select
     from vchat.llm.select import connect_hint, select_llm
 
     new = settings_for(settings, args, current)
+    if new.llm.startswith("local") and not hasattr(select, "builtin_planner"):
+        raise VchatError("the built-in planner is not part of this version; connect a server: /model URL NAME")
     llm = select_llm(new)
     if llm is None and new.llm != "none":
         raise VchatError(f"no language model found for {args[0]!r}; {connect_hint()}")
