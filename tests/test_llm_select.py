@@ -1,4 +1,4 @@
-"""select_llm: explicit settings > OPENAI_API_KEY > a local server on an (injected) port > None."""
+"""select_llm: explicit settings > OPENAI_API_KEY > a local server on an (injected) port > the built-in planner."""
 
 from __future__ import annotations
 
@@ -173,8 +173,12 @@ def test_found_server_without_models() -> None:
         select_llm(Settings(), ports=[fake.port])
 
 
-def test_nothing_found(html_port: int) -> None:
-    assert select_llm(Settings(), ports=[free_port(), free_port(), html_port]) is None
+def test_nothing_found_picks_the_builtin_planner(html_port: int) -> None:
+    from vchat.llm.local import LocalLLM
+
+    chosen = select_llm(Settings(), ports=[free_port(), free_port(), html_port])
+    assert isinstance(chosen, LocalLLM) and chosen.picked
+    assert select_llm(Settings(llm="none"), ports=[]) is None
 
 
 def test_probes_run_concurrently_and_time_out() -> None:

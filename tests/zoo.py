@@ -348,6 +348,147 @@ def _save_annotators(folder: Path) -> None:
     torch.save(MobileV2_MLSD_Large().state_dict(), folder / "mlsd_large_512_fp32.pth")
 
 
+# The built-in planner's chat format (Qwen's ChatML with images as vision-start/pad/end), kept small; the real
+# checkpoints ship their own template. `{{- '\n' }}` keeps the newlines Jinja's `{%-` would otherwise eat.
+PLANNER_TEMPLATE = (
+    "{%- for m in messages -%}"
+    "{{ '<|im_start|>' + m['role'] + '\n' }}"
+    "{%- if m['content'] is string -%}{{ m['content'] }}"
+    "{%- else -%}{%- for p in m['content'] -%}"
+    "{%- if p['type'] == 'image' -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif p['type'] == 'text' -%}{{ p['text'] }}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{ '<|im_end|>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\n\n</think>\n\n' }}{%- endif -%}"
+    "{%- endif -%}"
+)
+PLANNER_SPECIAL = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<think>",
+    "</think>",
+)
+# Patch 16 and merge 2 as in Qwen3.5; images of up to 128x128 px (64 patches, 16 tokens) keep tests fast.
+PLANNER_MAX_PIXELS = 128 * 128
+
+
+def planner_tokenizer() -> Any:
+    """A small byte-level BPE with the Qwen split regex (the Qwen tokenizer class re-imposes it on load)."""
+    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+    from transformers import Qwen3_5Tokenizer
+    from transformers.models.qwen3_5.tokenization_qwen3_5 import PRETOKENIZE_REGEX
+
+    corpus = [
+        'Thought: Do I need to use a tool? Yes\nAction: canny_edges\nAction Input: {"image": "img1"}\n',
+        "Observation: New image img2\nThought: Do I need to use a tool? No\nAI: Here are the edges, img2.",
+        "You are vchat, an assistant that sees, makes and edits images by calling visual tools.",
+        "flip the image, find the edges of the photo, make it look like winter",
+    ]
+    bpe = Tokenizer(BPE(unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=list(PLANNER_SPECIAL),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus * 10, trainer)
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(bpe.to_str())["model"]["merges"]
+    ]
+    return Qwen3_5Tokenizer(
+        vocab=bpe.get_vocab(),
+        merges=merges,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens=list(PLANNER_SPECIAL[1:]),
+    )
+
+
+def planner_config(tokenizer: Any, layers: int = 4, init_std: float = 0.3) -> Any:
+    """A tiny Qwen3.5 (hybrid linear/full attention text model, 2-block vision tower); wide init for varied text."""
+    from transformers import Qwen3_5Config
+
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in PLANNER_SPECIAL}
+    kinds = ["linear_attention"] * (layers - 1) + ["full_attention"]
+    text = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+        "linear_key_head_dim": 16,
+        "linear_value_head_dim": 16,
+        "layer_types": kinds,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": 8192,
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "initializer_range": init_std,
+        "tie_word_embeddings": True,
+    }
+    vision = {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "out_hidden_size": 64,
+        "num_position_embeddings": 64,
+    }
+    return Qwen3_5Config(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+
+
+def planner_processor(tokenizer: Any) -> Any:
+    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    image = Qwen2VLImageProcessor(
+        patch_size=16, temporal_patch_size=2, merge_size=2, min_pixels=32 * 32, max_pixels=PLANNER_MAX_PIXELS
+    )
+    video = Qwen3VLVideoProcessor(patch_size=16, temporal_patch_size=2, merge_size=2)
+    return Qwen3VLProcessor(
+        image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=PLANNER_TEMPLATE
+    )
+
+
+def _save_planner(folder: Path) -> None:
+    import torch
+    from transformers import Qwen3_5ForConditionalGeneration
+
+    tokenizer = planner_tokenizer()
+    torch.manual_seed(0)
+    Qwen3_5ForConditionalGeneration(planner_config(tokenizer)).save_pretrained(folder)
+    planner_processor(tokenizer).save_pretrained(folder)
+
+
 def _builders() -> dict[str, tuple[str, Callable[[Path], None]]]:
     """Key -> (default hub id, builder writing that model into a folder)."""
     builders: dict[str, tuple[str, Callable[[Path], None]]] = {
@@ -368,6 +509,7 @@ def _builders() -> dict[str, tuple[str, Callable[[Path], None]]]:
         "grounding_dino": ("IDEA-Research/grounding-dino-tiny", _save_grounding_dino),
         "sam": ("facebook/sam-vit-base", _save_sam),
         "annotators": ("lllyasviel/Annotators", _save_annotators),
+        "planner": ("Qwen/Qwen3.5-0.8B", _save_planner),
     }
     for kind in CONTROLNET_KINDS:
         builders[f"controlnet_{kind}"] = (f"lllyasviel/sd-controlnet-{kind}", _save_controlnet)
@@ -379,7 +521,15 @@ def fingerprint() -> str:
     from importlib.metadata import version
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    for package in ("torch", "diffusers", "transformers", "huggingface_hub", "controlnet_aux", "safetensors"):
+    for package in (
+        "torch",
+        "diffusers",
+        "transformers",
+        "huggingface_hub",
+        "controlnet_aux",
+        "safetensors",
+        "tokenizers",
+    ):
         digest.update(f"{package}={version(package)}".encode())
     return digest.hexdigest()[:16]
 

@@ -47,7 +47,9 @@ BaseUrlOpt = Annotated[
 LlmOpt = Annotated[
     str | None,
     typer.Option(
-        "--llm", metavar="BACKEND", help="Backend: auto, openai, none, or scripted:FILE (replies from a file)."
+        "--llm",
+        metavar="BACKEND",
+        help="Backend: auto, openai, local[:ID_OR_FOLDER] (built-in planner), none, or scripted:FILE.",
     ),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (default ./vchat-out).")]

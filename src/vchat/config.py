@@ -38,7 +38,7 @@ class ToolPolicy:
 class Settings:
     """Every setting vchat reads; built once by `load_settings`."""
 
-    llm: str = "auto"  # auto | openai | none | scripted:FILE
+    llm: str = "auto"  # auto | openai | local | local:ID_OR_FOLDER | none | scripted:FILE
     model: str | None = None
     base_url: str | None = None
     api_key: str | None = dataclasses.field(default=None, repr=False)
@@ -46,7 +46,8 @@ class Settings:
     max_steps: int = 8
     max_format_retries: int = 2
     timeout: float = 120.0
-    temperature: float = 0.0
+    temperature: float = 0.0  # 0: greedy (deterministic); above 0 the built-in planner samples
+    top_p: float = 1.0  # nucleus sampling for the built-in planner (used only when temperature > 0)
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
     # -- the language model's protocol and limits (issues 10, 11, 13) --
     protocol: str = "react"  # react (text ReAct, any model) | tools (native function calling)
@@ -85,6 +86,7 @@ _SCALARS: dict[str, type] = {
     "max_format_retries": int,
     "timeout": float,
     "temperature": float,
+    "top_p": float,
     "stream": bool,
     "protocol": str,
     "history_budget": int,
@@ -229,9 +231,15 @@ def _validate(settings: Settings) -> None:
             f"base_url {settings.base_url!r} needs a scheme: http://{settings.base_url.strip()}"
             + ("" if "/v1" in settings.base_url else "/v1")
         )
+    if not 0 < settings.top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], not {settings.top_p}")
+    if settings.temperature < 0:
+        raise ConfigError(f"temperature cannot be negative, not {settings.temperature}")
     llm = settings.llm
-    if not (llm in ("auto", "openai", "none") or llm.startswith("scripted:")):
-        raise ConfigError(f"llm must be auto, openai, none or scripted:FILE, not {llm!r}")
+    if not (llm in ("auto", "openai", "local", "none") or llm.startswith(("scripted:", "local:"))):
+        raise ConfigError(f"llm must be auto, openai, local, local:ID_OR_FOLDER, none or scripted:FILE, not {llm!r}")
+    if llm == "local:":
+        raise ConfigError("llm = local: needs a hub id or a folder after the colon (or just local)")
     for name, policy in settings.tools.items():
         if policy.keep is not None and policy.keep not in KEEP_POLICIES:
             raise ConfigError(f"tools.{name}.keep must be resident or offload, not {policy.keep!r}")

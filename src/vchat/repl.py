@@ -372,6 +372,10 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     console.print(f"[bold]vchat[/] — {escape(llm.name) if llm else 'no language model'}; /help for commands")
     if llm is None:
         console.print(f"[dim]{escape(connect_hint())}[/]")
+    notice = getattr(llm, "notice", None)
+    first_use = notice() if callable(notice) else None
+    if first_use:
+        console.print(f"[dim]{escape(first_use)}[/]")
     for path in images:
         try:
             repl.command(f"/attach {path}")

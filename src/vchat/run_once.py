@@ -98,6 +98,10 @@ def run_once(
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
         err.print(f"[yellow]warning:[/] {warning}")
+    notice = getattr(session.llm, "notice", None)
+    first_use = notice() if callable(notice) else None
+    if first_use:
+        err.print(first_use, style="dim", markup=False)
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     signal.signal(signal.SIGTERM, _interrupt)
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).

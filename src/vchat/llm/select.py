@@ -1,4 +1,4 @@
-"""Pick the language model backend from settings: scripted, OpenAI-compatible, a local server, or none."""
+"""Pick the language model backend: explicit settings > OPENAI_API_KEY > a local server > the built-in planner."""
 
 from __future__ import annotations
 
@@ -45,7 +45,9 @@ def select_llm(
     host: str = "127.0.0.1",
     probe_timeout: float = PROBE_TIMEOUT,
 ) -> LLM | None:
-    """The backend the settings ask for, else OPENAI_API_KEY, else a local server found; None when there is none.
+    """The backend the settings ask for, else OPENAI_API_KEY, else a local server found, else the built-in planner.
+
+    None only for `llm = "none"`.
 
     `ports` (default: the usual ports of Ollama, LM Studio, llama.cpp and vLLM) and `host` are for tests.
     """
@@ -56,16 +58,28 @@ def select_llm(
         from vchat.llm.scripted import ScriptedLLM
 
         return ScriptedLLM.from_file(choice[len("scripted:") :])
+    if choice == "local" or choice.startswith("local:"):
+        return builtin_planner(settings, choice.partition(":")[2] or None)
     if choice == "openai" or settings.base_url or settings.api_key:
         return _openai_chat(settings)
     server = _find_local_server(ports, host, probe_timeout, settings.model)
     if server is None:
-        return None
+        return builtin_planner(settings, None, picked=True)
     model = settings.model or (server.models[0] if server.models else None)
     if model is None:
         raise NoModelError(f"found {server.kind} at {server.base_url} but it lists no models; load or pull one first")
     # A server found by probing gets no key: the user's key (if any) is not meant for it.
     return _build(settings, model, server.base_url, api_key=None)
+
+
+def builtin_planner(settings: Settings, ref: str | None, *, picked: bool = False) -> LLM:
+    """The in-process planner (`ref`: a hub id or folder instead of the default); `picked`: chosen automatically."""
+    from vchat.llm.local import LocalLLM
+
+    if ref:
+        # The planner is a runtime component like any other: `--llm local:X` is `[models] planner = X`.
+        settings.models["planner"] = ref
+    return LocalLLM(settings, picked=picked)
 
 
 def _openai_chat(settings: Settings) -> LLM:

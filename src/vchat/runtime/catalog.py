@@ -25,7 +25,19 @@ DEFAULT_MODELS: dict[str, str] = {
     "annotators": "lllyasviel/Annotators",
     "grounding_dino": "IDEA-Research/grounding-dino-tiny",
     "sam": "facebook/sam-vit-base",
+    # The built-in planner; on a GPU or Apple MPS the larger PLANNER_ACCELERATOR is the default instead.
+    "planner": "Qwen/Qwen3.5-0.8B",
 }
+
+PLANNER_ACCELERATOR = "Qwen/Qwen3.5-2B"
+# Approximate download sizes (bf16 safetensors plus processor files), for the first-use notice.
+DOWNLOAD_SIZES = {"Qwen/Qwen3.5-0.8B": "1.8 GB", "Qwen/Qwen3.5-2B": "4.6 GB"}
+
+
+def planner_default(device: str) -> str:
+    """The default planner checkpoint for a compute device: the 2B where there is a GPU or MPS, else the 0.8B."""
+    return DEFAULT_MODELS["planner"] if device == "cpu" else PLANNER_ACCELERATOR
+
 
 CONTROLNETS = tuple(key for key in DEFAULT_MODELS if key.startswith("controlnet_"))
 
@@ -51,6 +63,8 @@ class ComponentSpec:
     core: bool = False
     fp16_safe: bool = True
     device: str | None = None
+    # The dtype used when the user's setting is "auto", on every device (CPU included); None: the usual rule.
+    preferred_dtype: str | None = None
 
     @property
     def streamable(self) -> bool:
@@ -145,6 +159,39 @@ def _build() -> dict[str, ComponentSpec]:
         specs.append(
             ComponentSpec(f"{key}.processor", key, f"transformers:{processor_class}", kind=AUX, files=_PROCESSOR_FILES)
         )
+    # The built-in planner (vchat.llm.local). bf16 everywhere by default: on CPU it was faster than fp32 here
+    # (bf16 kernels on this CPU, half the memory traffic), and fp16 overflows in Qwen's activations.
+    specs.append(
+        ComponentSpec(
+            "planner",
+            "planner",
+            "transformers:Qwen3_5ForConditionalGeneration",
+            files=(
+                ("config.json",),
+                ("model*.safetensors",),
+                ("?model.safetensors.index.json",),
+                ("?generation_config.json",),
+            ),
+            preferred_dtype="bfloat16",
+        )
+    )
+    specs.append(
+        ComponentSpec(
+            "planner.processor",
+            "planner",
+            "transformers:AutoProcessor",
+            kind=AUX,
+            files=(
+                ("preprocessor_config.json", "processor_config.json"),
+                ("tokenizer.json",),
+                ("?tokenizer_config.json",),
+                ("?chat_template.jinja", "?chat_template.json"),
+                ("?video_preprocessor_config.json",),
+                ("?vocab.json",),
+                ("?merges.txt",),
+            ),
+        )
+    )
     # controlnet_aux networks build their own fp32 input tensors, so they stay in fp32 (and on CPU by default).
     for name, loader, files in (
         ("hed", "controlnet_aux:HEDdetector", (("ControlNetHED.pth",),)),

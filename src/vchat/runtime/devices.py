@@ -50,11 +50,16 @@ def resolve_device(spec: str) -> str:
     raise ConfigError(f"device {spec!r} is not one of auto, cpu, cuda, cuda:N, mps")
 
 
-def resolve_dtype(spec: str, device: str, fp16_safe: bool = True) -> str:
-    """The compute dtype for a component: fp16 on accelerators, fp32 on CPU or where fp16 is unsafe."""
+def resolve_dtype(spec: str, device: str, fp16_safe: bool = True, preferred: str | None = None) -> str:
+    """The compute dtype for a component: fp16 on accelerators, fp32 on CPU or where fp16 is unsafe.
+
+    `preferred` (a component's own default, e.g. bf16 for the planner) wins when the setting is auto.
+    """
     text = _DTYPE_ALIASES.get((spec or "auto").strip().lower(), (spec or "auto").strip().lower())
     if text not in (*DTYPES, "auto"):
         raise ConfigError(f"dtype {spec!r} is not one of auto, float16, bfloat16, float32")
+    if text == "auto" and preferred is not None:
+        return preferred
     if device == "cpu" or not fp16_safe:
         # Half precision on CPU is slow or unsupported for many kernels, so CPU always computes in fp32.
         return "float32"

@@ -306,7 +306,10 @@ class ModelManager:
     ) -> Parts:
         targets = {e.spec.key: self._target(e.spec, tool) for e in entries}
         dtypes = {
-            e.spec.key: resolve_dtype(self._dtype_setting, targets[e.spec.key], e.spec.fp16_safe) for e in entries
+            e.spec.key: resolve_dtype(
+                self._dtype_setting, targets[e.spec.key], e.spec.fp16_safe, e.spec.preferred_dtype
+            )
+            for e in entries
         }
         missing = [e for e in entries if e.obj is None]
         fresh = {e.spec.key for e in missing}
@@ -347,7 +350,9 @@ class ModelManager:
                 pass
             elif mode == "cpu" or not is_accelerator(target):
                 dtype = (
-                    resolve_dtype(self._dtype_setting, "cpu", entry.spec.fp16_safe) if mode == "cpu" else dtypes[key]
+                    resolve_dtype(self._dtype_setting, "cpu", entry.spec.fp16_safe, entry.spec.preferred_dtype)
+                    if mode == "cpu"
+                    else dtypes[key]
                 )
                 moved = self._place_at(entry, "cpu", dtype)
                 devices[key] = self._backend.torch_device("cpu")
