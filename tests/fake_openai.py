@@ -179,6 +179,15 @@ class RecordedRequest:
         return bool((self.body or {}).get("stream"))
 
 
+def _has_images(body: dict[str, Any]) -> bool:
+    """Whether any message of a chat request carries an image content part."""
+    return any(
+        isinstance(m.get("content"), list) and any(p.get("type") == "image_url" for p in m["content"])
+        for m in body.get("messages", [])
+        if isinstance(m, dict)
+    )
+
+
 def _cut_at(text: str, stop: Sequence[str] | None) -> tuple[str, bool]:
     hits = [i for i in (text.find(s) for s in (stop or []) if s) if i >= 0]
     return (text[: min(hits)], True) if hits else (text, False)
@@ -195,6 +204,7 @@ class FakeOpenAI:
         api_key: str | None = None,
         refuse_stop: bool = False,
         refuse_tools: bool = False,
+        refuse_images: bool = False,
         default: str | None = None,
     ) -> None:
         # models=None accepts any model name (and lists DEFAULT_MODEL); a list makes unknown models 404.
@@ -202,6 +212,8 @@ class FakeOpenAI:
         self.api_key = api_key
         self.refuse_stop = refuse_stop
         self.refuse_tools = refuse_tools
+        # Like a text-only model behind a server that checks content (llama.cpp without mmproj, vLLM, Ollama).
+        self.refuse_images = refuse_images
         self.default = default
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Item] = deque(replies)
@@ -376,6 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fake.refuse_tools and body.get("tools"):
             self._send_json(400, Fault.refuse_tools().body)
+            return
+        if fake.refuse_images and _has_images(body):
+            self._error(400, "image input is not supported by this model")
             return
         item = fake._next(bool(stop_list), bool(body.get("tools")))
         if item is None:

@@ -211,3 +211,36 @@ def test_vchat_with_no_key_and_no_server_chats_with_the_builtin_planner(tmp_path
     assert records[0]["model"] == "Qwen/Qwen3.5-0.8B (built-in)"
     replies = [r["reply"] for r in records if r.get("type") == "step" and r.get("reply")]
     assert replies and replies[0].strip()
+
+
+def test_planner_and_a_diffusion_tool_take_turns_within_the_budget(make_manager: Any) -> None:
+    sd = ("sd15.unet", "sd15.text_encoder", "sd15.vae")
+    # The zoo has the tiny model under the CPU default id; on an accelerator the default would be the 2B.
+    zoo = {"planner": "Qwen/Qwen3.5-0.8B"}
+    sizes = make_manager(vram=None, models=zoo)
+    llm = planner()
+    llm.bind_runtime(lambda: sizes)
+    reply(llm)
+    with sizes.use(*sd, tool="generate_image"):
+        pass
+    planner_bytes = sizes.resident()["planner"][1]
+    sd_bytes = sum(sizes.resident()[key][1] for key in sd)
+    # Room for either, not both: each turn must move the other off the (simulated) accelerator.
+    budget = max(planner_bytes, sd_bytes) + 1024
+    assert planner_bytes + sd_bytes > budget
+
+    manager = make_manager(vram=budget, models=zoo)
+    llm = planner()
+    llm.bind_runtime(lambda: manager)
+    first = reply(llm)
+    model = manager._entry("planner").obj
+    for _ in range(2):
+        with manager.use(*sd, tool="generate_image"):
+            assert manager.resident()["planner"][0] == "cpu"  # moved off for the diffusion tool
+            assert manager.device_bytes("sim:0") <= budget
+        assert reply(llm) == first  # brought back, same weights, same reply
+        assert manager.resident()["planner"][0] == "sim:0"
+        assert manager._entry("planner").obj is model  # never a second copy
+    assert manager.stats.peak_device_bytes <= budget
+    assert manager.stats.loads == 5  # planner, its processor and three SD parts, each loaded once
+    assert manager.stats.evictions >= 4

@@ -379,8 +379,11 @@ PLANNER_SPECIAL = (
 PLANNER_MAX_PIXELS = 128 * 128
 
 
-def planner_tokenizer() -> Any:
-    """A small byte-level BPE with the Qwen split regex (the Qwen tokenizer class re-imposes it on load)."""
+def planner_tokenizer(extra: tuple[str, ...] = (), vocab_size: int = 512) -> Any:
+    """A small byte-level BPE with the Qwen split regex (the Qwen tokenizer class re-imposes it on load).
+
+    `extra` texts are added to the training corpus (a test that overfits a prompt keeps it short this way).
+    """
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
     from transformers import Qwen3_5Tokenizer
@@ -402,12 +405,12 @@ def planner_tokenizer() -> Any:
     )
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512,
+        vocab_size=vocab_size,
         special_tokens=list(PLANNER_SPECIAL),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(corpus * 10, trainer)
+    bpe.train_from_iterator([*corpus, *extra] * 10, trainer)
     merges = [
         tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(bpe.to_str())["model"]["merges"]
     ]

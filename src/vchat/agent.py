@@ -15,6 +15,7 @@ from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.tools.base import Tool, ToolContext, offered
+from vchat.vision import Vision, newest_only, with_images
 
 STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
@@ -137,6 +138,7 @@ class Agent:
         max_format_retries: int = 2,
         on_text: Callable[[str], None] | None = None,
         protocol: str = "react",
+        vision: Vision | None = None,
     ) -> None:
         self.llm = llm
         # Every tool is callable by name (old capability names are aliases of the families);
@@ -149,13 +151,32 @@ class Agent:
         self.on_text = on_text
         self.last_user_content = ""
         self._last_observation = ""
+        self._last_images: list[ImageRef] = []
+        # Show the planner the newest images as pixels (None: by handle only).
+        self.vision = vision
         # react: the text format any chat model can follow; tools: native function calling,
         # switched to react (for good) when the backend lacks it or the server refuses `tools`.
         self.protocol = protocol
         # Built once: byte-identical across turns so provider-side prompt caching applies.
-        self.system_prompt = prompts.system_prompt(type(tool) for tool in offered(tools))
+        self.system_prompt = prompts.system_prompt((type(tool) for tool in offered(tools)), vision=vision is not None)
+
+    def _pixels(self, text: str, refs: Sequence[ImageRef]) -> str | list[Any]:
+        """A message content with the images as pixels when vision is on (plain text otherwise)."""
+        if self.vision is None or not refs:
+            return text
+        return with_images(text, [(ref.handle, ref.path) for ref in refs], self.vision.max_side)
+
+    def _vision_refused(self) -> Step | None:
+        """After a backend turned images down: vision off for the rest of the session, said once."""
+        if self.vision is None or not getattr(self.llm, "vision_refused", False):
+            return None
+        self.vision = None
+        return Step("notice", text=f"{self.llm.name} does not take images: vision is off for this session")
 
     def _ask(self, messages: Sequence[Message]) -> str:
+        if self.vision is not None:
+            # Bounded: only the newest few images travel as pixels, older ones are named by handle.
+            messages = newest_only(messages, self.vision.images)
         chunks: list[str] = []
         self.ctx.check_cancelled()
         for chunk in self.llm.complete(messages, stop=STOP):
@@ -188,10 +209,11 @@ class Agent:
                 return
             yield Step("notice", text=f"{fallback}; using the text (ReAct) protocol instead")
             self.protocol = "react"
+        shown = list(self.store)[-self.vision.images :] if self.vision is not None and self.vision.images else []
         messages: list[Message] = [
             {"role": "system", "content": self.system_prompt},
             *history,
-            {"role": "user", "content": self.last_user_content},
+            {"role": "user", "content": self._pixels(self.last_user_content, shown)},
         ]
         tool_steps = 0
         format_failures = 0
@@ -201,6 +223,9 @@ class Agent:
             except LLMError as exc:
                 yield Step("error", text=str(exc), reason="llm")
                 return
+            refused = self._vision_refused()
+            if refused is not None:
+                yield refused
             try:
                 parsed = parse_reply(reply, tuple(self.tools))
             except ParseError as exc:
@@ -227,7 +252,10 @@ class Agent:
             step = self._call(parsed, reply)
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})
-            messages.append({"role": "user", "content": prompts.observation(self._last_observation)})
+            made = self._last_images if self.vision is not None else []
+            messages.append(
+                {"role": "user", "content": self._pixels(prompts.observation(self._last_observation), made)}
+            )
 
     def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
         """Bind and run one call (either protocol); `last_observation` holds what the model is told."""
@@ -241,6 +269,7 @@ class Agent:
     def _call(self, call: ToolCall, reply: str) -> Iterator[Step]:
         tool = self.tools.get(call.tool)
         thought = _thought_of(reply)
+        self._last_images = []
         yield Step("action", tool=call.tool, input=call.input, thought=thought, reply=reply)
         raw_call = history.raw_call_text(call.tool, call.input)
         if tool is None:
@@ -260,4 +289,5 @@ class Agent:
             return
         step = run_tool(tool, args, self.ctx, call.input)
         self._last_observation = step.observation or ""
+        self._last_images = list(step.images)
         yield step

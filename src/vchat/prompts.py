@@ -21,6 +21,15 @@ vchat runs it and replies "Observation: …" (never write it yourself). To answe
 Thought: Do I need to use a tool? No
 AI: your answer"""
 
+# With vision on, said in place of the blind sentence: the planner is shown images as pixels.
+_BLIND = "You cannot see images; you learn about them from tool observations."
+SEES = "You can see the images shown to you: look before editing, and check a result before answering."
+
+
+def _intro(vision: bool) -> str:
+    return _INTRO.replace(_BLIND, SEES) if vision else _INTRO
+
+
 # An optional field shared (same name, kind, description) by this many tools is described once.
 _COMMON_MIN_TOOLS = 3
 SHARED_MARK = "+"
@@ -80,7 +89,7 @@ def _shared_line(f: Field) -> str:
     return f"{f.name}{bounds} ({f.description})"
 
 
-def system_prompt(tools: Iterable[type[Tool]]) -> str:
+def system_prompt(tools: Iterable[type[Tool]], *, vision: bool = False) -> str:
     """Build the system prompt from the tool specs; identical for identical tool sets.
 
     One line per tool (`name(inputs): brief`); options many tools share (steps, guidance,
@@ -96,12 +105,12 @@ def system_prompt(tools: Iterable[type[Tool]]) -> str:
         said = "; ".join(_shared_line(f) for f in sorted(shared.values(), key=lambda f: f.name))
         options = f"\nTools marked {SHARED_MARK} also take: {said}."
     head = "Tools (inputs with = or ? are optional; ? means only for some kinds):"
-    return f"{_INTRO}\n\n{head}\n{lines}{options}\n\n{_FORMAT}\n"
+    return f"{_intro(vision)}\n\n{head}\n{lines}{options}\n\n{_FORMAT}\n"
 
 
-def tools_system_prompt() -> str:
+def tools_system_prompt(*, vision: bool = False) -> str:
     """The system prompt with native tool calling: the tools travel as function specs, not as text."""
-    return f"{_INTRO}\nCall the tools as functions; when done, answer in plain text.\n"
+    return f"{_intro(vision)}\nCall the tools as functions; when done, answer in plain text.\n"
 
 
 def user_message(text: str, images_note: str | None) -> str:

@@ -25,6 +25,7 @@ from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
 from vchat.transcript import TRANSCRIPT_NAME, Transcript, read_records
+from vchat.vision import Vision
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # A token that ends in an image extension; the path may start earlier (spaces in names).
@@ -222,6 +223,7 @@ class Session:
             max_format_retries=self.settings.max_format_retries,
             on_text=self.on_text,
             protocol=self.protocol,
+            vision=self.vision(),
         )
         # The message exactly as sent is recorded, so --resume sends the same bytes.
         content = agent.user_content(message)
@@ -253,6 +255,17 @@ class Session:
     def _remember(self, turn: Turn) -> None:
         self.turns.append(turn)
         self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+
+    def vision(self) -> Vision | None:
+        """How the planner is shown images this turn: `vision` on/off, or auto (the backend says it can see)."""
+        mode, llm = self.settings.vision, self.llm
+        if llm is None or mode == "off" or self.settings.vision_images == 0:
+            return None
+        if getattr(llm, "vision_refused", False):
+            return None  # the server turned images down earlier in this session
+        if mode == "auto" and not getattr(llm, "supports_vision", False):
+            return None
+        return Vision(self.settings.vision_max_side, self.settings.vision_images)
 
     def _record(self, step: Step) -> None:
         record = step.to_dict()

@@ -7,6 +7,7 @@ import base64
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,14 @@ _VISION_FAMILIES = re.compile(
     r"|smolvlm|idefics|glm-4\.?\d*v|kimi-vl|molmo|cogvlm|deepseek-vl",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class Vision:
+    """How the planner is shown images: long side in pixels, and how many of the newest travel as pixels."""
+
+    max_side: int = 448
+    images: int = 3
 
 
 def model_sees(model: str) -> bool:

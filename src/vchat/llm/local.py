@@ -137,6 +137,10 @@ class LocalLLM:
     def __repr__(self) -> str:
         return f"LocalLLM({self.settings.models.get('planner') or 'default'!r})"
 
+    def reset_cache(self) -> None:
+        """Forget the prefix state (after the weights changed in place, e.g. fine-tuning in a test or a benchmark)."""
+        self._prefix_key, self._prefix_cache = None, None
+
     # -- the LLM protocol --------------------------------------------------------------------
 
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:

@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError
-from vchat.llm.base import Message, ToolCalls, cut_at_stop
+from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers ignore the key, but the client refuses to start without one.
@@ -20,6 +20,8 @@ _MAX_LISTED_MODELS = 10
 _MAX_MESSAGE_CHARS = 300
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, and any temperature but the default).
 _DROPPABLE_PARAMS = ("stop", "temperature")
+# Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
+_IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
 
 
@@ -124,6 +126,8 @@ class OpenAIChat:
         self._dropped: set[str] = set()
         # (prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`).
         self.last_usage: tuple[int, int] | None = None
+        # Set when the server turned down image parts: they are sent as text from then on (the agent says so once).
+        self.vision_refused = False
         self._openai: Any = openai
         self._client: Any = openai.OpenAI(
             api_key=key,
@@ -139,6 +143,13 @@ class OpenAIChat:
         return f"{self.model} @ {host_label(self.base_url)}"
 
     @property
+    def supports_vision(self) -> bool:
+        """Whether the model name belongs to a family known to take images (`vision = "auto"` asks this)."""
+        from vchat.vision import model_sees
+
+        return model_sees(self.model) and not self.vision_refused
+
+    @property
     def stop_supported(self) -> bool:
         """False once the server refused the `stop` parameter (the reply is then cut client-side)."""
         return "stop" not in self._dropped
@@ -151,7 +162,9 @@ class OpenAIChat:
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
         """Yield the reply in chunks, cut at any stop string; raise a one-line LLMError on any failure."""
         stops = [s for s in (stop or ()) if s]
-        payload: list[dict[str, Any]] = [{"role": m["role"], "content": m["content"]} for m in messages]
+        payload: list[dict[str, Any]] = [
+            {"role": m["role"], "content": text_of(m) if self.vision_refused else m["content"]} for m in messages
+        ]
         self.last_usage = None
         response = self._create(payload, stops)
         if self.stream:
@@ -203,10 +216,26 @@ class OpenAIChat:
             try:
                 return self._client.chat.completions.create(**kwargs)
             except Exception as exc:
+                if self._refuses_images(exc, payload):
+                    # Vision off for this backend; the same turn goes on with the images named by handle only.
+                    self.vision_refused = True
+                    payload[:] = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
+                    continue
                 refused = self._refused_param(exc, kwargs)
                 if refused is None:
                     raise self._translate(exc) from None
                 self._dropped.add(refused)
+
+    def _refuses_images(self, exc: Exception, payload: list[dict[str, Any]]) -> bool:
+        """True for a 400/415/422 that complains about image content in a request that carried some."""
+        status = getattr(exc, "status_code", None)
+        if not isinstance(exc, self._openai.APIStatusError) or status not in (400, 415, 422):
+            return False
+        carried = any(
+            isinstance(m["content"], list) and any(p.get("type") == "image_url" for p in m["content"]) for m in payload
+        )
+        message = _server_message(exc).lower()
+        return carried and any(word in message for word in _IMAGE_REFUSAL_WORDS)
 
     def _refused_param(self, exc: Exception, kwargs: dict[str, Any]) -> str | None:
         """The sent parameter a 400/422 complains about (`stop`, `temperature`), if that is the complaint."""

@@ -82,6 +82,8 @@ class StepRenderer:
                 c.print(f"[yellow]note: the model mentioned {name}, which does not exist in this session[/]")
         elif step.kind == "error":
             c.print(f"[bold red]error:[/] {escape(step.text)}")
+        elif step.kind == "notice":
+            c.print(f"[yellow]note:[/] {escape(step.text)}")
 
 
 def print_error(console: Console, message: str) -> None:
