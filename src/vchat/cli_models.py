@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 from pathlib import Path
@@ -151,6 +152,13 @@ def pull_command(
         if not wanted:
             err.print("every model is already downloaded")
             return
+    if any(k == "planner" or k.startswith("planner.") for k in wanted) and "planner" not in settings.models:
+        # The planner's default depends on the device it will run on: the 2B with a GPU or MPS, else the 0.8B.
+        from vchat.runtime.catalog import planner_default
+        from vchat.runtime.devices import resolve_device
+
+        with contextlib.suppress(ImportError, VchatError):
+            settings.models["planner"] = planner_default(resolve_device(settings.runtime.device))
     try:
         hub.ensure_pullable()
         err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
