@@ -51,7 +51,7 @@ class Reply:
 class Fault:
     """Something that goes wrong for one request; build with the classmethods below."""
 
-    kind: str  # status | delay | cut | garbage | refuse_stop | refuse_tools
+    kind: str  # status | delay | cut | garbage | refuse_stop | refuse_tools | endless | keepalive | body
     status: int = 500
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -118,6 +118,21 @@ class Fault:
     def garbage(cls, reply: str = "Thought: ", junk: str = "{this is not json") -> Fault:
         """Stream `reply`, then an event whose data is not JSON (non-streamed: a body that is not JSON)."""
         return cls("garbage", reply=reply, body={"junk": junk})
+
+    @classmethod
+    def status_body(cls, status: int, body: str, content_type: str = "application/json") -> Fault:
+        """Answer with `status` and exactly this body (any text: escapes, HTML, not JSON at all)."""
+        return cls("body", status=status, reply=body, headers={"Content-Type": content_type})
+
+    @classmethod
+    def endless(cls, piece: str = "la ", chunk_delay: float = 0.0) -> Fault:
+        """Stream `piece` again and again, never finishing, until the client hangs up (a runaway model)."""
+        return cls("endless", reply=piece, seconds=chunk_delay)
+
+    @classmethod
+    def keepalive(cls, every: float = 0.1) -> Fault:
+        """Open a stream and send only SSE comments (`: ping`) forever: the link looks alive, no reply comes."""
+        return cls("keepalive", seconds=every)
 
     @classmethod
     def refuse_stop(cls) -> Fault:
@@ -442,6 +457,30 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(data[: max(1, min(fault.after, len(data) - 1))])
                 self.wfile.flush()
             self.close_connection = True
+        elif fault.kind == "body":
+            data = fault.reply.encode("utf-8", "surrogatepass")
+            self.send_response(fault.status)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in fault.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+            self.wfile.flush()
+        elif fault.kind in ("endless", "keepalive"):
+            self._start_stream()
+            first = True
+            while not fake._closing.is_set():
+                if fault.kind == "keepalive":
+                    self._write_chunk(b": ping\n\n")
+                else:
+                    delta: dict[str, Any] = {"content": fault.reply}
+                    if first:
+                        delta["role"] = "assistant"
+                    self._write_chunk(_sse(_chunk(model, delta, None)))
+                first = False
+                if fault.seconds and not fake._sleep(fault.seconds):
+                    break
+            self.close_connection = True
         elif fault.kind == "garbage":
             junk = str((fault.body or {}).get("junk", "{garbage"))
             if stream:
@@ -452,6 +491,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(500, f"fake server: unknown fault {fault.kind!r}")
 
     # -- streaming -------------------------------------------------------------------------
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
 
     def _write_chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -471,11 +517,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         """SSE over chunked transfer encoding; done=False hangs up without the final chunk, like a dropped link."""
         fake = self.server.fake
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
+        self._start_stream()
         pieces = [text[i : i + chunk_size] for i in range(0, len(text), max(1, chunk_size))]
         first = True
         for piece in pieces:

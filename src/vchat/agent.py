@@ -19,6 +19,8 @@ from vchat.vision import Vision, newest_only, with_images
 
 STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
+# An observation the model gets back is cut here: a tool error that quotes a 1 MB input must not echo it whole.
+MAX_OBSERVATION_CHARS = 4000
 _HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
 
 
@@ -62,6 +64,13 @@ class Step:
 def _thought_of(reply: str) -> str | None:
     match = re.search(r"thought\s*:\s*(.+)", reply, re.IGNORECASE)
     return match.group(1).strip() if match else None
+
+
+def _for_model(text: str) -> str:
+    """An observation as the model gets it: cut to MAX_OBSERVATION_CHARS, saying so."""
+    if len(text) <= MAX_OBSERVATION_CHARS:
+        return text
+    return text[:MAX_OBSERVATION_CHARS] + f"… ({len(text) - MAX_OBSERVATION_CHARS} more chars cut)"
 
 
 def invented_handles(text: str, store: ImageStore) -> list[str]:
@@ -231,9 +240,10 @@ class Agent:
             except ParseError as exc:
                 format_failures += 1
                 if format_failures > self.max_format_retries:
-                    yield Step(
-                        "error", text=f"the model's replies could not be read ({exc})", reply=reply, reason="unreadable"
-                    )
+                    # One line for the user: the parser's message to the model also repeats the whole format.
+                    why = str(exc).splitlines()[0].split(". ")[0].removeprefix("Could not read your reply: ")
+                    text = f"the model's replies could not be read after {format_failures} tries (last: {why})"
+                    yield Step("error", text=text, reply=reply, reason="unreadable")
                     return
                 yield Step("retry", text=str(exc), reply=reply)
                 messages.append({"role": "assistant", "content": reply})
@@ -252,10 +262,14 @@ class Agent:
             step = self._call(parsed, reply)
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})
+<<<<<<< HEAD
             made = self._last_images if self.vision is not None else []
             messages.append(
                 {"role": "user", "content": self._pixels(prompts.observation(self._last_observation), made)}
             )
+=======
+            messages.append({"role": "user", "content": prompts.observation(_for_model(self._last_observation))})
+>>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 
     def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
         """Bind and run one call (either protocol); `last_observation` holds what the model is told."""
@@ -281,7 +295,7 @@ class Agent:
             return
         try:
             args = bind_input(type(tool), call.input, self.store.resolve)
-        except VchatError as exc:
+        except (VchatError, ValueError, TypeError) as exc:  # whatever the model wrote, it hears why, never a crash
             text = f"bad input for {tool.name}: {exc}"
             self._last_observation = text
             record = history.failed_record(raw_call, f"bad input: {exc}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -264,7 +263,11 @@ def run(
         )
     except VchatError as exc:
         if as_json:
-            sys.stdout.write(json.dumps({"final": None, "error": str(exc), "images": [], "steps": []}) + "\n")
+            from vchat.ui.safe import safe_json
+
+            # Same keys as a finished run; `session` is null when it failed before a session existed.
+            early: dict[str, object] = {"final": None, "error": str(exc), "session": None, "images": [], "steps": []}
+            sys.stdout.write(safe_json(early) + "\n")
         fail_on(exc)
     raise typer.Exit(code)
 
@@ -315,7 +318,9 @@ def images_cmd(
         settings = _settings(config, out_dir=out)
         loaded, warning = Session.resume(settings, all_tools(), None, session, mark=False)
         if warning:
-            _stderr().print(f"[yellow]warning:[/] {warning}")
+            from vchat.ui.render import print_warning
+
+            print_warning(_stderr(), warning)
         typer.echo(f"session {loaded.id}")
         typer.echo(images_tree(loaded.store))
     except VchatError as exc:

@@ -11,6 +11,7 @@ from typing import BinaryIO, TextIO
 from vchat.errors import ImageError, VchatError
 from vchat.images import open_image
 from vchat.ui.preview import MODES, render_preview
+from vchat.ui.safe import safe_line
 from vchat.ui.terminal import Terminal, detect
 
 # Same default as ImageStore: refuse decompression bombs, allow any real photo.
@@ -42,12 +43,13 @@ def show(
         try:
             image, _ = open_image(Path(path), max_pixels)
         except ImageError as exc:
-            print(f"vchat show: {exc}", file=errors)
+            print(f"vchat show: {safe_line(exc)}", file=errors)
             status = 1
             continue
         data = render_preview(image, term.mode, cols=cols, rows=rows, cell_px=term.cell_px, tmux=term.tmux)
         # One write per image, flushed, so a slow terminal shows images as they come.
-        stream.write(data + os.fsencode(path) + b"\n")
+        # The file name is shown, never obeyed: a name holding ESC must not drive the terminal.
+        stream.write(data + safe_line(os.fsdecode(path)).encode("utf-8") + b"\n")
         stream.flush()
     return status
 
@@ -77,7 +79,7 @@ def quick_show(args: Sequence[str]) -> int | None:
     try:
         return show(paths, None if preview in (None, "auto") else preview)
     except VchatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe_line(exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # `vchat show … | head`: the reader left, nothing more to say
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,8 @@ from PIL import Image, ImageOps, PngImagePlugin
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError
 
 HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
+# Output and attachment files: img3.png, img4-canny_edges.png.
+_FILE_HANDLE_RE = re.compile(r"^(img\d+)(?:-[^/]*)?\.png$", re.IGNORECASE)
 PNG_META_KEY = "vchat"
 
 
@@ -176,6 +179,12 @@ def read_png_record(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _quoted(name: str, limit: int = 80) -> str:
+    """A name the model wrote, quoted for a message and cut: a 1 MB input is not echoed back whole."""
+    shown = repr(name)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+
+
 def _is_within(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -226,7 +235,7 @@ class ImageStore:
         return f"earlier {', '.join(r.handle for r in older)}; recent: " + ", ".join(r.describe() for r in newer)
 
     def _unknown_message(self, name: str) -> str:
-        return f"unknown image {name!r}; known images: {self.known_list()}"
+        return f"unknown image {_quoted(name)}; known images: {self.known_list()}"
 
     def ancestors(self, handle: str) -> list[ImageRef]:
         """Every ancestor of an image, nearest first, each once."""
@@ -248,7 +257,7 @@ class ImageStore:
         Anything else is refused: the model may only name images the session knows.
         """
         text = name.strip().strip("\"'`").strip()
-        if not text:
+        if not text or "\x00" in text:  # a NUL is in no file name (and makes Path.resolve raise)
             raise UnknownImageError(self._unknown_message(name))
         ref = self._refs.get(text.lower())
         if ref is not None:
@@ -269,7 +278,7 @@ class ImageStore:
                     continue
         if "/" in text or "\\" in text or candidate.suffix:
             raise UnsafePathError(
-                f"{text!r} is not an image of this session; tools may only read images the user "
+                f"{_quoted(text)} is not an image of this session; tools may only read images the user "
                 f"attached or tools made. Known images: {self.known_list()}"
             )
         raise UnknownImageError(self._unknown_message(text))
@@ -322,6 +331,17 @@ class ImageStore:
         ref.mode = image.mode
         if not _is_within(ref.path, self.folder):
             raise UnsafePathError(f"refusing to write {ref.path} outside {self.folder}")
+        created = not self.folder.exists()
+        try:
+            self._write_file(image, ref)
+        except OSError as exc:  # a full disk, a read-only folder: one line (a tool's failure goes to the model)
+            if created:  # the first image of a new session: leave no empty session folder behind
+                with contextlib.suppress(OSError):
+                    self.folder.rmdir()
+            raise ImageError(f"cannot write {ref.path.name} in {self.folder}: {exc.strerror or exc}") from None
+        self._refs[ref.handle] = ref
+
+    def _write_file(self, image: Image.Image, ref: ImageRef) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         record = ref.to_dict()
         record["path"] = ref.path.name
@@ -339,7 +359,6 @@ class ImageStore:
             # No half-written file is left behind; the handle number is simply skipped.
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._refs[ref.handle] = ref
 
     def _lineage_of(self, ref: ImageRef) -> list[ImageRef]:
         seen: list[ImageRef] = []
@@ -361,6 +380,27 @@ class ImageStore:
     def restore(self, ref: ImageRef) -> None:
         """Re-register an image from a transcript when a session is resumed."""
         self._refs[ref.handle.lower()] = ref
-        match = HANDLE_RE.match(ref.handle)
+        self.reserve(ref.handle)
+
+    def reserve(self, handle: str) -> None:
+        """Never hand out `handle` (or any lower number) again: the high-water mark only rises."""
+        match = HANDLE_RE.match(handle)
         if match:
             self._next = max(self._next, int(match.group(1)) + 1)
+
+    def reserve_from_folder(self) -> None:
+        """Reserve the numbers of image files already in the folder, so a new output never replaces one."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.iterdir():
+            match = _FILE_HANDLE_RE.match(path.name)
+            if match:
+                self.reserve(match.group(1))
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete hidden half-written outputs a killed vchat left (call only while holding the session lock)."""
+        if not self.folder.is_dir():
+            return
+        for path in self.folder.glob(".img*.png.tmp"):
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -16,6 +16,7 @@ from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from vchat.agent import Step
 from vchat.config import Settings
@@ -24,7 +25,8 @@ from vchat.images import ImageRef
 from vchat.session import Session
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
-from vchat.ui.render import StepRenderer, images_tree, plural, print_error, tools_table
+from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning, tools_table
+from vchat.ui.safe import safe_line, safe_text
 from vchat.ui.stream import AnswerStreamer
 
 SLASH_HELP = {
@@ -88,7 +90,8 @@ class Repl:
             shown = streamer.feed(chunk)
             if shown:
                 thinking.stop()
-                self.console.print(escape(shown), end="", soft_wrap=True)
+                # The model's text: shown as plain text with control characters neutralised, never markup.
+                self.console.print(Text(safe_text(shown)), end="", soft_wrap=True)
 
         def on_attach(session: Session, ref: ImageRef) -> None:
             # A path typed in the message: the same feedback as /attach, before the model answers.
@@ -128,7 +131,7 @@ class Repl:
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
         if step.kind == "final" and streamer.active:
             # Most of the answer is on screen already: print only what was held back.
-            self.console.print(escape(streamer.remainder(step.text)), soft_wrap=True)
+            self.console.print(Text(safe_text(streamer.remainder(step.text))), soft_wrap=True)
             self.renderer.show_final = False
             self.renderer.step(step)
             self.renderer.show_final = True
@@ -189,10 +192,9 @@ class Repl:
 
     def _announce(self, ref: ImageRef, shown_path: str) -> None:
         """`attached img1 640x480  photo.jpg` and a preview, for /attach, -i and paths typed in a message."""
-        note = f" ({ref.note})" if ref.note else ""
-        self.console.print(
-            f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{escape(shown_path)}[/]"
-        )
+        note = escape(f" ({safe_line(ref.note)})") if ref.note else ""
+        where = escape(safe_line(shown_path))  # the user's file name: shown, never acted on
+        self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{where}[/]")
         self.show_image(ref)
 
     def _tool(self, rest: str) -> None:
@@ -230,7 +232,7 @@ class Repl:
 
         if not rest:
             llm = self.session.llm
-            self.console.print(escape(llm.name) if llm is not None else "no language model connected")
+            self.console.print(Text(safe_line(llm.name) if llm is not None else "no language model connected"))
             self.console.print(f"[dim]switch with {escape(USAGE)}[/]")
             return
         try:
@@ -253,12 +255,12 @@ class Repl:
         if llm is None:
             self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
         else:
-            self.console.print(f"connected: [bold]{escape(llm.name)}[/]")
+            self.console.print(f"connected: [bold]{escape(safe_line(llm.name))}[/]")
 
     def _edit(self, _: str) -> None:
         text = edit_in_editor("")
         if text.strip():
-            self.console.print(f"[dim]› {escape(text.strip())}[/]")
+            self.console.print(f"[dim]› {escape(safe_text(text.strip()))}[/]")
             self.message(text.strip())
 
     def _undo(self, _: str) -> None:
@@ -289,7 +291,7 @@ class Repl:
             shutil.copyfile(ref.path, target)
         except OSError as exc:
             raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
-        self.console.print(f"saved {ref.handle} to {escape(str(target))}")
+        self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
 
     def _preview(self, rest: str) -> None:
         from vchat.config import PREVIEW_MODES
@@ -362,14 +364,14 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     session, warning = build_session(settings, llm="optional", resume=resume)
     llm = session.llm
     if warning:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        print_warning(console, warning)
     if resume is not None:
         turns = plural(len(session.history) // 2, "turn")
         console.print(f"resumed session {session.id}: {plural(len(session.store), 'image')}, {turns}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
     repl = Repl(session, console, previewer=previewer)
-    console.print(f"[bold]vchat[/] — {escape(llm.name) if llm else 'no language model'}; /help for commands")
+    console.print(f"[bold]vchat[/] — {escape(safe_line(llm.name)) if llm else 'no language model'}; /help for commands")
     if llm is None:
         console.print(f"[dim]{escape(connect_hint())}[/]")
     notice = getattr(llm, "notice", None)
@@ -401,7 +403,8 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
             # The index makes `--resume ID` work from any folder; without it, name the output folder too.
             where = "" if session.indexed else f"--out {shlex.quote(str(session.folder.parent))} "
             console.print(
-                f"[dim]session {session.id}: {plural(len(session.store), 'image')} in {escape(str(session.folder))}; "
+                f"[dim]session {session.id}: {plural(len(session.store), 'image')} in "
+                f"{escape(safe_line(session.folder))}; "
                 f"continue (from any folder) with: vchat {escape(where)}--resume {session.id}[/]",
                 soft_wrap=True,  # a command to copy must never be broken across lines
             )

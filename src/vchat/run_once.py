@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import time
@@ -12,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from vchat.agent import Step
 from vchat.errors import Cancelled, UsageError, VchatError
 from vchat.session import Session
 from vchat.ui.progress import ProgressReporter
-from vchat.ui.render import StepRenderer, for_user
+from vchat.ui.render import StepRenderer, for_user, print_error, print_warning
+from vchat.ui.safe import safe_json, safe_line, safe_text
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GAVE_UP = 0, 1, 2, 3
 ToolInputs = Callable[[Session, str, "str | None", list[str], list[Any]], dict[str, Any]]
@@ -31,7 +32,8 @@ def _result(session: Session, steps: list[Step], final: str | None, error: str |
     return {
         "final": final,
         "error": error,
-        "session": session.id,
+        # null when the session never started (e.g. a full disk): there is nothing to resume.
+        "session": session.id if session.transcript.path.exists() else None,
         "images": images,
         "steps": [
             {
@@ -97,11 +99,15 @@ def run_once(
         on_image = Previewer(Console(), session.settings.preview)
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
+<<<<<<< HEAD
         err.print(f"[yellow]warning:[/] {warning}")
     notice = getattr(session.llm, "notice", None)
     first_use = notice() if callable(notice) else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
+=======
+        print_warning(err, warning)
+>>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     signal.signal(signal.SIGTERM, _interrupt)
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
@@ -116,6 +122,7 @@ def run_once(
         if tool is not None:
             # The whole call is checked before anything is made: a mistake leaves no session behind.
             check_tool_inputs(session, tool, tool_inputs(session, tool, prompt, args, _placeholders(len(images))))
+        # Inside the try: attaching starts the session, and a full disk there is one line like any other.
         attached = [session.attach(path) for path in images]
         if tool is not None:
             named = tool_inputs(session, tool, prompt, args, attached)
@@ -149,7 +156,7 @@ def run_once(
         if progress is not None:
             progress.stop()
         error, code = str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
-        err.print(f"[bold red]error:[/] {error}")
+        print_error(err, error)
     finally:
         if progress is not None:
             progress.stop()
@@ -160,19 +167,21 @@ def run_once(
         result = _result(session, steps, final, error)
         if discarded or not session.folder.is_dir():
             result["session"] = None
-        sys.stdout.write(json.dumps(result, ensure_ascii=False) + "\n")
+        sys.stdout.write(safe_json(result) + "\n")
     else:
         if final is not None and tool is None:
-            sys.stdout.write(final.rstrip() + "\n")
+            # The model's answer: control characters shown, never acted on, even when piped (it may be cat later).
+            sys.stdout.write(safe_text(final.rstrip()) + "\n")
         elif final is not None:
             # One tool: its observation, then one `handle<TAB>path` line per new image.
-            sys.stdout.write(final.splitlines()[0] + "\n")
+            sys.stdout.write(safe_line(final.splitlines()[0] if final else "") + "\n")
             for ref in (ref for s in steps for ref in s.images):
                 if on_image is not None:
                     sys.stdout.flush()
                     on_image(ref)  # the picture, then its handle and path under it
-                sys.stdout.write(f"{ref.handle}\t{ref.path}\n")
+                sys.stdout.write(f"{ref.handle}\t{safe_line(ref.path)}\n")
         if session.folder.is_dir() and not discarded:
-            err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {session.folder}[/]")
+            where = escape(safe_line(session.folder))
+            err.print(f"[dim]session {session.id} ({time.perf_counter() - started:.1f}s), files in {where}[/]")
     sys.stdout.flush()
     return code

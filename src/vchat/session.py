@@ -24,8 +24,12 @@ from vchat.history import Turn
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
+<<<<<<< HEAD
 from vchat.transcript import TRANSCRIPT_NAME, Transcript, read_records
 from vchat.vision import Vision
+=======
+from vchat.transcript import TRANSCRIPT_NAME, SessionLock, Transcript, read_records
+>>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # A token that ends in an image extension; the path may start earlier (spaces in names).
@@ -118,6 +122,7 @@ class Session:
         self._started = False
         self.indexed = True  # False when the sessions index could not be written (see session_index)
         self.created = False  # True once this process made the session's folder (not a resumed one)
+        self._lock = SessionLock(self.folder)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
 
@@ -170,21 +175,35 @@ class Session:
     def _start(self) -> None:
         if self._started:
             return
+        # A new session's folder holds only what this process wrote: on failure it can all go.
+        fresh = not self.transcript.path.exists()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
+            if not self.transcript.path.exists():
+                self.transcript.write(
+                    "session",
+                    id=self.id,
+                    version=__version__,
+                    model=self.llm.name if self.llm is not None else None,
+                    cwd=str(Path.cwd()),
+                )
+        except (OSError, VchatError) as exc:
+            # A full disk (or a read-only folder) at the very start: one line, and no empty session left
+            # behind for `--resume` to pick as the latest.
+            self.transcript.close()
+            self._lock.release()
+            if fresh:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            if isinstance(exc, VchatError):
+                raise
+            raise VchatError(f"cannot write the session folder {self.folder}: {exc.strerror or exc}") from None
         self._started = True
         self.created = True
-        self.folder.mkdir(parents=True, exist_ok=True)
         from vchat.session_index import register
 
         # Listed in the user data folder, so `vchat sessions` and `--resume ID` work from any folder.
         self.indexed = register(self.id, self.folder)
-        if not self.transcript.path.exists():
-            self.transcript.write(
-                "session",
-                id=self.id,
-                version=__version__,
-                model=self.llm.name if self.llm is not None else None,
-                cwd=str(Path.cwd()),
-            )
 
     def attach(self, path: str | Path, *, source: str | None = None) -> ImageRef:
         """Attach a user's image (the user's decision: any path they type is allowed)."""
@@ -294,8 +313,9 @@ class Session:
         return step
 
     def close(self) -> None:
-        """Flush and close the transcript."""
+        """Close the transcript and let another vchat open the session (never raises)."""
         self.transcript.close()
+        self._lock.release()
 
     def discard(self) -> bool:
         """Remove a session this process made when nothing came of it (a failed `run --tool`); True if removed.
@@ -322,19 +342,32 @@ class Session:
     ) -> tuple[Session, str | None]:
         """Reopen a session (default: the latest) with its history, handles and lineage back."""
         folder = find_session(settings.out_dir, session)
-        records, warning = read_records(folder / TRANSCRIPT_NAME)
         self = cls(settings, tools, llm, session_id=folder.name)
         self.folder = folder.resolve()
+        self._lock = SessionLock(self.folder)
+        if mark:  # a session that will be written to is this process's alone until close()
+            self._lock.acquire()
+        try:
+            records, warning = read_records(self.folder / TRANSCRIPT_NAME)
+        except VchatError:
+            self._lock.release()
+            raise
         self.store = ImageStore(self.folder, settings.max_image_pixels)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self._started = True
+        missing: list[str] = []
         pending: Turn | None = None
         for record in records:
             kind = record.get("type")
-            if kind == "image" and isinstance(record.get("image"), dict):
-                ref = ImageRef.from_dict(record["image"])
+            if kind == "image":
+                ref = ImageRef.from_dict(record["image"])  # validated by read_records
+                self.store.reserve(ref.handle)  # a handle once given is never given again, file or not
                 if ref.path.is_file():
                     self.store.restore(ref)
+                    if ref.handle in missing:
+                        missing.remove(ref.handle)
+                elif ref.handle not in missing:
+                    missing.append(ref.handle)
             elif kind == "user":
                 if pending is not None:  # the process died during that turn
                     pending.close("interrupted")
@@ -357,7 +390,13 @@ class Session:
             pending.close("interrupted")
             self.turns.append(pending)
         self.history = history.messages(self.turns, settings.history_budget, self.protocol)
+        # Image files the transcript lost (a crash between the file and its line) still hold their numbers.
+        self.store.reserve_from_folder()
+        if missing:
+            note = f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} missing from {self.folder} (deleted?)"
+            warning = f"{warning}; {note}" if warning else note
         if mark:  # listing a session (vchat images) must not change it
+            self.store.remove_stale_temporaries()
             self.transcript.write("resumed")
         return self, warning
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vchat.config import Settings
+from vchat.errors import VchatError
 from vchat.transcript import TRANSCRIPT_NAME, read_records
+from vchat.ui.safe import safe_line
 
 
 def session_summary(records: list[dict[str, object]]) -> tuple[str, int, int]:
@@ -27,7 +30,8 @@ def print_sessions(settings: Settings, console: Console | None = None) -> None:
     console = console or Console()
     folders = all_sessions(settings.out_dir)
     if not folders:
-        console.print(f"no sessions yet (none in {settings.out_dir} or the sessions index); start one with `vchat`")
+        where = safe_line(settings.out_dir)
+        console.print(Text(f"no sessions yet (none in {where} or the sessions index); start one with `vchat`"))
         return
     # Sessions from several output folders: say where each one is (resuming works from anywhere).
     places = {folder.resolve().parent for folder in folders}
@@ -40,13 +44,18 @@ def print_sessions(settings: Settings, console: Console | None = None) -> None:
         table.add_column(column, no_wrap=column not in ("first message", "folder"))
     for folder in folders:
         path = folder / TRANSCRIPT_NAME
-        records, _ = read_records(path)
+        try:
+            records, _ = read_records(path)
+        except VchatError as exc:  # one damaged session (a symlink in place of its transcript) is one row
+            table.add_row(Text(safe_line(folder.name)), "?", "?", "?", Text(safe_line(f"(unreadable: {exc})", 71)))
+            continue
         first, images, turns = session_summary(records)
         when = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-        short = " ".join(first.split())
-        row = [folder.name, when, str(images), str(turns), short[:70] + ("…" if len(short) > 70 else "")]
+        # The user's own words (and folder names from disk): plain text, never markup, never raw escapes.
+        first_words = Text(safe_line(first, 71))
+        row: list[Text | str] = [Text(safe_line(folder.name)), when, str(images), str(turns), first_words]
         if len(columns) > 5:
-            row.insert(4, _where(folder.resolve().parent))
+            row.insert(4, Text(safe_line(_where(folder.resolve().parent))))
         table.add_row(*row)
     console.print(table)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import queue
 import re
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,10 +22,21 @@ LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
 # How many model names a "model not found" message lists.
 _MAX_LISTED_MODELS = 10
 _MAX_MESSAGE_CHARS = 300
+<<<<<<< HEAD
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, and any temperature but the default).
 _DROPPABLE_PARAMS = ("stop", "temperature")
 # Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
 _IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
+=======
+# Parameters some models refuse (OpenAI's reasoning models: `stop`, any temperature but the default, and
+# `max_tokens`, which they want spelled `max_completion_tokens`).
+_DROPPABLE_PARAMS = ("stop", "temperature", "max_tokens")
+# A reply may run to this many characters per token of max_tokens before it is cut as runaway: a token is
+# about 4 characters of English, so this only trips on a server that ignores max_tokens.
+_CHARS_PER_TOKEN_CAP = 16
+# An API key a server echoes back, whole or masked (`sk-ABCD****wxyz`, `sk-proj-…`, `gsk_ab****yz`): never shown.
+_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{3,}|[A-Za-z0-9_\-]{2,}\*{3,}[A-Za-z0-9_\-]{2,}")
+>>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
 
 
@@ -89,6 +104,30 @@ def _server_message(exc: Any) -> str:
     return re.sub(r"^Error code: \d+ - ", "", message)
 
 
+def _fix_surrogates(text: str) -> str:
+    """Join UTF-16 surrogate pairs the JSON decoder left as two halves; replace halves that stay alone."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def join_halves(held: str, delta: str) -> tuple[str, str]:
+    """Text safe to pass on now and a high surrogate to hold for the next delta (`held` from the last call)."""
+    text = held + delta
+    held = text[-1] if text and "\ud800" <= text[-1] <= "\udbff" else ""
+    return _fix_surrogates(text[: len(text) - len(held)]), held
+
+
+class _Call:
+    """What a worker thread hands to the caller of one `complete`: queued pieces, progress, a stop flag."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.received = 0
+        self.abandoned = threading.Event()
+        self.stream: Any = None  # the open response, so the caller can hang up on a worker stuck reading it
+
+
 class OpenAIChat:
     """A chat model behind an OpenAI-compatible /chat/completions endpoint; streams by default."""
 
@@ -101,6 +140,8 @@ class OpenAIChat:
         temperature: float = 0.0,
         stream: bool = True,
         max_retries: int = 2,
+        max_tokens: int | None = 1024,
+        reply_deadline: float | None = 300.0,
     ) -> None:
         # Imported here: the client takes a noticeable fraction of a second to import, and `vchat --help` must not.
         import openai
@@ -113,6 +154,11 @@ class OpenAIChat:
         self.temperature = temperature
         self.stream = stream
         self.max_retries = max_retries
+        self.max_tokens = max_tokens
+        # The most a whole model call may take, retries and streaming included (None: no limit).
+        self.reply_deadline = reply_deadline
+        # A reply longer than this is runaway (the server ignored max_tokens): cut with an error.
+        self.max_reply_chars = max(4096, _CHARS_PER_TOKEN_CAP * (max_tokens or 4096))
         self._where = display_url(self.base_url)
         # No fallback to OPENAI_API_KEY here: Settings already read it, and a server found on a local port
         # must not be sent the user's OpenAI key just because it is in the environment.
@@ -166,19 +212,77 @@ class OpenAIChat:
             {"role": m["role"], "content": text_of(m) if self.vision_refused else m["content"]} for m in messages
         ]
         self.last_usage = None
-        response = self._create(payload, stops)
-        if self.stream:
-            yield from self._iter_stream(response, stops)
-            return
+
+        def reply(call: _Call, started: float) -> Iterator[str]:
+            response = self._create(payload, stops, started)
+            if self.stream:
+                yield from self._iter_stream(response, stops, call)
+                return
+            text = self._whole_reply(response, stops)
+            if len(text) > self.max_reply_chars:
+                raise self._runaway(len(text))
+            if text:
+                yield text
+
+        return self._bounded(reply)
+
+    def _bounded(self, produce: Callable[[_Call, float], Iterator[Any]]) -> Iterator[Any]:
+        """Run `produce` on a worker thread and pass its items on, ending by `reply_deadline` whatever it does.
+
+        The whole call, retries and streaming included, is bounded even when the server keeps
+        the connection busy (keep-alive comments, a trickle): the caller stops waiting at the
+        deadline and the worker hangs up at its next chunk.
+        """
+        started = time.monotonic()
+        call = _Call()
+
+        def work() -> None:
+            try:
+                for item in produce(call, started):
+                    if call.abandoned.is_set():
+                        return
+                    if isinstance(item, str):
+                        call.received += len(item)
+                    call.queue.put(("item", item))
+                call.queue.put(("end", None))
+            except LLMError as exc:
+                call.queue.put(("error", exc))
+            except Exception as exc:  # a client bug or an odd transport error: still one line for the user
+                call.queue.put(("error", LLMError(self._clean(f"{self._where}: {type(exc).__name__}: {exc}"))))
+
+        threading.Thread(target=work, daemon=True, name="vchat-llm").start()
+        try:
+            while True:
+                wait = None if self.reply_deadline is None else started + self.reply_deadline - time.monotonic()
+                try:
+                    if wait is not None and wait <= 0:
+                        raise queue.Empty
+                    kind, value = call.queue.get(timeout=wait)
+                except queue.Empty:
+                    raise self._past_deadline(call.received) from None
+                if kind == "item":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            # Finished, failed, cancelled (Ctrl-C closes this generator) or past the deadline: the worker stops,
+            # at its next chunk or, for a server that sends only keep-alive comments, when the link is closed.
+            call.abandoned.set()
+            if call.stream is not None:
+                with contextlib.suppress(Exception):
+                    call.stream.close()
+
+    def _whole_reply(self, response: Any, stops: list[str]) -> str:
         try:
             text = response.choices[0].message.content or ""
         except (AttributeError, IndexError, KeyError, TypeError):
             raise self._garbage() from None
         self._note_usage(response)
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
-        text, _ = cut_at_stop(str(text), stops)
-        if text:
-            yield text
+        text, _ = cut_at_stop(_fix_surrogates(str(text)), stops)
+        return text
 
     def complete_with_tools(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
@@ -186,7 +290,7 @@ class OpenAIChat:
         """Native tool calling (`protocol = "tools"`): text chunks, then a ToolCalls item if tools were called."""
         from vchat.llm.openai_tools import complete_with_tools
 
-        return complete_with_tools(self, messages, tools)
+        return self._bounded(lambda call, started: complete_with_tools(self, messages, tools, call))
 
     def list_models(self) -> list[str]:
         """The model ids the server lists (first page only); raise LLMError when it cannot be asked."""
@@ -204,10 +308,16 @@ class OpenAIChat:
 
     # -- requests --------------------------------------------------------------------------
 
-    def _create(self, payload: list[dict[str, Any]], stops: list[str]) -> Any:
+    def _create(self, payload: list[dict[str, Any]], stops: list[str], started: float | None = None) -> Any:
         """Send the request; on a refused optional parameter, drop it and send again (once per parameter)."""
+        started = time.monotonic() if started is None else started
         while True:
             kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "stream": self.stream}
+            if self.max_tokens and "max_tokens" not in self._dropped:
+                kwargs["max_tokens"] = self.max_tokens
+            elif self.max_tokens and "max_completion_tokens" not in self._dropped:
+                # OpenAI's reasoning models refuse `max_tokens` and take this spelling instead.
+                kwargs["max_completion_tokens"] = self.max_tokens
             if stops and "stop" not in self._dropped:
                 # OpenAI takes at most 4; any others are still cut client-side.
                 kwargs["stop"] = stops[:4]
@@ -223,7 +333,7 @@ class OpenAIChat:
                     continue
                 refused = self._refused_param(exc, kwargs)
                 if refused is None:
-                    raise self._translate(exc) from None
+                    raise self._translate(exc, time.monotonic() - started) from None
                 self._dropped.add(refused)
 
     def _refuses_images(self, exc: Exception, payload: list[dict[str, Any]]) -> bool:
@@ -244,36 +354,48 @@ class OpenAIChat:
             return None
         message = _server_message(exc).lower()
         param = getattr(exc, "param", None)
-        for name in _DROPPABLE_PARAMS:
+        for name in (*_DROPPABLE_PARAMS, "max_completion_tokens"):
             if name not in kwargs or name in self._dropped:
                 continue
             if param == name or (name in message and any(word in message for word in _REFUSAL_WORDS)):
                 return name
         return None
 
-    def _iter_stream(self, stream: Any, stops: list[str]) -> Iterator[str]:
-        """Yield content deltas; turn a cut, a stall or garbage into an LLMError that says how far it got."""
+    def _iter_stream(self, stream: Any, stops: list[str], call: _Call) -> Iterator[str]:
+        """Yield content deltas; turn a cut, a stall, a runaway or garbage into an LLMError that says how far it got."""
         oa = self._openai
         cutter = _StopCutter(stops)
+        # A UTF-16 surrogate pair split over two chunks arrives as two lone halves: hold a high half back.
+        held = ""
         received = 0
+        chat_chunks = 0
+        call.stream = stream
         finish: str | None = None
         try:
             for chunk in stream:
+                if call.abandoned.is_set():
+                    return  # the caller stopped listening (deadline, Ctrl-C, stop string): hang up
                 self._note_usage(chunk)
                 choices = getattr(chunk, "choices", None)
                 if not choices:
                     continue  # e.g. a usage-only chunk
+                chat_chunks += 1
                 choice = choices[0]
                 delta = choice.delta.content if choice.delta is not None else None
                 if delta:
-                    received += len(delta)
-                    out, hit = cutter.feed(str(delta))
+                    text, held = join_halves(held, str(delta))
+                    received += len(text)
+                    if received > self.max_reply_chars:
+                        raise self._runaway(received)
+                    out, hit = cutter.feed(text)
                     if out:
                         yield out
                     if hit:
                         return  # the stop string arrived: stop reading (finally closes the connection)
                 if choice.finish_reason:
                     finish = str(choice.finish_reason)
+        except LLMError:
+            raise
         except oa.APITimeoutError:
             raise LLMError(
                 f"{self._where} stopped sending mid-reply: no data for {self.timeout:g}s after {received} chars"
@@ -292,9 +414,15 @@ class OpenAIChat:
         finally:
             stream.close()
         if finish is None:
+            if chat_chunks == 0:
+                # Nothing chat-shaped at all (an HTML page, an empty body, chunks without choices): not a cut link.
+                raise LLMError(
+                    f"{self._where} answered without a chat reply (no completion chunks in the stream); "
+                    "is it an OpenAI-compatible API?"
+                )
             # Every OpenAI-compatible server ends a reply with a finish reason; an end without one is a dropped link.
             raise LLMError(f"the reply from {self._where} was cut after {received} chars (the stream ended early)")
-        tail = cutter.flush()
+        tail = cutter.flush() + _fix_surrogates(held)
         if tail:
             yield tail
 
@@ -311,6 +439,8 @@ class OpenAIChat:
         """One line, bounded, and never the API key."""
         if self._secret and len(self._secret) >= 4:
             text = text.replace(self._secret, "***")
+        # A server may echo the key masked (`sk-ABCD****wxyz`): that is part of it too.
+        text = _KEYLIKE.sub("***", text)
         text = " ".join(text.split())
         return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
 
@@ -328,16 +458,33 @@ class OpenAIChat:
             f"{self._where} sent a reply that is not OpenAI chat JSON{where}; is it an OpenAI-compatible API?"
         )
 
-    def _translate(self, exc: Exception) -> LLMError:
+    def _past_deadline(self, received: int) -> LLMError:
+        so_far = f" ({received} chars had arrived)" if received else ""
+        return LLMError(
+            f"no complete reply from {self._where} within {self.reply_deadline:g}s{so_far}; stopped waiting "
+            "(raise `reply_deadline` in the config or VCHAT_REPLY_DEADLINE)"
+        )
+
+    def _runaway(self, received: int) -> LLMError:
+        return LLMError(
+            f"the reply from {self._where} ran past {self.max_reply_chars} chars without ending "
+            f"(the server ignored max_tokens={self.max_tokens}); cut"
+        )
+
+    def _translate(self, exc: Exception, elapsed: float | None = None) -> LLMError:
         """Map a client exception to a one-line, actionable LLMError."""
         oa = self._openai
         where = self._where
         if isinstance(exc, LLMError):
             return exc
         if isinstance(exc, oa.APITimeoutError):
+            # The client retries a timeout: say how long the user really waited, not one attempt's timeout.
+            if self.max_retries and elapsed is not None:
+                waited = f"{elapsed:.0f}s ({self.max_retries + 1} attempts of up to {self.timeout:g}s each)"
+            else:
+                waited = f"{self.timeout:g}s"
             return LLMError(
-                f"{where} did not answer within {self.timeout:g}s "
-                "(timed out; raise `timeout` in the config or VCHAT_TIMEOUT)"
+                f"{where} did not answer within {waited} (timed out; raise `timeout` in the config or VCHAT_TIMEOUT)"
             )
         if isinstance(exc, oa.APIConnectionError):
             cause = exc.__cause__ or exc.__context__

@@ -9,7 +9,7 @@ from vchat.errors import LLMError, ToolsUnsupported
 from vchat.llm.base import Message, NativeCall, ToolCalls, wire_message
 
 if TYPE_CHECKING:
-    from vchat.llm.openai_backend import OpenAIChat
+    from vchat.llm.openai_backend import OpenAIChat, _Call
 
 # A refusal of `tools` (vLLM without --enable-auto-tool-choice, Ollama models without tool support,
 # llama.cpp without --jinja) comes back as a 4xx/5xx whose message talks about tools or functions.
@@ -28,9 +28,11 @@ def _refusal(chat: OpenAIChat, exc: Exception) -> str | None:
 
 
 def complete_with_tools(
-    chat: OpenAIChat, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    chat: OpenAIChat, messages: Sequence[Message], tools: Sequence[dict[str, Any]], call: _Call | None = None
 ) -> Iterator[str | ToolCalls]:
     """Send the conversation with `tools`; yield the text, then one ToolCalls when the model called tools."""
+    from vchat.llm.openai_backend import _fix_surrogates
+
     kwargs: dict[str, Any] = {
         "model": chat.model,
         "messages": [wire_message(m) for m in messages],
@@ -50,7 +52,7 @@ def complete_with_tools(
             raise ToolsUnsupported(chat._clean(f"{chat._where} refused native tool calls: {reason}")) from None
         raise chat._translate(exc) from None
     if chat.stream:
-        yield from _stream(chat, response)
+        yield from _stream(chat, response, call)
         return
     try:
         message = response.choices[0].message
@@ -62,20 +64,31 @@ def complete_with_tools(
         )
     except (AttributeError, IndexError, KeyError, TypeError):
         raise chat._garbage() from None
+    if len(text) + sum(len(c.arguments) for c in calls) > chat.max_reply_chars:
+        raise chat._runaway(len(text))
     if text:
-        yield str(text)
+        yield _fix_surrogates(str(text))
     if calls:
         yield ToolCalls(calls)
 
 
-def _stream(chat: OpenAIChat, stream: Any) -> Iterator[str | ToolCalls]:
+def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterator[str | ToolCalls]:
     """Text deltas as they come; tool-call deltas (id and name first, arguments in pieces) joined by index."""
+    from vchat.llm.openai_backend import _fix_surrogates, join_halves
+
     oa = chat._openai
     slots: dict[int, dict[str, str]] = {}
     received = 0
+    held = ""  # a high surrogate whose low half is in the next delta
     finish: str | None = None
+    if call is not None:
+        call.stream = stream  # the caller hangs up on it past the deadline
     try:
         for chunk in stream:
+            if call is not None and call.abandoned.is_set():
+                return  # past the deadline or cancelled: hang up
+            if received > chat.max_reply_chars:
+                raise chat._runaway(received)
             choices = getattr(chunk, "choices", None)
             if not choices:
                 continue
@@ -83,7 +96,9 @@ def _stream(chat: OpenAIChat, stream: Any) -> Iterator[str | ToolCalls]:
             delta = choice.delta
             if delta is not None and delta.content:
                 received += len(delta.content)
-                yield str(delta.content)
+                text, held = join_halves(held, str(delta.content))
+                if text:
+                    yield text
             for part in (delta.tool_calls if delta is not None else None) or []:
                 slot = slots.setdefault(int(part.index or 0), {"id": "", "name": "", "arguments": ""})
                 if part.id:
@@ -107,12 +122,16 @@ def _stream(chat: OpenAIChat, stream: Any) -> Iterator[str | ToolCalls]:
         raise LLMError(
             chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {_server_message(exc)}")
         ) from None
+    except LLMError:
+        raise
     except (ValueError, TypeError, AttributeError, KeyError, IndexError):
         raise chat._garbage(received) from None
     finally:
         stream.close()
     if finish is None:
         raise LLMError(f"the reply from {chat._where} was cut after {received} chars (the stream ended early)")
+    if held:
+        yield _fix_surrogates(held)
     if slots:
         yield ToolCalls(
             tuple(

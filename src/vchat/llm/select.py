@@ -112,6 +112,8 @@ def _build(settings: Settings, model: str, base_url: str, api_key: str | None) -
         timeout=settings.timeout,
         temperature=settings.temperature,
         stream=settings.stream,
+        max_tokens=settings.max_tokens,
+        reply_deadline=settings.reply_deadline,
     )
 
 

@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
+
+from vchat.ui.safe import safe_line, safe_text
 
 if TYPE_CHECKING:
     from vchat.agent import Step
@@ -18,8 +21,8 @@ ImageHook = Callable[["ImageRef"], None]
 
 
 def _short(text: str, limit: int = 160) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= limit else one[: limit - 1] + "…"
+    """One line of outside text, control characters neutralised, markup escaped, cut at `limit`."""
+    return escape(safe_line(text, limit))
 
 
 def for_user(text: str) -> str:
@@ -56,8 +59,8 @@ class StepRenderer:
         c = self.console
         if step.kind == "action":
             if self.verbose and step.thought:
-                c.print(f"[dim italic]thought: {escape(_short(step.thought, 400))}[/]")
-            c.print(f"[bold cyan]→ {escape(step.tool or '?')}[/] [dim]{escape(_short(step.input or '', 120))}[/]")
+                c.print(f"[dim italic]thought: {_short(step.thought, 400)}[/]")
+            c.print(f"[bold cyan]→ {_short(step.tool or '?', 60)}[/] [dim]{_short(step.input or '', 120)}[/]")
         elif step.kind == "observation":
             failed = " failed:" in (step.observation or "") or (step.observation or "").startswith(
                 ("unknown tool", "bad input")
@@ -65,30 +68,40 @@ class StepRenderer:
             style = "yellow" if failed else "green"
             first = for_user(step.observation or "").splitlines()[0] if step.observation else ""
             # A failure is never cut: it often ends with the command that fixes it (`vchat models pull …`).
-            shown = " ".join(first.split()) if failed else _short(first)
-            c.print(f"  [{style}]{escape(shown)}[/] [dim]({step.seconds:.1f}s)[/]")
+            shown = escape(safe_line(first)) if failed else _short(first)
+            c.print(f"  [{style}]{shown}[/] [dim]({step.seconds:.1f}s)[/]")
             for ref in step.images:
                 if self.on_image is not None:
                     self.on_image(ref)  # the picture first, its handle and path under it
-                c.print(f"  [bold]{ref.handle}[/] [dim]{escape(str(ref.path))}[/]")
+                c.print(f"  [bold]{_short(ref.handle, 40)}[/] [dim]{escape(safe_text(ref.path))}[/]")
         elif step.kind == "notice":
-            c.print(f"[yellow]note:[/] {escape(step.text)}")
+            c.print(f"[yellow]note:[/] {_short(step.text, 1000)}")
         elif step.kind == "retry":
-            c.print(f"[dim yellow]  (model reply unreadable, asking again: {escape(_short(step.text, 100))})[/]")
+            c.print(f"[dim yellow]  (model reply unreadable, asking again: {_short(step.text, 100)})[/]")
         elif step.kind == "final":
             if self.show_final:
-                c.print(escape(step.text))
+                c.print(Text(safe_text(step.text)))
             for name in step.flagged:
-                c.print(f"[yellow]note: the model mentioned {name}, which does not exist in this session[/]")
+                invented = _short(name, 40)
+                c.print(f"[yellow]note: the model mentioned {invented}, which does not exist in this session[/]")
         elif step.kind == "error":
+<<<<<<< HEAD
             c.print(f"[bold red]error:[/] {escape(step.text)}")
         elif step.kind == "notice":
             c.print(f"[yellow]note:[/] {escape(step.text)}")
+=======
+            c.print(f"[bold red]error:[/] {_short(step.text, 1000)}")
+>>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 
 
 def print_error(console: Console, message: str) -> None:
-    """One-line error, never a traceback."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    """One-line error, never a traceback; server text in it is shown, never acted on."""
+    console.print(f"[bold red]error:[/] {escape(safe_line(message))}", highlight=False, soft_wrap=True)
+
+
+def print_warning(console: Console, message: str) -> None:
+    """One-line warning (e.g. skipped transcript lines), control characters neutralised."""
+    console.print(f"[yellow]warning:[/] {escape(safe_line(message))}", highlight=False, soft_wrap=True)
 
 
 def tools_table(tools: Iterable[type[Tool]], verbose: bool = False, notes: Mapping[str, str] | None = None) -> Table:
@@ -123,7 +136,8 @@ def images_tree(store: ImageStore) -> str:
         origin = ref.tool or "attached"
         extra = f" +{','.join(ref.parents[1:])}" if len(ref.parents) > 1 else ""
         seed = f" seed={ref.seed}" if ref.seed is not None else ""
-        lines.append(f"{'  ' * depth}{ref.handle}  {origin}{extra}{seed}  {ref.path}")
+        # Handles, tool names and paths may come from a transcript on disk: shown, never acted on.
+        lines.append("  " * depth + safe_text(f"{ref.handle}  {origin}{extra}{seed}  {ref.path}").replace("\n", " "))
         for child in children.get(ref.handle.lower(), []):
             walk(child, depth + 1)
 
