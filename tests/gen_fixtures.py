@@ -81,7 +81,8 @@ def pixels(ref: Any) -> np.ndarray:
 
 def files_in(folder: Path) -> list[str]:
     """Names of the files in a session folder (PNGs and temp files), sorted."""
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    # `.lock` is the session's lock file (held while it is open), not an output.
+    return sorted(p.name for p in folder.iterdir() if p.name != ".lock") if folder.exists() else []
 
 
 def cancel_after_first_step(session: Any) -> list[tuple[int, int, str]]:

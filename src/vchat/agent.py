@@ -262,14 +262,10 @@ class Agent:
             step = self._call(parsed, reply)
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})
-<<<<<<< HEAD
             made = self._last_images if self.vision is not None else []
             messages.append(
-                {"role": "user", "content": self._pixels(prompts.observation(self._last_observation), made)}
+                {"role": "user", "content": self._pixels(prompts.observation(_for_model(self._last_observation)), made)}
             )
-=======
-            messages.append({"role": "user", "content": prompts.observation(_for_model(self._last_observation))})
->>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 
     def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
         """Bind and run one call (either protocol); `last_observation` holds what the model is told."""

@@ -99,15 +99,11 @@ def run_once(
         on_image = Previewer(Console(), session.settings.preview)
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
-<<<<<<< HEAD
-        err.print(f"[yellow]warning:[/] {warning}")
+        print_warning(err, warning)
     notice = getattr(session.llm, "notice", None)
     first_use = notice() if callable(notice) else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
-=======
-        print_warning(err, warning)
->>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     signal.signal(signal.SIGTERM, _interrupt)
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).

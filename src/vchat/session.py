@@ -24,12 +24,8 @@ from vchat.history import Turn
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
-<<<<<<< HEAD
-from vchat.transcript import TRANSCRIPT_NAME, Transcript, read_records
-from vchat.vision import Vision
-=======
 from vchat.transcript import TRANSCRIPT_NAME, SessionLock, Transcript, read_records
->>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
+from vchat.vision import Vision
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # A token that ends in an image extension; the path may start earlier (spaces in names).

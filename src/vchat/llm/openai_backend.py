@@ -22,12 +22,6 @@ LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
 # How many model names a "model not found" message lists.
 _MAX_LISTED_MODELS = 10
 _MAX_MESSAGE_CHARS = 300
-<<<<<<< HEAD
-# Parameters some models refuse (OpenAI's reasoning models: `stop`, and any temperature but the default).
-_DROPPABLE_PARAMS = ("stop", "temperature")
-# Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
-_IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
-=======
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, any temperature but the default, and
 # `max_tokens`, which they want spelled `max_completion_tokens`).
 _DROPPABLE_PARAMS = ("stop", "temperature", "max_tokens")
@@ -36,7 +30,8 @@ _DROPPABLE_PARAMS = ("stop", "temperature", "max_tokens")
 _CHARS_PER_TOKEN_CAP = 16
 # An API key a server echoes back, whole or masked (`sk-ABCD****wxyz`, `sk-proj-…`, `gsk_ab****yz`): never shown.
 _KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{3,}|[A-Za-z0-9_\-]{2,}\*{3,}[A-Za-z0-9_\-]{2,}")
->>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
+# Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
+_IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
 
 

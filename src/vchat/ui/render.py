@@ -85,13 +85,7 @@ class StepRenderer:
                 invented = _short(name, 40)
                 c.print(f"[yellow]note: the model mentioned {invented}, which does not exist in this session[/]")
         elif step.kind == "error":
-<<<<<<< HEAD
-            c.print(f"[bold red]error:[/] {escape(step.text)}")
-        elif step.kind == "notice":
-            c.print(f"[yellow]note:[/] {escape(step.text)}")
-=======
             c.print(f"[bold red]error:[/] {_short(step.text, 1000)}")
->>>>>>> b5068f5 (Hardening (issue 13): nothing the model, a server or a broken file sends can hijack the terminal, hang vchat or lose a session)
 
 
 def print_error(console: Console, message: str) -> None:
