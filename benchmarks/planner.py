@@ -137,6 +137,10 @@ def _step(llm: Any, turn: int) -> tuple[float, float, Any]:
     return llm.last.first_token_s, time.perf_counter() - started, llm.last
 
 
+def _log(text: str) -> None:
+    print(f"    {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
 def cpu_run(size: str, folder: Path) -> dict[str, float]:
     """One full measurement in this process: load, prefill, decode, steps without and with the prefix cache."""
     import torch
@@ -152,18 +156,23 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
     with llm.manager.use(*KEYS, tool="planner") as parts:
         model, processor = parts["planner"], parts["planner.processor"]
     load = time.perf_counter() - started
+    _log(f"loaded in {load:.1f} s")
     # Prefill of the system prompt alone: building the prefix cache.
     prompt = llm._encode(model, processor, torch.device("cpu"), _messages(0))
     started = time.perf_counter()
     llm._prefix_state(model, prompt, torch.device("cpu"))
     prefill = time.perf_counter() - started
+    _log(f"system prompt ({prompt.prefix_ids.shape[1]} tokens) prefilled in {prefill:.1f} s")
     llm.reset_cache()
     llm.use_prefix_cache = False
     no_cache_first, no_cache_step, stats = _step(llm, 1)
     decode = stats.new_tokens / max(stats.total_s - stats.first_token_s, 1e-9)
+    _log(f"step without cache {no_cache_step:.1f} s ({stats.prompt_tokens} prompt tokens, {decode:.1f} tok/s)")
     llm.use_prefix_cache = True
     first_ttft, first_step, _ = _step(llm, 2)  # builds the cache
+    _log(f"step 1 with cache {first_step:.1f} s")
     later_ttft, later_step, later = _step(llm, 3)  # reuses it
+    _log(f"step 2 with cache {later_step:.1f} s")
     return {
         "load_s": load,
         "prompt_tokens": float(prompt.prefix_ids.shape[1]),
@@ -179,6 +188,13 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
         "cached_tokens": float(later.cached_tokens),
         "rss_gib": _peak_rss_gib(),
     }
+
+
+def _numel(shape: list[int]) -> int:
+    total = 1
+    for n in shape:
+        total *= n
+    return total
 
 
 def _peak_rss_gib() -> float:
@@ -197,7 +213,7 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None) -> None:
+def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None, keep: Path | None = None) -> None:
     import subprocess
 
     import torch
@@ -208,9 +224,17 @@ def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None) -> None:
     results: dict[str, list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="vchat-planner-bench-") as tmp:
         for size in sizes:
-            folder = Path(tmp) / size
+            folder = (keep or Path(tmp)) / size
             started = time.perf_counter()
-            count = write_planner(size, folder)
+            if (folder / "config.json").is_file():  # --keep: written by an earlier run
+                from safetensors import safe_open
+
+                count = 0
+                for file in folder.glob("*.safetensors"):
+                    with safe_open(str(file), "pt") as weights:
+                        count += sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118 (safe_open is not a dict)
+            else:
+                count = write_planner(size, folder)
             print(
                 f"Qwen3.5-{size.upper()} shape: {count / 1e9:.2f} B parameters, written in "
                 f"{time.perf_counter() - started:.0f} s"
@@ -230,7 +254,8 @@ def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None) -> None:
                     size,
                     str(folder),
                 )
-                done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                # stderr passes through: each phase is logged as it ends (a slow VM shows where the time goes).
+                done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True)
                 line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
                 import json
 
@@ -340,12 +365,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--gpu", action="store_true", help="CUDA: the 2B sharing a budget with SD 1.5")
     parser.add_argument("--budget", default="6GB")
+    parser.add_argument("--keep", type=Path, default=None, help="write the random models here and reuse them")
     args = parser.parse_args()
     if args.gpu:
         gpu_benchmark(args.repeats, args.budget)
         return
     sizes = ["0.8b", "2b"] if args.size == "both" else [args.size]
-    cpu_benchmark(sizes, args.repeats, args.threads)
+    cpu_benchmark(sizes, args.repeats, args.threads, args.keep)
 
 
 if __name__ == "__main__":
