@@ -111,15 +111,25 @@ class Session:
         # Called for each image the user attaches (the CLI wires caption-on-attach here).
         self.on_attach: Callable[[Session, ImageRef], None] | None = None
         self._models = models
-        # The built-in planner is a component of this session's runtime: one budget, never a second copy.
-        bind = getattr(llm, "bind_runtime", None)
-        if bind is not None:
-            bind(lambda: self.models, self.cancel_event.is_set)
         self._started = False
         self.indexed = True  # False when the sessions index could not be written (see session_index)
         self.created = False  # True once this process made the session's folder (not a resumed one)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
+
+    @property
+    def llm(self) -> LLM | None:
+        """The language model; set it to switch (`/model`)."""
+        return self._llm
+
+    @llm.setter
+    def llm(self, value: LLM | None) -> None:
+        self._llm = value
+        # The built-in planner is a component of this session's runtime: one budget, never a second copy,
+        # and the session's cancel flag stops its decoding within a token.
+        bind = getattr(value, "bind_runtime", None)
+        if bind is not None:
+            bind(lambda: self.models, lambda: self.cancel_event.is_set())
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
