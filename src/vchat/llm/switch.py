@@ -62,12 +62,9 @@ def switch(settings: Settings, args: list[str], current: LLM | None) -> tuple[LL
     A model named on a local server is checked against the server's list, so a typo is caught now
     rather than at the next message.
     """
-    from vchat.llm import select
     from vchat.llm.select import connect_hint, select_llm
 
     new = settings_for(settings, args, current)
-    if new.llm.startswith("local") and not hasattr(select, "builtin_planner"):
-        raise VchatError("the built-in planner is not part of this version; connect a server: /model URL NAME")
     llm = select_llm(new)
     if (llm is None and new.llm != "none") or (is_builtin(llm) and not new.llm.startswith("local")):
         # Nothing serves that name: do not fall back to the built-in planner as if it did.
