@@ -244,6 +244,8 @@ class Session:
             for step in agent.run_turn(message, self.history, content=content):
                 # After an action step is consumed, the agent runs that tool.
                 self.phase = "tool" if step.kind == "action" else "model"
+                if step.kind == "observation":
+                    self.store.flush()  # a recorded step never names a file not yet whole on disk
                 self._record(step)
                 if step.record:
                     turn.records.append(step.record)
@@ -260,6 +262,7 @@ class Session:
             if agent.protocol != self.protocol:  # fell back to the text protocol: for the rest of the session
                 self.protocol = agent.protocol
             self._remember(turn)
+            self.store.flush()
             self.transcript.sync()
 
     def _remember(self, turn: Turn) -> None:
@@ -299,12 +302,14 @@ class Session:
         started = time.perf_counter()
         step = run_tool(tool, args, self, shown)
         step.seconds = time.perf_counter() - started
+        self.store.flush()
         self._record(step)
         self.transcript.sync()
         return step
 
     def close(self) -> None:
-        """Flush and close the transcript."""
+        """Finish pending image writes; flush and close the transcript."""
+        self.store.flush()
         self.transcript.close()
 
     def discard(self) -> bool:
