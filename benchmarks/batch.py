@@ -249,9 +249,7 @@ def diffusion(work: Path, count: int) -> None:
     print(f"\ninstruct_edit on tiny random-weight models (tests/zoo.py), {count} photos at 64x64, 2 steps, CPU\n")
     print("| method | images | wall s | images/s | ms/image | vs batch |")
     print("|---|---:|---:|---:|---:|---:|")
-    wall, _ = vchat_batch(
-        ["--tool", "instruct_edit", str(work / "tiny"), "--out", str(work / "d-batch"), *args], env
-    )
+    wall, _ = vchat_batch(["--tool", "instruct_edit", str(work / "tiny"), "--out", str(work / "d-batch"), *args], env)
     batch_per = wall / count
     print(
         f"| vchat batch --tool instruct_edit (models loaded once) | {count:>6} | {wall:8.2f} | {count / wall:9.2f} | "

@@ -76,7 +76,7 @@ def test_mixed_good_and_corrupt_inputs(tmp_path: Path) -> None:
     assert chunk["parents"] == ["img1"]
     # A second run without --resume refuses to mix two batches in one manifest.
     again = batch(tmp_path, "--tool", "canny_edges", "in", "--out", "edges")
-    assert again.returncode == 1 and "--resume" in again.stderr
+    assert again.returncode == 1 and "--resume" in again.stderr, again.stderr
 
 
 def test_all_good_exit_0_and_summary_line(tmp_path: Path) -> None:
@@ -188,16 +188,17 @@ def test_resume_after_sigkill_mid_batch(tmp_path: Path) -> None:
 
 def test_bad_usage_is_one_line(tmp_path: Path) -> None:
     write_photo(tmp_path / "in", "p.png")
-    cases = [
-        (["--tool", "nope", "in", "--out", "o"], "unknown tool 'nope'"),
-        (["--tool", "canny_edges", "in"], "missing --out"),
-        (["--tool", "canny_edges", "in", "--out", "o", "--arg", "lo=1"], "has no input 'lo'"),
-        (["--tool", "canny_edges", "nothere/", "--out", "o"], "nothere/: no such file or folder"),
-        (["--tool", "generate_image", "in", "--out", "o"], "takes no image"),
+    cases = [  # a bad command line exits 2, inputs that are not there 1
+        (["--tool", "nope", "in", "--out", "o"], "unknown tool 'nope'", 2),
+        (["--tool", "canny_edges", "in"], "missing --out", 2),
+        (["--tool", "canny_edges", "in", "--out", "o", "--arg", "lo=1"], "has no input 'lo'", 2),
+        (["--tool", "canny_edges", "in", "--out", "o", "--arg", "lo"], "expected KEY=VALUE", 2),
+        (["--tool", "generate_image", "in", "--out", "o"], "takes no image", 2),
+        (["--tool", "canny_edges", "nothere/", "--out", "o"], "nothere/: no such file or folder", 1),
     ]
-    for args, message in cases:
+    for args, message, code in cases:
         out = batch(tmp_path, *args)
-        assert out.returncode == 1, (args, out.stderr)
+        assert out.returncode == code, (args, out.stderr)
         assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not (tmp_path / "o").exists()
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vchat.errors import VchatError
+from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
     from vchat.batch.job import Job
@@ -72,11 +72,11 @@ def batch(
     Tool mode:  vchat batch --tool remove_background photos/ --out cut/
     Agent mode: vchat batch "make it look like winter" photos/*.jpg --out winter/
     """
-    from vchat.cli import _settings, _stderr, fail
+    from vchat.cli import _settings, _stderr, fail_on
 
     try:
         if out is None:
-            raise VchatError("missing --out FOLDER: where the outputs and manifest.jsonl go")
+            raise UsageError("missing --out FOLDER: where the outputs and manifest.jsonl go")
         settings = _settings(config, model=model, base_url=base_url, llm=llm)
         from vchat.batch.job import parse_args
         from vchat.batch.runner import plan as make_plan
@@ -101,7 +101,7 @@ def batch(
     except VchatError as exc:
         if as_json:
             sys.stdout.write(json.dumps({"error": str(exc)}) + "\n")
-        fail(str(exc))
+        fail_on(exc)
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
     else:
@@ -124,7 +124,7 @@ def _job(sources: list[str], tool: str | None, args: dict[str, str], max_steps: 
 
     if tool is None:
         if len(sources) < 2:
-            raise VchatError('give the request and the images, e.g. vchat batch "make it look like winter" photos/')
+            raise UsageError('give the request and the images, e.g. vchat batch "make it look like winter" photos/')
         return Job(prompt=sources[0], max_steps=max_steps), sources[1:]
     prompt = None
     # `--tool instruct_edit "make it winter" photos/`: a first word that is no file is the tool's text input.

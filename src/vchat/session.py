@@ -92,8 +92,10 @@ class Session:
         *,
         session_id: str | None = None,
         models: Any = None,
+        listed: bool = True,
     ) -> None:
         self.settings = settings
+        self.listed = listed  # False: kept out of the sessions index (a batch's per-image sessions)
         self.id = session_id or new_session_id()
         self.folder = (settings.out_dir / self.id).resolve()
         self.store = ImageStore(self.folder, settings.max_image_pixels)
@@ -186,7 +188,7 @@ class Session:
         from vchat.session_index import register
 
         # Listed in the user data folder, so `vchat sessions` and `--resume ID` work from any folder.
-        self.indexed = register(self.id, self.folder)
+        self.indexed = register(self.id, self.folder) if self.listed else False
         if not self.transcript.path.exists():
             self.transcript.write(
                 "session",

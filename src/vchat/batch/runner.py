@@ -12,7 +12,7 @@ from vchat.batch.inputs import Item, expand, name_items
 from vchat.batch.job import Job, check_job
 from vchat.batch.manifest import MANIFEST_NAME, Manifest, Result, is_done, read_manifest
 from vchat.config import Settings
-from vchat.errors import VchatError
+from vchat.errors import UsageError, VchatError
 from vchat.image_files import remove_stale_temps, write_atomic
 
 FAIL_FAST = 8  # this many failures in a row with one same error, before any success: stop (a broken setup)
@@ -95,15 +95,20 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
 
 def validate(settings: Settings, job: Job) -> None:
     """Refuse a bad job before any image is read: unknown tool, bad --arg, no model."""
+    from vchat.cli import unknown_tool_message
     from vchat.tools.registry import all_tools
 
     if job.tool:
-        tool = next((t for t in all_tools() if t.name == job.tool), None)
+        tools = all_tools()
+        tool = next((t for t in tools if t.name == job.tool), None)
         if tool is None:
-            raise VchatError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
-        check_job(tool, job)
+            raise UsageError(unknown_tool_message(job.tool, [t.name for t in tools]))
+        try:
+            check_job(tool, job)
+        except VchatError as exc:
+            raise UsageError(str(exc)) from None
     elif not (job.prompt or "").strip():
-        raise VchatError('say what to do with each image, e.g. vchat batch "make it look like winter" photos/')
+        raise UsageError('say what to do with each image, e.g. vchat batch "make it look like winter" photos/')
 
 
 def run_local(settings: Settings, job: Job, plan: Plan) -> Iterator[Result]:

@@ -248,7 +248,9 @@ class Worker:
         folder = settings.out_dir / session_id
         if folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
             shutil.rmtree(folder)
-        session = Session(settings, list(self.tools.values()), self._llm, session_id=session_id, models=self.models())
+        session = Session(
+            settings, list(self.tools.values()), self._llm, session_id=session_id, models=self.models(), listed=False
+        )
         session.cancel_event = self.stop
         if not self.emit_bytes:
             result.session = f"{SESSIONS}/{session_id}"
