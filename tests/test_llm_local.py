@@ -255,3 +255,11 @@ def test_switching_to_the_planner_binds_it_to_the_session_runtime(hub_cache: Pat
     assert llm.manager is session.models
     session.cancel_event.set()
     assert reply(llm) == [] and llm.last.new_tokens == 0  # a cancelled turn decodes nothing
+
+
+def test_reply_deadline_is_one_line_error(hub_cache: Path) -> None:
+    from vchat.errors import LLMError
+
+    llm = planner(reply_deadline=1e-6)
+    with pytest.raises(LLMError, match="reply_deadline"):
+        reply(llm)
