@@ -82,6 +82,12 @@ def batch(
         from vchat.batch.runner import plan as make_plan
         from vchat.batch.runner import run_batch, run_local, validate
 
+        if tool is not None:
+            from vchat.cli import unknown_tool_message
+            from vchat.tools.registry import all_tools, tool_class
+
+            if tool_class(tool) is None:  # the same did-you-mean line as `vchat run --tool`
+                raise UsageError(unknown_tool_message(tool, [t.name for t in all_tools()]))
         job, inputs = _job(list(sources or []), tool, parse_args(list(arg or [])), max_steps)
         validate(settings, job)
         planned = make_plan(inputs, out, resume=resume)
