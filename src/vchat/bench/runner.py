@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,8 +51,21 @@ class Meter:
         return self.llm.name
 
     def __getattr__(self, attr: str) -> Any:
-        # Anything else the agent asks of a backend (capabilities, native tool calls) goes straight through.
-        return getattr(self.llm, attr)
+        # Native tool calling is metered like `complete`; anything else the agent asks of a backend
+        # (vision, limits) goes straight through. Absent on the backend, absent here too.
+        found = getattr(self.llm, attr)
+        if attr == "complete_with_tools" and callable(found):
+            return self._complete_with_tools
+        return found
+
+    def _complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], **options: Any
+    ) -> Iterator[Any]:
+        chars_in = sum(len(text_of(m)) for m in messages) + len(json.dumps(list(tools)))
+        if hasattr(self.llm, "last_usage"):
+            self.llm.last_usage = None
+        llm: Any = self.llm
+        return self._count(llm.complete_with_tools(messages, tools, **options), chars_in, getattr(llm, "last", None))
 
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None, **options: Any) -> Iterator[str]:
         """Stream the wrapped model's reply, counting it when the stream ends."""
@@ -74,11 +88,15 @@ class Meter:
             return prompt, new
         return None
 
-    def _count(self, stream: Iterator[str], chars_in: int, stats_before: Any) -> Iterator[str]:
+    def _count(self, stream: Iterator[Any], chars_in: int, stats_before: Any) -> Iterator[Any]:
         chars_out = 0
         try:
             for chunk in stream:
-                chars_out += len(chunk)
+                # Text, or (native protocol) the tool calls the model made.
+                calls = getattr(chunk, "calls", ())
+                chars_out += (
+                    len(chunk) if isinstance(chunk, str) else sum(len(c.name) + len(c.arguments) for c in calls)
+                )
                 yield chunk
         finally:
             usage = self._usage(stats_before)

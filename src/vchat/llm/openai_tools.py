@@ -42,6 +42,7 @@ def complete_with_tools(
     max_tokens = getattr(chat, "max_tokens", None)
     if isinstance(max_tokens, int) and max_tokens > 0:
         kwargs["max_tokens"] = max_tokens
+    chat.last_usage = None
     try:
         response = chat._client.chat.completions.create(**kwargs)
     except Exception as exc:
@@ -62,6 +63,7 @@ def complete_with_tools(
         )
     except (AttributeError, IndexError, KeyError, TypeError):
         raise chat._garbage() from None
+    chat._note_usage(response)
     if text:
         yield str(text)
     if calls:
@@ -76,6 +78,7 @@ def _stream(chat: OpenAIChat, stream: Any) -> Iterator[str | ToolCalls]:
     finish: str | None = None
     try:
         for chunk in stream:
+            chat._note_usage(chunk)
             choices = getattr(chunk, "choices", None)
             if not choices:
                 continue
