@@ -172,12 +172,21 @@ def _play_setup(session: Session, task: Task) -> None:
 
 
 def run_task(
-    task: Task, planner: Planner, settings: Settings, classes: Sequence[type[Tool]], *, real: bool = False, folder: Path
+    task: Task,
+    planner: Planner,
+    settings: Settings,
+    classes: Sequence[type[Tool]],
+    *,
+    real: bool = False,
+    folder: Path,
+    models: Any = None,
 ) -> TaskResult:
-    """Run one task in a fresh session under `folder` and score it."""
+    """Run one task in a fresh session under `folder` and score it (`models`: a runtime to share, for real tools)."""
     world = World(task)
     tools = real_tools(world, classes) if real else standin_tools(world, classes)
-    session = Session(dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools)
+    session = Session(
+        dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools, models=models
+    )
     world.session = session
     try:
         for scene, path in world.write_scenes(folder.parent / "inputs"):
@@ -243,11 +252,17 @@ def run_suite(
     """Every task, `repeat` times; one list of results per run."""
     runs: list[list[TaskResult]] = []
     in_a_row = 0
+    models = None
+    if real:  # one runtime for every task: weights load once, not once per task's session
+        from vchat.runtime import ModelManager
+
+        models = ModelManager.from_settings(settings)
     with tempfile.TemporaryDirectory(prefix="vchat-bench-") as tmp:
         for index in range(repeat):
             results: list[TaskResult] = []
             for task in tasks:
-                result = run_task(task, planner, settings, classes, real=real, folder=Path(tmp) / f"run{index}")
+                folder = Path(tmp) / f"run{index}"
+                result = run_task(task, planner, settings, classes, real=real, folder=folder, models=models)
                 results.append(result)
                 if on_result is not None:
                     on_result(index, result)
