@@ -377,3 +377,18 @@ def test_real_model_tools_share_one_runtime(local_models: dict[str, str], tmp_pa
     for run in runs:
         assert run[0].calls[0].observation.startswith("Caption of img1")
         assert "failed: out of GPU memory" in run[1].calls[0].observation
+
+
+def test_a_refused_input_then_a_fixed_call_passes_with_both_steps_counted(tmp_path: Path) -> None:
+    result = _one(
+        "remove-object",
+        [
+            action("remove_object", {"image": "img1"}),  # no object: the agent's binder refuses it
+            action("remove_object", {"image": "img1", "object": "the car"}),
+            final("Removed: img2."),
+        ],
+        tmp_path,
+    )
+    assert result.calls[0].refused and result.calls[1].refused is None
+    assert result.score.passed, result.score.reasons
+    assert result.steps == 2

@@ -138,7 +138,10 @@ def _resolver(store: ImageStore, invented: list[str]) -> Callable[[str], str]:
 
 
 def _call_of(step: Step, session: Session) -> Call:
-    """How the scorer sees an action: its capability and inputs bound as the tool would bind them."""
+    """How the scorer sees an action: its capability and inputs bound as the tool would bind them.
+
+    Whether the agent refused the input is decided by its observation (see run_task), not here.
+    """
     name = step.tool or ""
     tool = session.tools.get(name)
     call = Call(tool=name, capability=capability_of(name))
@@ -147,8 +150,7 @@ def _call_of(step: Step, session: Session) -> Call:
     invented: list[str] = []
     try:
         args = bind_input(type(tool), step.input or "", _resolver(session.store, invented))
-    except VchatError as exc:
-        call.refused = str(exc)
+    except VchatError:
         args = {}
     call.args = args
     call.invented = invented
@@ -156,8 +158,6 @@ def _call_of(step: Step, session: Session) -> Call:
     images = [spec.name for spec in tool.inputs if spec.kind == "image"]
     if images and isinstance(args.get(images[0]), str):
         call.image = args[images[0]]
-    if invented and call.refused is None:
-        call.refused = "unknown image"
     return call
 
 
@@ -168,7 +168,8 @@ def _play_setup(session: Session, task: Task) -> None:
         session.llm = ScriptedLLM(plan_replies(turn.calls, turn.answer, classes), name="setup")
         steps = list(session.turn(turn.text))
         if not steps or steps[-1].kind != "final":
-            raise BenchError(f"task {task.id}: its setup turn {turn.text!r} did not finish ({steps[-1].text})")
+            last = steps[-1].text if steps else "no steps"
+            raise BenchError(f"task {task.id}: its setup turn {turn.text!r} did not finish ({last})")
 
 
 def run_task(
@@ -205,6 +206,8 @@ def run_task(
                 trace.calls.append(pending)
             elif step.kind == "observation" and pending is not None:
                 pending.observation = step.observation or ""
+                if pending.observation.startswith(f"bad input for {pending.tool}"):
+                    pending.refused = pending.observation  # the agent's binder refused it: the tool never ran
                 pending.outputs = [ref.handle for ref in step.images]
                 pending = None
             elif step.kind == "retry":
