@@ -352,7 +352,9 @@ def test_real_tools_run_and_still_fail_when_told(tmp_path: Path) -> None:
     assert "out of GPU memory" in runs[0][-1].calls[0].observation
 
 
-def test_real_model_tools_share_one_runtime(local_models: dict[str, str], tmp_path: Path) -> None:
+def test_real_model_tools_share_one_runtime(
+    local_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vchat.runtime import ModelManager
 
     settings = Settings(out_dir=tmp_path, models=dict(local_models))
@@ -365,13 +367,10 @@ def test_real_model_tools_share_one_runtime(local_models: dict[str, str], tmp_pa
         built.append(original(*args, **kwargs))
         return built[-1]
 
-    ModelManager.from_settings = counting  # type: ignore[method-assign]
-    try:
-        runs = run_suite(
-            tasks, lambda task: reference_planner(task, TOOL_CLASSES), settings, TOOL_CLASSES, real=True, repeat=2
-        )
-    finally:
-        del ModelManager.from_settings
+    monkeypatch.setattr(ModelManager, "from_settings", counting)
+    runs = run_suite(
+        tasks, lambda task: reference_planner(task, TOOL_CLASSES), settings, TOOL_CLASSES, real=True, repeat=2
+    )
     # The tiny BLIP really captioned (random words) in both runs, loaded once into the one runtime.
     assert len(built) == 1 and "blip_caption" in built[0].resident()
     for run in runs:
