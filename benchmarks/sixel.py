@@ -112,7 +112,7 @@ def main() -> int:
                 return subprocess.run([img2sixel, str(path)], capture_output=True, check=True).stdout
 
             # The preview box is whole terminal cells (10x20 px without a terminal to ask): the smallest box
-            # that holds the image, so `vchat show` draws it at about its own size (a few pixels larger).
+            # that holds the image, so `vchat show` draws it at its own size, as img2sixel does.
             env = dict(os.environ, COLUMNS=str(math.ceil(side / 10)), LINES=str(math.ceil(side / 20) + 2))
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
             show_cmd = [sys.executable, "-m", "vchat", "show", "--preview", "sixel", str(path)]

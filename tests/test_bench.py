@@ -340,3 +340,54 @@ def test_tokens_come_from_the_backend_when_it_keeps_them_else_characters_over_4(
     "".join(estimated.complete(messages))
     assert estimated.tokens_in == 100 and estimated.tokens_out == round(len(final("y" * 60)) / 4)
     assert estimated.estimated and not estimated.reported
+
+
+def test_real_tools_run_and_still_fail_when_told(tmp_path: Path) -> None:
+    # Model-free tools need no weights; the failing edit never reaches its (absent) weights.
+    tasks = select(TASKS, "plain/crop,plain/flip,plain/grayscale,failure/edit-fails")
+    runs = run_suite(
+        tasks, lambda task: reference_planner(task, TOOL_CLASSES), Settings(out_dir=tmp_path), TOOL_CLASSES, real=True
+    )
+    assert [r.score.reasons for r in runs[0]] == [[], [], [], []]
+    assert "out of GPU memory" in runs[0][-1].calls[0].observation
+
+
+def test_real_model_tools_share_one_runtime(
+    local_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vchat.runtime import ModelManager
+
+    settings = Settings(out_dir=tmp_path, models=dict(local_models))
+    settings.runtime.device = "cpu"
+    tasks = select(TASKS, "plain/caption,failure/caption-fails")  # twice each: two sessions that caption
+    built: list[ModelManager] = []
+    original = ModelManager.from_settings
+
+    def counting(*args: Any, **kwargs: Any) -> ModelManager:
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(ModelManager, "from_settings", counting)
+    runs = run_suite(
+        tasks, lambda task: reference_planner(task, TOOL_CLASSES), settings, TOOL_CLASSES, real=True, repeat=2
+    )
+    # The tiny BLIP really captioned (random words) in both runs, loaded once into the one runtime.
+    assert len(built) == 1 and "blip_caption" in built[0].resident()
+    for run in runs:
+        assert run[0].calls[0].observation.startswith("Caption of img1")
+        assert "failed: out of GPU memory" in run[1].calls[0].observation
+
+
+def test_a_refused_input_then_a_fixed_call_passes_with_both_steps_counted(tmp_path: Path) -> None:
+    result = _one(
+        "remove-object",
+        [
+            action("remove_object", {"image": "img1"}),  # no object: the agent's binder refuses it
+            action("remove_object", {"image": "img1", "object": "the car"}),
+            final("Removed: img2."),
+        ],
+        tmp_path,
+    )
+    assert result.calls[0].refused and result.calls[1].refused is None
+    assert result.score.passed, result.score.reasons
+    assert result.steps == 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_cli import vchat
 
-from vchat.bench.capabilities import session_classes
+from vchat.bench.capabilities import find_tool, offered_classes, session_classes
 from vchat.bench.planners import plan_replies
 from vchat.bench.report import as_json, select
 from vchat.bench.runner import run_suite
@@ -36,6 +36,25 @@ def test_bench_over_http_scores_the_reference_and_takes_tokens_from_the_server(t
     # The test server reports usage (1 prompt token, 1 completion token per reply): counted, not estimated.
     assert report["tokens"] == "reported"
     assert sum(sum(t["tokens_in"]) for t in report["tasks"]) == len(server.chat_requests)
+
+
+def test_bench_over_http_with_native_tool_calls(tmp_path: Path) -> None:
+    tasks = select(TASKS, "chain,failure")
+    replies: list[str | Reply] = []
+    for task in tasks:
+        for step in task.reference:
+            cls, selector = find_tool(step.capability, offered_classes(TOOL_CLASSES))
+            replies.append(
+                Reply("", tool_calls=[{"name": cls.name, "arguments": {**selector, **step.reference_args()}}])
+            )
+        replies.append(task.answer)
+    with FakeOpenAI(replies) as server:
+        model = OpenAIChat("fake-model", base_url=server.url, api_key="k", stream=False, max_retries=0)
+        runs = run_suite(tasks, model, Settings(out_dir=tmp_path, protocol="tools"), TOOL_CLASSES)
+        assert all("tools" in request.body for request in server.chat_requests)  # really the native protocol
+    report = as_json(runs, model=model.name, tools="stand-in")
+    assert report["overall"]["pass_rate"] == 1.0, [t["reasons"] for t in report["tasks"] if not all(t["passed"])]
+    assert report["tokens"] == "reported"
 
 
 def test_bench_cli_against_a_server_prints_a_table(tmp_path: Path) -> None:

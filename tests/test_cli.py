@@ -220,3 +220,11 @@ def test_bare_resume_means_latest(argv: list[str], expected: list[str]) -> None:
     from vchat.cli_argv import resume_value
 
     assert resume_value(argv) == expected
+
+
+def test_run_one_tool_with_more_images_than_it_takes(tmp_path: Path) -> None:
+    first, second = write_photo(tmp_path, "a.png"), write_photo(tmp_path, "b.png")
+    out = vchat(tmp_path, "run", "--tool", "canny_edges", "-i", str(first), "-i", str(second))
+    assert out.returncode == 2  # a bad command line
+    assert "canny_edges takes 1 image but 2 were given" in out.stderr and "vchat batch --tool" in out.stderr
+    assert not (tmp_path / "out").exists()  # refused before anything ran

@@ -149,3 +149,28 @@ def test_doctor_offline_row_tells_the_truth(
         assert offline.endswith(f"no (http://127.0.0.1:{port} answers)")
     else:
         assert f"yes: http://127.0.0.1:{port} cannot be reached" in offline
+
+
+def test_doctor_does_not_download_the_builtin_planner(empty_hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vchat.llm.check import llm_rows
+
+    monkeypatch.setattr("vchat.llm.select.LOCAL_SERVERS", {})
+    settings = Settings()
+    settings.runtime.device = "cpu"
+    rows = dict(llm_rows(settings))
+    assert rows["language model"] == "Qwen/Qwen3.5-0.8B (built-in) (no API key or local server found)"
+    assert (
+        rows["answers"] == "not tried: Qwen/Qwen3.5-0.8B is not downloaded yet; `vchat models pull planner` fetches it"
+    )
+
+
+def test_doctor_tries_the_builtin_planner_when_it_is_here(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vchat.llm.check import llm_rows
+
+    monkeypatch.setattr("vchat.llm.select.LOCAL_SERVERS", {})
+    settings = Settings(llm="local", max_tokens=16)
+    settings.runtime.device = "cpu"
+    rows = dict(llm_rows(settings))
+    assert rows["language model"] == "Qwen/Qwen3.5-0.8B (built-in) (llm = local)"
+    # The tiny random model's words mean nothing; the check is that a reply comes back in time.
+    assert rows["answers"].startswith("yes, in "), rows["answers"]

@@ -238,3 +238,14 @@ def test_show_help_and_bad_mode_still_go_through_the_full_command_line(tmp_path:
     assert "--preview" in vchat(tmp_path, "show", "--help").stdout
     out = vchat(tmp_path, "show", "--preview", "bogus", str(write_photo(tmp_path)))
     assert out.returncode == 2 and "--preview must be one of" in out.stderr
+
+
+def test_previews_do_not_resample_for_a_slight_upscale() -> None:
+    from PIL import Image
+
+    from vchat.ui.preview import scale_to_cells
+
+    image = Image.new("RGB", (1024, 1024), (10, 20, 30))
+    assert scale_to_cells(image, cols=103, rows=52, cell=(10, 20)).size == (1024, 1024)  # box 1030×1040
+    assert scale_to_cells(image, cols=60, rows=52, cell=(10, 20)).size == (600, 600)  # smaller box: scaled down
+    assert scale_to_cells(Image.new("RGB", (300, 300)), cols=60, rows=52, cell=(10, 20)).size == (600, 600)

@@ -231,3 +231,63 @@ def test_known_list_names_older_images_briefly(tmp_path: Path) -> None:
     assert text.startswith("earlier img1, img2, img3; recent: img4 (")
     assert "img5 (" in text and "img1 (" not in text
     assert store.known_list().count("(") == 5
+
+
+def _idat(data: bytes) -> bytes:
+    """The concatenated image-data chunks of a PNG (the encoded pixels)."""
+    import struct
+
+    pos, found = 8, b""
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            found += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return found
+
+
+def test_attached_png_keeps_its_bytes(tmp_path: Path) -> None:
+    source = tmp_path / "in.png"
+    photo().save(source, compress_level=1)  # not how vchat would encode it: a re-encode would show
+    store = _store(tmp_path)
+    ref = store.attach(source)
+    store.flush()
+    copy = ref.path.read_bytes()
+    # Not re-encoded: the very same compressed pixels, plus vchat's record chunk naming the source.
+    assert _idat(copy) == _idat(source.read_bytes())
+    record = read_png_record(ref.path)
+    assert record is not None and record["source"] == str(source.resolve())
+    assert np.array_equal(np.asarray(store.load(ref)), np.asarray(Image.open(source).convert("RGB")))
+    # Loading again (pixels no longer cached) decodes the copy: the same pixels.
+    assert np.array_equal(np.asarray(store.load(ref)), np.asarray(Image.open(source).convert("RGB")))
+
+
+def test_outputs_name_the_source_of_their_lineage(tmp_path: Path) -> None:
+    source = write_photo(tmp_path, "in.png")
+    store = _store(tmp_path)
+    first = store.attach(source)
+    made = store.save(photo(), tool="flip_image", parents=(first.handle,))
+    record = read_png_record(made.path)
+    assert record is not None and record["sources"] == {"img1": str(source.resolve())}
+
+
+def test_attached_jpeg_is_stored_as_png(tmp_path: Path) -> None:
+    source = tmp_path / "in.jpg"
+    photo().save(source, quality=90)
+    store = _store(tmp_path)
+    ref = store.attach(source)
+    store.flush()
+    with Image.open(ref.path) as img:
+        assert img.format == "PNG"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16", "P"])
+def test_encoded_png_round_trips_with_its_record(mode: str) -> None:
+    from vchat.image_files import encode_png
+
+    rng = np.random.default_rng(1)
+    image = Image.fromarray(rng.integers(0, 255, (30, 40, 4), dtype=np.uint8), "RGBA")
+    image = image if mode == "RGBA" else image.convert(mode)
+    back = Image.open(io.BytesIO(encode_png(image, {"tool": "café"})))
+    assert back.mode == image.mode and np.array_equal(np.asarray(back), np.asarray(image))
+    assert json.loads(back.info["vchat"]) == {"tool": "café"}

@@ -244,3 +244,22 @@ def test_planner_and_a_diffusion_tool_take_turns_within_the_budget(make_manager:
     assert manager.stats.peak_device_bytes <= budget
     assert manager.stats.loads == 5  # planner, its processor and three SD parts, each loaded once
     assert manager.stats.evictions >= 4
+
+
+def test_switching_to_the_planner_binds_it_to_the_session_runtime(hub_cache: Path, tmp_path: Path) -> None:
+    from vchat.session import Session
+
+    session = Session(Settings(out_dir=tmp_path), [], None)
+    llm = planner()
+    session.llm = llm  # what /model local does
+    assert llm.manager is session.models
+    session.cancel_event.set()
+    assert reply(llm) == [] and llm.last.new_tokens == 0  # a cancelled turn decodes nothing
+
+
+def test_reply_deadline_is_one_line_error(hub_cache: Path) -> None:
+    from vchat.errors import LLMError
+
+    llm = planner(reply_deadline=1e-6)
+    with pytest.raises(LLMError, match="reply_deadline"):
+        reply(llm)

@@ -77,3 +77,27 @@ def test_model_cannot_reach_a_server_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(VchatError, match="cannot reach"):
         repl.handle("/model http://127.0.0.1:9/v1")
     assert isinstance(session.llm, ScriptedLLM)
+
+
+def test_model_local_connects_the_builtin_planner_to_the_session(hub_cache: Path, tmp_path: Path) -> None:
+    from vchat.llm.local import LocalLLM
+
+    session = make_session(tmp_path, [answer("from the script")])
+    out = io.StringIO()
+    repl = Repl(session, Console(file=out, width=200, highlight=False))
+    repl.handle("/model local")
+    assert isinstance(session.llm, LocalLLM)
+    assert session.llm.manager is session.models  # one runtime, one memory budget with the tools
+    assert "connected: Qwen/Qwen3.5-0.8B (built-in)" in out.getvalue()
+
+
+def test_a_model_name_nothing_serves_is_an_error_not_the_planner(
+    hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("vchat.llm.select.LOCAL_SERVERS", {})  # no server on this machine's usual ports
+    session = make_session(tmp_path, [])
+    session.llm = None
+    repl = Repl(session, Console(file=io.StringIO(), width=200))
+    with pytest.raises(VchatError, match="no server found for 'gpt-4o-mini'; set OPENAI_API_KEY"):
+        repl.handle("/model gpt-4o-mini")
+    assert session.llm is None

@@ -21,7 +21,7 @@ from vchat.mcp_server.inputs import ImageInputs, Roots, decode_data_uri, image_u
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.schema import input_schema
 from vchat.mcp_server.server import Progress
-from vchat.mcp_server.transport import parse_listen
+from vchat.mcp_server.transport import check_listen, parse_listen
 from vchat.tools.canny import CannyEdges
 from vchat.tools.registry import OFFERED, TOOL_CLASSES
 
@@ -181,6 +181,17 @@ def test_listen_addresses() -> None:
     for bad in ("host:", "x", "70000"):
         with pytest.raises(VchatError, match="expected \\[HOST:\\]PORT"):
             parse_listen(bad)
+
+
+def test_a_busy_port_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(VchatError, match=f"^cannot listen on 127.0.0.1:{port}: Address already in use$"):
+            check_listen("127.0.0.1", port)
 
 
 def test_default_roots_refuse_home_and_slash(tmp_path: Path) -> None:

@@ -202,6 +202,20 @@ def _tool_inputs(
     return named
 
 
+def _one_image_per_field(tool_name: str, images: list[Path]) -> None:
+    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
+    from vchat.tools.registry import tool_class
+
+    tool = tool_class(tool_name)
+    takes = sum(1 for f in tool.inputs if f.kind == "image") if tool is not None else len(images)
+    if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
+        shown = " ".join(str(p) for p in images)
+        raise UsageError(
+            f"{tool_name} takes {takes} image{'s' if takes != 1 else ''} but {len(images)} were given; "
+            f"to run it on each: vchat batch --tool {tool_name} {shown} --out DIR"
+        )
+
+
 @app.command()
 def run(
     prompt: Annotated[
@@ -244,6 +258,7 @@ def run(
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
             check_tool_call(tool, list(arg or []))
+            _one_image_per_field(tool, image or [])
         from vchat.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
@@ -411,12 +426,27 @@ def _add_bench_command() -> None:
 _add_bench_command()
 
 
+def _add_batch() -> None:
+    from vchat.cli_batch import batch
+
+    app.command("batch")(batch)
+
+
+_add_batch()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
+        raw = sys.argv[1:]
         group = typer.main.get_command(app)
         commands = set(getattr(group, "commands", {}))
-        argv = top_level_resume(resume_value(sys.argv[1:]), commands)
+        if raw[:1] == ["batch"]:  # its --resume is a plain flag; its --ray takes an optional address
+            from vchat.cli_batch import batch_argv
+
+            argv = batch_argv(raw)
+        else:
+            argv = top_level_resume(resume_value(raw), commands)
         pointer = not_a_command(argv, group)
         if pointer is not None:
             from vchat.ui.render import print_error

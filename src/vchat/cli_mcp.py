@@ -57,7 +57,7 @@ def run_mcp(
     """Build the session and the server, say where things are (stderr), and serve."""
     from vchat.mcp_server.served import ServedSession
     from vchat.mcp_server.server import ServerOptions, VchatServer
-    from vchat.mcp_server.transport import LOOPBACK, parse_listen, serve
+    from vchat.mcp_server.transport import LOOPBACK, check_listen, parse_listen, serve
     from vchat.tools.registry import all_tools
 
     if preview_format not in PREVIEW_FORMATS:
@@ -65,6 +65,8 @@ def run_mcp(
     if preview_size < 0:
         raise VchatError("--preview-size must be 0 (no previews) or a size in pixels")
     listen = parse_listen(http) if http is not None else None
+    if listen is not None:
+        check_listen(*listen)
     roots, note = allowed_roots(allow, Path.cwd())
     notes = [n for n in (note, writable_out_dir(settings)) if n]
     session = ServedSession(settings, all_tools(), None)

@@ -6,21 +6,22 @@ import contextlib
 import json
 import os
 import re
-import tempfile
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, PngImagePlugin
+from PIL import Image, ImageOps
 
-from vchat.errors import ImageError, UnknownImageError, UnsafePathError
+from vchat.errors import ImageError, UnknownImageError, UnsafePathError, VchatError
+from vchat.image_files import PNG_META_KEY, TMP_SUFFIX, encode_png, is_plain_png, png_with_record, write_atomic
 
 HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
 # Output and attachment files: img3.png, img4-canny_edges.png.
 _FILE_HANDLE_RE = re.compile(r"^(img\d+)(?:-[^/]*)?\.png$", re.IGNORECASE)
-PNG_META_KEY = "vchat"
 
 
 @dataclass
@@ -185,6 +186,11 @@ def _quoted(name: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
+def _sync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def _is_within(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -201,6 +207,12 @@ class ImageStore:
         self.max_pixels = max_pixels
         self._refs: dict[str, ImageRef] = {}
         self._next = 1
+        # Attached images just decoded: the first load reuses the pixels instead of decoding again.
+        self._fresh: dict[str, Image.Image] = {}
+        # Attached copies whose sync-and-rename runs in the background (see `attach`).
+        self._pending: dict[str, Future[None]] = {}
+        self._syncer: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     # -- listing -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[ImageRef]:
@@ -299,8 +311,52 @@ class ImageStore:
         handle = self._new_handle()
         origin = source if source is not None else str(file.resolve())
         ref = ImageRef(handle=handle, path=self.folder / f"{handle}.png", source=origin, note=note)
-        self._write(image, ref)
+        if is_plain_png(file):
+            created = not self.folder.exists()
+            try:
+                self._copy_lossless(file, image, ref)
+            except OSError as exc:  # a full disk: one line, and no empty session folder left behind
+                if created:
+                    with contextlib.suppress(OSError):
+                        self.folder.rmdir()
+                raise ImageError(f"cannot write {ref.path.name} in {self.folder}: {exc.strerror or exc}") from None
+        else:
+            self._write(image, ref)
+        self._fresh = {ref.handle: image}  # only the newest: a long REPL session must not hoard pixels
         return ref
+
+    def _copy_lossless(self, source: Path, image: Image.Image, ref: ImageRef) -> None:
+        """Keep a PNG input's own bytes (decoding them again gives the same pixels: no re-encode).
+
+        Only the `vchat` text chunk is added, so the copy carries its record like any output.
+        The file is complete under its name at once (written aside, then renamed: a killed
+        process never leaves half of it). Syncing it to disk, which only matters on power
+        loss, and then only for a copy of a file the user still has, runs on a background
+        thread; `flush()` (end of every tool step) waits for it.
+        """
+        ref.width, ref.height = image.size
+        ref.mode = image.mode
+        if not _is_within(ref.path, self.folder):
+            raise UnsafePathError(f"refusing to write {ref.path} outside {self.folder}")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = ref.to_dict()
+        record["path"] = ref.path.name
+        write_atomic(ref.path, png_with_record(source.read_bytes(), record), durable=False)
+        with self._lock:
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="vchat-sync")
+            self._pending[ref.handle] = self._syncer.submit(_sync, ref.path)
+        self._refs[ref.handle] = ref
+
+    def flush(self) -> None:
+        """Wait until every attached copy is synced to disk."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for handle, future in pending.items():
+            try:
+                future.result()
+            except OSError as exc:
+                raise VchatError(f"could not sync the attached image {handle} to disk: {exc.strerror or exc}") from None
 
     def save(
         self,
@@ -345,20 +401,14 @@ class ImageStore:
         self.folder.mkdir(parents=True, exist_ok=True)
         record = ref.to_dict()
         record["path"] = ref.path.name
-        record["lineage"] = [a.handle for a in self._lineage_of(ref)]
-        info = PngImagePlugin.PngInfo()
-        info.add_text(PNG_META_KEY, json.dumps(record, default=str))
-        fd, tmp = tempfile.mkstemp(prefix=f".{ref.handle}-", suffix=".png.tmp", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, format="PNG", pnginfo=info)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, ref.path)
-        except BaseException:
-            # No half-written file is left behind; the handle number is simply skipped.
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        lineage = self._lineage_of(ref)
+        record["lineage"] = [a.handle for a in lineage]
+        # Where the pixels came from, also when the attached copies are just the user's bytes.
+        sources = {a.handle: a.source for a in lineage if a.source}
+        if sources:
+            record["sources"] = sources
+        # On failure no half-written file is left behind; the handle number is simply skipped.
+        write_atomic(ref.path, encode_png(image, record))
 
     def _lineage_of(self, ref: ImageRef) -> list[ImageRef]:
         seen: list[ImageRef] = []
@@ -374,6 +424,9 @@ class ImageStore:
         """Open a known image for a tool (re-validated: the file may have changed on disk)."""
         if not _is_within(ref.path, self.folder):
             raise UnsafePathError(f"{ref.path} is outside the session folder")
+        fresh = self._fresh.pop(ref.handle.lower(), None)
+        if fresh is not None:
+            return fresh
         image, _ = open_image(ref.path, self.max_pixels)
         return image
 
@@ -401,6 +454,6 @@ class ImageStore:
         """Delete hidden half-written outputs a killed vchat left (call only while holding the session lock)."""
         if not self.folder.is_dir():
             return
-        for path in self.folder.glob(".img*.png.tmp"):
+        for path in [*self.folder.glob(f".*{TMP_SUFFIX}"), *self.folder.glob(".img*.png.tmp")]:
             with contextlib.suppress(OSError):
                 path.unlink()

@@ -92,8 +92,10 @@ class Session:
         *,
         session_id: str | None = None,
         models: Any = None,
+        listed: bool = True,
     ) -> None:
         self.settings = settings
+        self.listed = listed  # False: kept out of the sessions index (a batch's per-image sessions)
         self.id = session_id or new_session_id()
         self.folder = (settings.out_dir / self.id).resolve()
         self.store = ImageStore(self.folder, settings.max_image_pixels)
@@ -111,16 +113,26 @@ class Session:
         # Called for each image the user attaches (the CLI wires caption-on-attach here).
         self.on_attach: Callable[[Session, ImageRef], None] | None = None
         self._models = models
-        # The built-in planner is a component of this session's runtime: one budget, never a second copy.
-        bind = getattr(llm, "bind_runtime", None)
-        if bind is not None:
-            bind(lambda: self.models, self.cancel_event.is_set)
         self._started = False
         self.indexed = True  # False when the sessions index could not be written (see session_index)
         self.created = False  # True once this process made the session's folder (not a resumed one)
         self._lock = SessionLock(self.folder)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
+
+    @property
+    def llm(self) -> LLM | None:
+        """The language model; set it to switch (`/model`)."""
+        return self._llm
+
+    @llm.setter
+    def llm(self, value: LLM | None) -> None:
+        self._llm = value
+        # The built-in planner is a component of this session's runtime: one budget, never a second copy,
+        # and the session's cancel flag stops its decoding within a token.
+        bind = getattr(value, "bind_runtime", None)
+        if bind is not None:
+            bind(lambda: self.models, lambda: self.cancel_event.is_set())
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
@@ -199,7 +211,7 @@ class Session:
         from vchat.session_index import register
 
         # Listed in the user data folder, so `vchat sessions` and `--resume ID` work from any folder.
-        self.indexed = register(self.id, self.folder)
+        self.indexed = register(self.id, self.folder) if self.listed else False
 
     def attach(self, path: str | Path, *, source: str | None = None) -> ImageRef:
         """Attach a user's image (the user's decision: any path they type is allowed)."""
@@ -249,6 +261,8 @@ class Session:
             for step in agent.run_turn(message, self.history, content=content):
                 # After an action step is consumed, the agent runs that tool.
                 self.phase = "tool" if step.kind == "action" else "model"
+                if step.kind == "observation":
+                    self.store.flush()  # a recorded step never names a file not yet whole on disk
                 self._record(step)
                 if step.record:
                     turn.records.append(step.record)
@@ -265,6 +279,7 @@ class Session:
             if agent.protocol != self.protocol:  # fell back to the text protocol: for the rest of the session
                 self.protocol = agent.protocol
             self._remember(turn)
+            self.store.flush()
             self.transcript.sync()
 
     def _remember(self, turn: Turn) -> None:
@@ -304,12 +319,14 @@ class Session:
         started = time.perf_counter()
         step = run_tool(tool, args, self, shown)
         step.seconds = time.perf_counter() - started
+        self.store.flush()
         self._record(step)
         self.transcript.sync()
         return step
 
     def close(self) -> None:
-        """Close the transcript and let another vchat open the session (never raises)."""
+        """Finish pending image writes; close the transcript and let another vchat open the session."""
+        self.store.flush()
         self.transcript.close()
         self._lock.release()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,8 +51,21 @@ class Meter:
         return self.llm.name
 
     def __getattr__(self, attr: str) -> Any:
-        # Anything else the agent asks of a backend (capabilities, native tool calls) goes straight through.
-        return getattr(self.llm, attr)
+        # Native tool calling is metered like `complete`; anything else the agent asks of a backend
+        # (vision, limits) goes straight through. Absent on the backend, absent here too.
+        found = getattr(self.llm, attr)
+        if attr == "complete_with_tools" and callable(found):
+            return self._complete_with_tools
+        return found
+
+    def _complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], **options: Any
+    ) -> Iterator[Any]:
+        chars_in = sum(len(text_of(m)) for m in messages) + len(json.dumps(list(tools)))
+        if hasattr(self.llm, "last_usage"):
+            self.llm.last_usage = None
+        llm: Any = self.llm
+        return self._count(llm.complete_with_tools(messages, tools, **options), chars_in, getattr(llm, "last", None))
 
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None, **options: Any) -> Iterator[str]:
         """Stream the wrapped model's reply, counting it when the stream ends."""
@@ -74,11 +88,15 @@ class Meter:
             return prompt, new
         return None
 
-    def _count(self, stream: Iterator[str], chars_in: int, stats_before: Any) -> Iterator[str]:
+    def _count(self, stream: Iterator[Any], chars_in: int, stats_before: Any) -> Iterator[Any]:
         chars_out = 0
         try:
             for chunk in stream:
-                chars_out += len(chunk)
+                # Text, or (native protocol) the tool calls the model made.
+                calls = getattr(chunk, "calls", ())
+                chars_out += (
+                    len(chunk) if isinstance(chunk, str) else sum(len(c.name) + len(c.arguments) for c in calls)
+                )
                 yield chunk
         finally:
             usage = self._usage(stats_before)
@@ -120,7 +138,10 @@ def _resolver(store: ImageStore, invented: list[str]) -> Callable[[str], str]:
 
 
 def _call_of(step: Step, session: Session) -> Call:
-    """How the scorer sees an action: its capability and inputs bound as the tool would bind them."""
+    """How the scorer sees an action: its capability and inputs bound as the tool would bind them.
+
+    Whether the agent refused the input is decided by its observation (see run_task), not here.
+    """
     name = step.tool or ""
     tool = session.tools.get(name)
     call = Call(tool=name, capability=capability_of(name))
@@ -129,8 +150,7 @@ def _call_of(step: Step, session: Session) -> Call:
     invented: list[str] = []
     try:
         args = bind_input(type(tool), step.input or "", _resolver(session.store, invented))
-    except VchatError as exc:
-        call.refused = str(exc)
+    except VchatError:
         args = {}
     call.args = args
     call.invented = invented
@@ -138,8 +158,6 @@ def _call_of(step: Step, session: Session) -> Call:
     images = [spec.name for spec in tool.inputs if spec.kind == "image"]
     if images and isinstance(args.get(images[0]), str):
         call.image = args[images[0]]
-    if invented and call.refused is None:
-        call.refused = "unknown image"
     return call
 
 
@@ -150,16 +168,26 @@ def _play_setup(session: Session, task: Task) -> None:
         session.llm = ScriptedLLM(plan_replies(turn.calls, turn.answer, classes), name="setup")
         steps = list(session.turn(turn.text))
         if not steps or steps[-1].kind != "final":
-            raise BenchError(f"task {task.id}: its setup turn {turn.text!r} did not finish ({steps[-1].text})")
+            last = steps[-1].text if steps else "no steps"
+            raise BenchError(f"task {task.id}: its setup turn {turn.text!r} did not finish ({last})")
 
 
 def run_task(
-    task: Task, planner: Planner, settings: Settings, classes: Sequence[type[Tool]], *, real: bool = False, folder: Path
+    task: Task,
+    planner: Planner,
+    settings: Settings,
+    classes: Sequence[type[Tool]],
+    *,
+    real: bool = False,
+    folder: Path,
+    models: Any = None,
 ) -> TaskResult:
-    """Run one task in a fresh session under `folder` and score it."""
+    """Run one task in a fresh session under `folder` and score it (`models`: a runtime to share, for real tools)."""
     world = World(task)
     tools = real_tools(world, classes) if real else standin_tools(world, classes)
-    session = Session(dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools)
+    session = Session(
+        dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools, models=models
+    )
     world.session = session
     try:
         for scene, path in world.write_scenes(folder.parent / "inputs"):
@@ -178,6 +206,8 @@ def run_task(
                 trace.calls.append(pending)
             elif step.kind == "observation" and pending is not None:
                 pending.observation = step.observation or ""
+                if pending.observation.startswith(f"bad input for {pending.tool}"):
+                    pending.refused = pending.observation  # the agent's binder refused it: the tool never ran
                 pending.outputs = [ref.handle for ref in step.images]
                 pending = None
             elif step.kind == "retry":
@@ -225,11 +255,17 @@ def run_suite(
     """Every task, `repeat` times; one list of results per run."""
     runs: list[list[TaskResult]] = []
     in_a_row = 0
+    models = None
+    if real:  # one runtime for every task: weights load once, not once per task's session
+        from vchat.runtime import ModelManager
+
+        models = ModelManager.from_settings(settings)
     with tempfile.TemporaryDirectory(prefix="vchat-bench-") as tmp:
         for index in range(repeat):
             results: list[TaskResult] = []
             for task in tasks:
-                result = run_task(task, planner, settings, classes, real=real, folder=Path(tmp) / f"run{index}")
+                folder = Path(tmp) / f"run{index}"
+                result = run_task(task, planner, settings, classes, real=real, folder=folder, models=models)
                 results.append(result)
                 if on_result is not None:
                     on_result(index, result)

@@ -302,14 +302,15 @@ class FailingTool:
     """Wraps a real tool so the task's failures still happen under --real-tools."""
 
     def __init__(self, tool: Tool, world: World) -> None:
-        self.tool = tool
+        self.name = tool.name
+        self.original = tool.run  # taken before the instance's `run` is replaced by this wrapper's
         self.world = world
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Fail when told to, else run the real tool."""
-        if self.world.should_fail(capability_of(self.tool.name, args)):
+        if self.world.should_fail(capability_of(self.name, args)):
             raise ToolError(FAILURE)
-        return self.tool.run(ctx, **args)
+        return self.original(ctx, **args)
 
 
 def real_tools(world: World, classes: Sequence[type[Tool]]) -> list[Tool]:

@@ -5,22 +5,28 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from typing import Any
 
 from vchat.config import Settings, is_local_url
 from vchat.errors import VchatError
 from vchat.llm.base import LLM
+from vchat.llm.switch import is_builtin
 
 # Seconds the one test request may take; a model that needs longer to say "ok" is not usable anyway.
 CHECK_TIMEOUT = 15.0
+# The built-in planner loads its weights into this process first, which takes longer than a server's reply.
+BUILTIN_TIMEOUT = 120.0
 _PROMPT = "Reply with the single word: ok"
 
 
-def _why(settings: Settings) -> str:
+def _why(settings: Settings, llm: LLM) -> str:
     """How select_llm came to its choice, in the user's terms."""
     if settings.llm.startswith("scripted:"):
         return "llm = scripted (replies from a file)"
     if settings.llm.startswith("local"):
         return "llm = local"
+    if is_builtin(llm):
+        return "no API key or local server found"
     if settings.base_url:
         return "base_url is set"
     if settings.api_key:
@@ -44,7 +50,14 @@ def llm_rows(settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[tuple[s
         if settings.llm == "none":
             return [("language model", "none (llm = none): only /tool and `vchat run --tool` work")]
         return [("language model", f"none found; to chat, {connect_hint()}")]
-    rows = [("language model", f"{llm.name} ({_why(settings)})")]
+    rows = [("language model", f"{llm.name} ({_why(settings, llm)})")]
+    if is_builtin(llm):
+        missing = _planner_missing(llm)
+        if missing:
+            # Trying it would start a download of a few GB: say how to get it instead.
+            rows.append(("answers", f"not tried: {missing}"))
+            return rows
+        timeout = max(timeout, BUILTIN_TIMEOUT)
     reply, failure, seconds = _ask(llm, timeout)
     if failure is not None:
         rows.append(("answers", f"no: {failure}; {_fix(llm)}"))
@@ -53,6 +66,20 @@ def llm_rows(settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[tuple[s
     else:
         rows.append(("answers", f"yes, in {seconds:.1f}s"))
     return rows
+
+
+def _planner_missing(llm: Any) -> str | None:
+    """None when the built-in planner's files are on this machine, else what to run to get them."""
+    from vchat.runtime import hub
+    from vchat.runtime.catalog import component
+
+    models = llm.manager.models
+    for key in ("planner", "planner.processor"):
+        spec = component(key)
+        if hub.find_files(spec, hub.source_for(spec, models))[1]:
+            ref = models.get("planner", "the planner")
+            return f"{ref} is not downloaded yet; `vchat models pull planner` fetches it"
+    return None
 
 
 def _ask(llm: LLM, timeout: float) -> tuple[str, str | None, float]:

@@ -281,9 +281,14 @@ class LocalLLM:
         sampler = _Sampler(self.temperature, self.top_p)
         text = _Text(tokenizer, stops)
         position = length
+        deadline = started + self.settings.reply_deadline
         for index in range(self.max_tokens):
             if self._cancelled():
                 return
+            if time.perf_counter() > deadline:
+                raise LLMError(
+                    f"built-in planner: the reply took longer than reply_deadline ({self.settings.reply_deadline:g}s)"
+                )
             token = sampler.pick(logits)
             if index == 0:
                 self.last.first_token_s = time.perf_counter() - started

@@ -44,6 +44,7 @@ def complete_with_tools(
     max_tokens = getattr(chat, "max_tokens", None)
     if isinstance(max_tokens, int) and max_tokens > 0:
         kwargs["max_tokens"] = max_tokens
+    chat.last_usage = None
     try:
         response = chat._client.chat.completions.create(**kwargs)
     except Exception as exc:
@@ -64,6 +65,7 @@ def complete_with_tools(
         )
     except (AttributeError, IndexError, KeyError, TypeError):
         raise chat._garbage() from None
+    chat._note_usage(response)
     if len(text) + sum(len(c.arguments) for c in calls) > chat.max_reply_chars:
         raise chat._runaway(len(text))
     if text:
@@ -89,6 +91,7 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
                 return  # past the deadline or cancelled: hang up
             if received > chat.max_reply_chars:
                 raise chat._runaway(received)
+            chat._note_usage(chunk)
             choices = getattr(chunk, "choices", None)
             if not choices:
                 continue

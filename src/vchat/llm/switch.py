@@ -11,6 +11,11 @@ from vchat.llm.base import LLM
 USAGE = "/model NAME · /model URL [NAME] · /model local · /model none"
 
 
+def is_builtin(llm: LLM | None) -> bool:
+    """True for the in-process planner (vchat.llm.local), which needs no server."""
+    return llm is not None and type(llm).__module__ == "vchat.llm.local"
+
+
 def _is_url(text: str) -> bool:
     return "://" in text
 
@@ -57,15 +62,13 @@ def switch(settings: Settings, args: list[str], current: LLM | None) -> tuple[LL
     A model named on a local server is checked against the server's list, so a typo is caught now
     rather than at the next message.
     """
-    from vchat.llm import select
     from vchat.llm.select import connect_hint, select_llm
 
     new = settings_for(settings, args, current)
-    if new.llm.startswith("local") and not hasattr(select, "builtin_planner"):
-        raise VchatError("the built-in planner is not part of this version; connect a server: /model URL NAME")
     llm = select_llm(new)
-    if llm is None and new.llm != "none":
-        raise VchatError(f"no language model found for {args[0]!r}; {connect_hint()}")
+    if (llm is None and new.llm != "none") or (is_builtin(llm) and not new.llm.startswith("local")):
+        # Nothing serves that name: do not fall back to the built-in planner as if it did.
+        raise VchatError(f"no server found for {args[0]!r}; {connect_hint()}, or /model URL NAME")
     list_models = getattr(llm, "list_models", None)
     base_url = getattr(llm, "base_url", None)
     if new.model and callable(list_models) and isinstance(base_url, str) and is_local_url(base_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 
 from vchat.errors import VchatError
@@ -40,6 +42,17 @@ async def _http(app: VchatServer, host: str, port: int) -> None:
     await server.serve()
     if not server.started:
         raise VchatError(f"could not listen on {host}:{port} (in use, or not an address of this machine)")
+
+
+def check_listen(host: str, port: int) -> None:
+    """Fail with one line before serving when the address cannot be bound (in use, not this machine's)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise VchatError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def serve(app: VchatServer, http: tuple[str, int] | None = None) -> None:

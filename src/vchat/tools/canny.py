@@ -22,8 +22,10 @@ class EdgeMap(DetectedMap):
     share: float
 
 
-def canny_map(image: Image.Image, size: tuple[int, int], low: int = LOW, high: int = HIGH) -> EdgeMap:
-    """Canny edges of `image` brought to `size` first, so edges stay one pixel wide at the size they are used at."""
+def canny_edges(
+    image: Image.Image, size: tuple[int, int], low: int = LOW, high: int = HIGH
+) -> tuple[Image.Image, float]:
+    """One-channel Canny edges of `image` at `size`, and the share of edge pixels (0..1)."""
     import cv2
     import numpy as np
 
@@ -31,7 +33,13 @@ def canny_map(image: Image.Image, size: tuple[int, int], low: int = LOW, high: i
         image = image.resize(size, Image.Resampling.LANCZOS)
     # rgb(): transparency flattened onto white, as every detector does, so hidden colours draw no edges.
     edges = cv2.Canny(np.asarray(rgb(image).convert("L")), low, high)
-    return EdgeMap(Image.fromarray(edges, "L").convert("RGB"), None, float((edges > 0).mean()))
+    return Image.fromarray(edges, "L"), np.count_nonzero(edges) / edges.size
+
+
+def canny_map(image: Image.Image, size: tuple[int, int], low: int = LOW, high: int = HIGH) -> EdgeMap:
+    """Canny edges of `image` brought to `size` first, so edges stay one pixel wide at the size they are used at."""
+    edges, share = canny_edges(image, size, low, high)
+    return EdgeMap(edges.convert("RGB"), None, share)
 
 
 class CannyEdges(Tool):
@@ -55,7 +63,8 @@ class CannyEdges(Tool):
         if low > high:
             raise ToolError(f"low threshold ({low}) must not exceed high threshold ({high})")
         image = ctx.load_image(ref)
-        edges = canny_map(image, image.size, low, high)
-        out = ctx.save_image(edges.image, tool=self.name, params={"low": low, "high": high}, parents=(ref.handle,))
-        share = edges.share * 100
-        return ToolResult(f"Canny edges of {ref.handle} (thresholds {low}/{high}, {share:.1f}% edge pixels).", [out])
+        # One channel: the map is black and white, and a third of the bytes encodes 2-3x faster.
+        edges, share = canny_edges(image, image.size, low, high)
+        out = ctx.save_image(edges, tool=self.name, params={"low": low, "high": high}, parents=(ref.handle,))
+        percent = share * 100
+        return ToolResult(f"Canny edges of {ref.handle} (thresholds {low}/{high}, {percent:.1f}% edge pixels).", [out])

@@ -19,6 +19,8 @@ DEFAULT_CELL: Final = (10, 20)
 NEUTRAL_BG: Final = (128, 128, 128)
 # Small images (icons, 64² masks) may grow to stay legible, but not into a blur.
 MAX_UPSCALE: Final = 2.0
+# Growing a picture by a few percent to fill whole cells only softens it, and costs a resample of every pixel.
+SLIGHT_UPSCALE: Final = 1.05
 KITTY_CHUNK: Final = 4096
 # Five decimal digits per number in the sixel writer; far beyond any terminal.
 SIXEL_MAX_WIDTH: Final = 99_999
@@ -67,7 +69,10 @@ def scale_to_cells(image: Image.Image, cols: int, rows: int, cell: tuple[int, in
     """Flatten and scale `image` to fit a box of cols×rows terminal cells of `cell` pixels each."""
     cw, ch = _check_box(cols, rows, cell)
     flat = flatten(image)
-    return _resize(flat, fit_size(flat.width, flat.height, cols * cw, rows * ch))
+    size = fit_size(flat.width, flat.height, cols * cw, rows * ch)
+    if flat.width < size[0] <= flat.width * SLIGHT_UPSCALE:
+        size = flat.size
+    return _resize(flat, size)
 
 
 def cells_for(size: tuple[int, int], cols: int, rows: int, cell: tuple[int, int]) -> tuple[int, int]:

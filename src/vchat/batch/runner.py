@@ -1,0 +1,173 @@
+"""The batch driver: plans the work (resume included), runs it here or on Ray, keeps the manifest, sums up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vchat.batch.inputs import Item, expand, name_items
+from vchat.batch.job import Job, check_job
+from vchat.batch.manifest import MANIFEST_NAME, Manifest, Result, is_done, read_manifest
+from vchat.config import Settings
+from vchat.errors import UsageError, VchatError
+from vchat.image_files import remove_stale_temps, write_atomic
+
+FAIL_FAST = 8  # this many failures in a row with one same error, before any success: stop (a broken setup)
+
+
+@dataclass
+class Plan:
+    """Every input of the batch and the ones still to do."""
+
+    items: list[Item]
+    todo: list[Item]
+    out: Path
+
+    @property
+    def skipped(self) -> int:
+        """Inputs a resumed batch had already done."""
+        return len(self.items) - len(self.todo)
+
+
+@dataclass
+class Summary:
+    """How the batch went: printed as one line, or as one JSON object with --json."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    out: str = ""
+    manifest: str = ""
+    stopped: str | None = None  # why the batch ended early (interrupted, a broken setup)
+    failures: list[dict[str, str]] = field(default_factory=list)  # the first few, for the summary
+
+    @property
+    def rate(self) -> float:
+        """Images finished per second in this run."""
+        return (self.done + self.failed) / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The --json object."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "remaining": self.total - self.done - self.failed - self.skipped,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.rate, 3),
+            "out": self.out,
+            "manifest": self.manifest,
+            "stopped": self.stopped,
+            "failures": self.failures,
+        }
+
+    def line(self) -> str:
+        """The summary line."""
+        parts = [f"{self.done} done", f"{self.failed} failed"]
+        if self.skipped:
+            parts.append(f"{self.skipped} already done")
+        left = self.total - self.done - self.failed - self.skipped
+        if left:
+            parts.append(f"{left} not run")
+        text = f"batch: {', '.join(parts)} in {self.seconds:.1f}s ({self.rate:.1f} images/s); manifest {self.manifest}"
+        return text + (f"; stopped: {self.stopped}" if self.stopped else "")
+
+
+def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
+    """Expand the inputs and, with resume, leave out what the manifest says is done."""
+    out = out.expanduser().absolute()
+    items = name_items(expand(sources, exclude=out))
+    manifest = out / MANIFEST_NAME
+    records = read_manifest(manifest)
+    if records and not resume:
+        raise VchatError(f"{manifest} already records a batch: add --resume to finish it, or choose another --out")
+    todo = [item for item in items if not (item.input in records and is_done(records[item.input], out))]
+    if out.is_dir():
+        remove_stale_temps(out)  # unfinished writes of a run that was killed
+    return Plan(items, todo, out)
+
+
+def validate(settings: Settings, job: Job) -> None:
+    """Refuse a bad job before any image is read: unknown tool, bad --arg, no model."""
+    from vchat.tools.registry import all_tools
+
+    if job.tool:
+        tools = all_tools()
+        tool = next((t for t in tools if t.name == job.tool), None)
+        if tool is None:
+            raise UsageError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
+        try:
+            check_job(tool, job)
+        except VchatError as exc:
+            raise UsageError(str(exc)) from None
+    elif not (job.prompt or "").strip():
+        raise UsageError('say what to do with each image, e.g. vchat batch "make it look like winter" photos/')
+
+
+def run_local(settings: Settings, job: Job, plan: Plan) -> Iterator[Result]:
+    """Every result of the batch, computed in this process."""
+    from vchat.batch.worker import Worker
+
+    worker = Worker(settings, job, plan.out)
+    try:
+        yield from worker.run(plan.todo)
+    finally:
+        worker.stop.set()
+        worker.close()
+
+
+def run_batch(
+    results: Iterator[Result],
+    plan: Plan,
+    *,
+    on_result: Callable[[Result], None] | None = None,
+) -> Summary:
+    """Record each result as it comes (writing bytes a remote worker returned), and sum up."""
+    summary = Summary(
+        total=len(plan.items),
+        skipped=plan.skipped,
+        out=str(plan.out),
+        manifest=str(plan.out / MANIFEST_NAME),
+    )
+    plan.out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(plan.out / MANIFEST_NAME)
+    started = time.perf_counter()
+    streak: list[str] = []
+    try:
+        for result in results:
+            if result.blobs:
+                try:
+                    for relative, data in result.blobs.items():
+                        write_atomic(plan.out / relative, data, durable=False)
+                except OSError as exc:
+                    result.status, result.error = "failed", f"cannot write {relative}: {exc.strerror or exc}"
+            manifest.write(result)
+            if result.status == "done":
+                summary.done += 1
+                streak = []
+            else:
+                summary.failed += 1
+                if len(summary.failures) < 20:
+                    summary.failures.append({"input": result.input, "error": result.error or ""})
+                if not summary.done:
+                    streak.append(result.error or "")
+            if on_result is not None:
+                on_result(result)
+            if len(streak) >= FAIL_FAST and len(set(streak)) == 1:
+                summary.stopped = f"the first {len(streak)} images all failed with: {streak[0]}"
+                break
+    except KeyboardInterrupt:
+        summary.stopped = "interrupted; finish with --resume"
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+        manifest.close()
+        summary.seconds = time.perf_counter() - started
+    return summary
