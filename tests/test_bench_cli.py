@@ -78,6 +78,11 @@ def test_bench_cli_json_with_a_scripted_model(tmp_path: Path) -> None:
     assert [t["id"] for t in data["tasks"]] == ["caption", "edit"]
     assert data["tasks"][1]["calls"] == [["instruct_edit(edit)"]]
     assert set(data["categories"]) == {"plain"}
+    # The bench's throwaway sessions stay out of the user's sessions index.
+    from vchat.session_index import INDEX_NAME
+
+    index = tmp_path / "xdg-data" / "vchat" / INDEX_NAME
+    assert not index.exists() or not index.read_text().strip()
 
 
 def test_bench_cli_list_and_calibrate(tmp_path: Path) -> None:

@@ -185,8 +185,12 @@ def run_task(
     """Run one task in a fresh session under `folder` and score it (`models`: a runtime to share, for real tools)."""
     world = World(task)
     tools = real_tools(world, classes) if real else standin_tools(world, classes)
+    # Unlisted: the bench's sessions live in a temporary folder and must not appear in `vchat sessions`.
     session = Session(
-        dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False), tools, models=models
+        dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False),
+        tools,
+        models=models,
+        listed=False,
     )
     world.session = session
     try:
