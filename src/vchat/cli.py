@@ -130,6 +130,7 @@ def main_callback(
 ) -> None:
     """Start the interactive chat when no command is given."""
     if ctx.invoked_subcommand is not None:
+        _hand_down(ctx, ctx.invoked_subcommand)
         return
     try:
         settings = _settings(
@@ -149,6 +150,31 @@ def main_callback(
     except VchatError as exc:
         fail_on(exc)
     raise typer.Exit(code)
+
+
+def _hand_down(ctx: typer.Context, name: str) -> None:
+    """Options typed before a command (`vchat --out X run …`) apply to it when it has the same option.
+
+    They become the command's defaults (click's default_map), so the same option after the command
+    wins; one it does not take is a bad command line that says where the option goes.
+    """
+    group: Any = ctx.command  # typer's own click Group (typer vendors click)
+    command = group.get_command(ctx, name)
+    if command is None:
+        return
+    defaults: dict[str, Any] = {}
+    for param in group.params:
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        option = max(param.opts, key=len)  # --out, not -o
+        same = next((p for p in command.params if option in p.opts), None)
+        if same is None or same.name is None:
+            takers = [f"vchat {n}" for n, c in group.commands.items() if any(option in p.opts for p in c.params)]
+            after = f", or after the command in: {', '.join(takers)}" if takers else ""
+            fail(f"`vchat {name}` takes no {option}; it goes before any command (the chat){after}", EXIT_USAGE)
+        defaults[same.name] = ctx.params[param.name]
+    ctx.default_map = {name: defaults}
 
 
 def _parse_args(pairs: list[str]) -> dict[str, str]:

@@ -158,7 +158,11 @@ def run_once(
             progress.stop()
         session.close()
     # A tool call that failed made nothing worth keeping: no session folder, no entry in `vchat sessions`.
-    discarded = tool is not None and code != EXIT_OK and session.discard()
+    # Nor did a message whose model failed at once (server down, no weights, no key): no step, no image.
+    # (A killed or cancelled turn keeps its message for --resume: it never gets here, or ends with code 130.)
+    unanswered = tool is None and code == EXIT_ERROR and not len(session.store)
+    unanswered = unanswered and all(step.kind == "error" for step in steps)
+    discarded = ((tool is not None and code != EXIT_OK) or unanswered) and session.discard()
     if as_json:
         result = _result(session, steps, final, error)
         if discarded or not session.folder.is_dir():

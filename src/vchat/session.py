@@ -331,7 +331,7 @@ class Session:
         self._lock.release()
 
     def discard(self) -> bool:
-        """Remove a session this process made when nothing came of it (a failed `run --tool`); True if removed.
+        """Remove a session this process made when nothing came of it; True if removed.
 
         A session exists once something happened in it: a copy of the input and a failed call are
         not worth keeping, and would otherwise pile up in `vchat sessions` and be picked by `--resume`.
@@ -340,6 +340,10 @@ class Session:
             return False
         self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self.indexed:
+            from vchat.session_index import unregister
+
+            unregister(self.id)
         return True
 
     # -- resume ----------------------------------------------------------------------------

@@ -44,6 +44,25 @@ def register(session_id: str, folder: Path) -> bool:
     return True
 
 
+def unregister(session_id: str) -> None:
+    """Forget a session that was removed again (nothing came of it); a no-op when the index cannot be read."""
+    path = index_path()
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    kept = [line for line in lines if _entry_id(line) != session_id]
+    if len(kept) != len(lines):
+        _rewrite(path, kept)
+
+
+def _entry_id(line: str) -> str | None:
+    try:
+        return str(json.loads(line)["id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _indexed() -> list[Path]:
     """Folders named in the index that still hold a transcript (the index is compacted when many do not)."""
     path = index_path()
