@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vchat.errors import ToolInputError
+from vchat.errors import ToolInputError, UsageError
 from vchat.tools.base import Field, Tool
 
 ImageResolver = Callable[[str], Any]
@@ -210,3 +210,14 @@ def bind_input(tool: type[Tool], raw: str, resolve_image: ImageResolver | None =
         raise ToolInputError(f"got {len(parts)} value(s) for {len(required)} required inputs; {expected_shape(tool)}")
     bound = {spec.name: coerce(tool, spec, part, resolve_image) for spec, part in zip(required, parts, strict=True)}
     return _complete(tool, bound)
+
+
+def parse_arg_pairs(pairs: list[str]) -> dict[str, str]:
+    """`--arg KEY=VALUE` flags as a dict (shared by `vchat run --tool` and `vchat batch`)."""
+    args: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
+        args[key.strip()] = value
+    return args

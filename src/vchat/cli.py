@@ -177,16 +177,6 @@ def _hand_down(ctx: typer.Context, name: str) -> None:
     ctx.default_map = {name: defaults}
 
 
-def _parse_args(pairs: list[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
-        args[key.strip()] = value
-    return args
-
-
 def unknown_tool_message(name: str, known: list[str]) -> str:
     """`unknown tool 'canny'; did you mean canny_edges?` (close names, or names it is a part of)."""
     import difflib
@@ -199,11 +189,12 @@ def unknown_tool_message(name: str, known: list[str]) -> str:
 
 def check_tool_call(tool_name: str, pairs: list[str]) -> None:
     """Reject an unknown tool or a malformed --arg before any session or file is made (exit code 2)."""
+    from vchat.binding import parse_arg_pairs
     from vchat.tools.registry import all_tools, tool_class
 
     if tool_class(tool_name) is None:
         raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
-    _parse_args(pairs)
+    parse_arg_pairs(pairs)
 
 
 def _tool_inputs(
@@ -213,7 +204,9 @@ def _tool_inputs(
     tool = session.tools.get(tool_name)
     if tool is None:
         raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
-    named: dict[str, Any] = dict(_parse_args(pairs))
+    from vchat.binding import parse_arg_pairs
+
+    named: dict[str, Any] = dict(parse_arg_pairs(pairs))
     images = [ref.handle for ref in attached]
     for spec in tool.inputs:
         if spec.name in named:

@@ -78,9 +78,9 @@ def batch(
         if out is None:
             raise UsageError("missing --out FOLDER: where the outputs and manifest.jsonl go")
         settings = _settings(config, model=model, base_url=base_url, llm=llm)
-        from vchat.batch.job import parse_args
         from vchat.batch.runner import plan as make_plan
         from vchat.batch.runner import run_batch, run_local, validate
+        from vchat.binding import parse_arg_pairs as parse_args
 
         if tool is not None:
             from vchat.cli import unknown_tool_message

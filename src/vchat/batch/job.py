@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vchat.binding import bind_named
-from vchat.errors import UsageError, VchatError
+from vchat.errors import VchatError
 from vchat.images import ImageRef
 from vchat.tools.base import Tool
 
@@ -29,15 +29,6 @@ class Job:
         return "tool" if self.tool else "agent"
 
 
-def parse_args(pairs: list[str]) -> dict[str, str]:
-    """`--arg KEY=VALUE` flags as a dict."""
-    args: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--arg {pair!r}: expected KEY=VALUE, e.g. --arg low=50")
-        args[key.strip()] = value
-    return args
 
 
 def named_inputs(tool: Tool, job: Job) -> dict[str, Any]:
