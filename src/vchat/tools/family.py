@@ -42,6 +42,12 @@ class ToolFamily(Tool):
     selector: ClassVar[str]  # the field that picks the member ("kind", "op")
     members: ClassVar[dict[str, type[Tool]]]  # selector value -> capability tool
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A family needs what any of its members needs: derived, so it cannot drift from the members.
+        if "members" in cls.__dict__:
+            cls.components = tuple(dict.fromkeys(c for tool in cls.members.values() for c in tool.components))
+
     def __init__(self) -> None:
         self._instances: dict[str, Tool] = {}
 

@@ -47,7 +47,6 @@ class DetectMap(ToolFamily):
         Field("kind", "choice", "which map", choices=tuple(members)),
         members,
     )
-    components = tuple(dict.fromkeys(c for tool in members.values() for c in tool.components))
 
 
 class GenerateFromMap(ToolFamily):
@@ -69,7 +68,6 @@ class GenerateFromMap(ToolFamily):
         Field("kind", "choice", "which condition map to follow", choices=tuple(members)),
         members,
     )
-    components = tuple(dict.fromkeys(c for tool in members.values() for c in tool.components))
 
 
 class Transform(ToolFamily):
