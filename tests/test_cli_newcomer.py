@@ -21,7 +21,11 @@ from vchat.ui.render import StepRenderer, for_user, plural
 # Item 6: help shows what to type, never a Python type name.
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["show"], ["images"], ["sessions"], ["models"], ["models", "pull"]])
+HELP_COMMANDS = [[], ["run"], ["show"], ["images"], ["sessions"], ["models"], ["models", "pull"]]
+HELP_COMMANDS += [["batch"], ["bench"], ["mcp"], ["tools"], ["doctor"]]
+
+
+@pytest.mark.parametrize("command", HELP_COMMANDS)
 def test_help_has_no_type_placeholders(tmp_path: Path, command: list[str]) -> None:
     out = vchat(tmp_path, *command, "--help")
     assert out.returncode == 0, out.stderr
