@@ -405,7 +405,10 @@ def mcp_cmd(
         int, typer.Option("--preview-size", metavar="PX", help="Long side of image previews; 0: links only.")
     ] = 512,
     preview_format: Annotated[
-        str, typer.Option("--preview-format", metavar="FORMAT", help="Previews as auto (PNG for maps, JPEG for photos), png or jpeg.")
+        str,
+        typer.Option(
+            "--preview-format", metavar="FORMAT", help="Previews as auto (PNG for maps, JPEG for photos), png or jpeg."
+        ),
     ] = "auto",
     out: OutOpt = None,
     config: ConfigOpt = None,

@@ -45,9 +45,12 @@ def batch(
         Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (required); holds manifest.jsonl.")
     ] = None,
     tool: Annotated[
-        str | None, typer.Option("--tool", "-t", metavar="NAME", help="Run this tool on every image (no language model).")
+        str | None,
+        typer.Option("--tool", "-t", metavar="NAME", help="Run this tool on every image (no language model)."),
     ] = None,
-    arg: Annotated[list[str] | None, typer.Option("--arg", "-a", metavar="KEY=VALUE", help="Tool input KEY=VALUE (repeatable).")] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", metavar="KEY=VALUE", help="Tool input KEY=VALUE (repeatable).")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip inputs the manifest records as done.")] = False,
     ray: Annotated[
         str | None,
@@ -58,14 +61,25 @@ def batch(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, metavar="N", help="Ray actors (default: one per GPU, else per CPU).")
+        int | None,
+        typer.Option("--workers", min=1, metavar="N", help="Ray actors (default: one per GPU, else per CPU)."),
     ] = None,
-    max_steps: Annotated[int, typer.Option("--max-steps", min=1, metavar="N", help="Agent mode: most tool calls per image.")] = 4,
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", min=1, metavar="N", help="Agent mode: most tool calls per image.")
+    ] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")] = None,
-    llm: Annotated[str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, none, or scripted:FILE.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
+    ] = None,
+    llm: Annotated[
+        str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, none, or scripted:FILE.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
+    ] = None,
 ) -> None:
     """The same edit over many images: a manifest as it goes, --resume to finish, exit 4 if any image failed.
 

@@ -27,9 +27,16 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
     filter_: Annotated[
         str | None,
-        typer.Option("--filter", "-k", metavar="PATTERNS", help="Only tasks whose id or category matches (comma-separated, globs)."),
+        typer.Option(
+            "--filter",
+            "-k",
+            metavar="PATTERNS",
+            help="Only tasks whose id or category matches (comma-separated, globs).",
+        ),
     ] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=100, metavar="N", help="Run each task N times.")] = 1,
+    repeat: Annotated[
+        int, typer.Option("--repeat", "-n", min=1, max=100, metavar="N", help="Run each task N times.")
+    ] = 1,
     list_: Annotated[bool, typer.Option("--list", help="List the tasks and exit.")] = False,
     real_tools: Annotated[
         bool, typer.Option("--real-tools", help="Run the real tools (weights, GPU) instead of fast stand-ins.")
@@ -38,12 +45,22 @@ def bench(
         bool,
         typer.Option("--calibrate", help="Score the three calibration planners instead of a model (scale check)."),
     ] = False,
-    model: Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")] = None,
-    base_url: Annotated[str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")] = None,
-    llm: Annotated[str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, scripted:FILE…")] = None,
-    max_steps: Annotated[int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per task (default 8).")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
+    ] = None,
+    llm: Annotated[
+        str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, scripted:FILE…")
+    ] = None,
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per task (default 8).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every failed task and why.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
+    ] = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
     from vchat.cli import fail
