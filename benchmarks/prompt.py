@@ -15,6 +15,10 @@ Prints, in one run:
    client), live and resumed before each later turn: for each request, its size, the byte
    offset of the first difference from the request before, the message it falls in, and
    whether the resumed session sent the very same bytes.
+4. With vision on (`vision_images` = 3): one turn of 6 tool steps that each make an image,
+   side by side for the window that dropped pixels one image at a time (vchat before) and
+   the window that moves in blocks (now): images sent as pixels, bytes, and the first
+   difference from the request before (inside earlier messages = the prefix cache misses).
 """
 
 from __future__ import annotations
@@ -34,13 +38,16 @@ import bpe_openai  # noqa: E402
 from tests.fake_openai import FakeOpenAI, RecordedRequest  # noqa: E402
 from tests.helpers import act, answer, write_photo  # noqa: E402
 
+from vchat import agent as agent_module  # noqa: E402
 from vchat.config import Settings  # noqa: E402
+from vchat.llm.base import ContentPart, Message  # noqa: E402
 from vchat.llm.openai_backend import OpenAIChat  # noqa: E402
 from vchat.prompts import system_prompt, tools_system_prompt  # noqa: E402
 from vchat.session import Session  # noqa: E402
 from vchat.tools.base import offered  # noqa: E402
 from vchat.tools.registry import all_tools  # noqa: E402
 from vchat.tools.schema import function_spec  # noqa: E402
+from vchat.vision import DROPPED, windowed  # noqa: E402
 
 ENC = bpe_openai.get_encoding("o200k_base")
 DATA = Path(__file__).with_name("data") / "visual_chatgpt_prompt.json"
@@ -115,6 +122,84 @@ def run_session(folder: Path, resume_each_turn: bool) -> list[RecordedRequest]:
         return fake.chat_requests
 
 
+def per_image_window(messages: list[Message], keep: int) -> list[Message]:
+    """The rule vchat had before: exactly the newest `keep` images as pixels (each new one drops the oldest)."""
+    out: list[Message] = []
+    seen = 0
+    for message in reversed(messages):
+        content = message["content"]
+        if isinstance(content, str):
+            out.append(message)
+            continue
+        parts: list[ContentPart] = []
+        for part in reversed(content):
+            if part.get("type") == "image_url":
+                seen += 1
+                if seen > keep:
+                    part = {"type": "text", "text": f" {DROPPED}"}
+            parts.append(part)
+        out.append({**message, "content": list(reversed(parts))})
+    return list(reversed(out))
+
+
+VISION_STEPS = 6
+
+
+def run_vision_turn(folder: Path, window: Any) -> list[RecordedRequest]:
+    """One turn of VISION_STEPS image-making tool steps with vision on, the agent's window replaced by `window`."""
+    photo = write_photo(folder)
+    ops = ["flip", "grayscale", "flip", "grayscale", "flip", "grayscale"][:VISION_STEPS]
+    calls = [act("transform", f'{{"image": "img{n + 1}", "op": "{op}"}}') for n, op in enumerate(ops)]
+    original = agent_module.windowed
+    agent_module.windowed = window  # type: ignore[assignment]
+    try:
+        with FakeOpenAI([*calls, answer("done")]) as fake:
+            settings = Settings(out_dir=folder / "out", vision="on", vision_max_side=64)
+            session = Session(settings, all_tools(), OpenAIChat("fake-model", base_url=fake.url, max_retries=0))
+            session.attach(photo)
+            steps = list(session.turn("six edits, checking each"))
+            assert steps[-1].kind == "final", steps[-1]
+            session.close()
+            return fake.chat_requests
+    finally:
+        agent_module.windowed = original
+
+
+def pixels_in(request: RecordedRequest) -> int:
+    """Image parts a request carries."""
+    return sum(
+        1 for m in request.messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"
+    )
+
+
+def vision_table(before: list[RecordedRequest], now: list[RecordedRequest]) -> None:
+    """Side by side: images as pixels, bytes, first difference and whether it fell inside earlier messages."""
+    print(f"\nvision on, vision_images = 3: one turn of {VISION_STEPS} tool steps that each make an image")
+    print(f"  {'':5}{'per image (before)':^36}  {'in blocks (now)':^36}")
+    head = f"{'px':>3} {'bytes':>8} {'1st diff':>9} {'where':>13}"
+    print(f"  {'req':>3}  {head}  {head}")
+    rewrites = {"before": 0, "now": 0}
+    for index in range(len(now)):
+        cells = []
+        for name, requests in (("before", before), ("now", now)):
+            request = requests[index]
+            if index == 0:
+                diff, place = "-", "-"
+            else:
+                previous = requests[index - 1]
+                diff = f"{first_difference(previous.raw, request.raw):,}"
+                kept = request.messages[: len(previous.messages)] == previous.messages
+                place = "append" if kept else "EARLIER MSG"
+                rewrites[name] += not kept
+            cells.append(f"{pixels_in(request):>3} {len(request.raw):>8,} {diff:>9} {place:>13}")
+        print(f"  {index + 1:>3}  {cells[0]}  {cells[1]}")
+    total = len(now) - 1
+    print(
+        f"  requests that rewrote earlier messages: before {rewrites['before']} of {total}, "
+        f"now {rewrites['now']} of {total}"
+    )
+
+
 def first_difference(a: bytes, b: bytes) -> int:
     """Byte offset of the first difference (the shorter length when one is a prefix of the other)."""
     n = min(len(a), len(b))
@@ -187,6 +272,12 @@ def main() -> None:
     )
     sample: Any = live[1].messages[-1]["content"]
     print(f"  e.g. observation: {sample!r}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_DATA_HOME"] = str(Path(tmp) / "data")
+        before = run_vision_turn(Path(tmp) / "before", per_image_window)
+        now = run_vision_turn(Path(tmp) / "now", windowed)
+    vision_table(before, now)
 
 
 if __name__ == "__main__":

@@ -423,10 +423,12 @@ class _Handler(BaseHTTPRequestHandler):
         finish = "stop" if was_cut else reply.finish_reason
         if reply.tool_calls:
             calls = _tool_calls(reply.tool_calls)
+            # "length": a reply cut at max_tokens, whose last call may have lost the end of its arguments.
+            finish = "length" if reply.finish_reason == "length" else "tool_calls"
             if stream:
-                self._stream(text, model, "tool_calls", chunk_size=reply.chunk_size, tool_calls=calls)
+                self._stream(text, model, finish, chunk_size=reply.chunk_size, tool_calls=calls)
             else:
-                self._send_json(200, _completion(text, model, "tool_calls", calls))
+                self._send_json(200, _completion(text, model, finish, calls))
             return
         if stream:
             self._stream(text, model, finish, chunk_size=reply.chunk_size, chunk_delay=reply.chunk_delay)
@@ -600,7 +602,7 @@ def _completion(
 
 
 def _load_items(path: str) -> list[Item]:
-    """Replies for the standalone server: a JSON list of strings (or {"reply": ..., "delay": ...} objects)."""
+    """Replies for the standalone server: a JSON list of strings or {"reply", "delay", "finish_reason"} objects."""
     with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
     items: list[Item] = []
@@ -609,7 +611,12 @@ def _load_items(path: str) -> list[Item]:
             items.append(entry)
         else:
             items.append(
-                Reply(entry["reply"], delay=entry.get("delay", 0.0), chunk_delay=entry.get("chunk_delay", 0.0))
+                Reply(
+                    entry["reply"],
+                    delay=entry.get("delay", 0.0),
+                    chunk_delay=entry.get("chunk_delay", 0.0),
+                    finish_reason=entry.get("finish_reason", "stop"),
+                )
             )
     return items
 

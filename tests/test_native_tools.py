@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.fake_openai import FakeOpenAI, Fault, Reply
@@ -122,3 +123,65 @@ def test_input_schema_renders_every_field_spec() -> None:
     crop = input_schema(tool_class("crop_image"))  # type: ignore[arg-type]
     assert crop["properties"]["left"] == {"type": "integer", "description": "left edge", "minimum": 0}
     json.dumps(input_schema(tool_class("generate_from_map")))  # type: ignore[arg-type]  # JSON-ready
+
+
+FLIP = Reply("", tool_calls=[{"name": "transform", "arguments": {"image": "img1", "op": "flip"}}])
+
+
+def _refusal(message: str, param: str) -> Fault:
+    fault = Fault.status_error(400, message)
+    assert fault.body is not None
+    fault.body["error"]["param"] = param
+    return fault
+
+
+@pytest.mark.parametrize(
+    ("refusal", "gone", "instead"),
+    [
+        (
+            _refusal("Unsupported value: 'temperature' does not support 0 with this model.", "temperature"),
+            "temperature",
+            None,
+        ),
+        (
+            _refusal("Unsupported parameter: 'max_tokens' is not supported with this model.", "max_tokens"),
+            "max_tokens",
+            "max_completion_tokens",
+        ),
+    ],
+    ids=["temperature", "max_tokens"],
+)
+def test_a_refused_parameter_is_dropped_and_the_request_sent_again(
+    tmp_path: Path, refusal: Fault, gone: str, instead: str | None
+) -> None:
+    with FakeOpenAI([refusal, FLIP, "Flipped: img2."]) as fake:
+        session = _session(tmp_path, fake, stream=True)
+        steps = list(session.turn("flip it"))
+        refused, retried, after = fake.chat_requests
+    assert steps[-1].kind == "final" and steps[-1].text == "Flipped: img2."
+    assert gone in refused.body and refused.tools is not None
+    for request in (retried, after):  # not sent again for the rest of the session
+        assert gone not in request.body and request.tools is not None
+        assert instead is None or request.body[instead] == 1024
+
+
+def test_images_reach_the_model_when_vision_is_on(tmp_path: Path) -> None:
+    def images_in(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [p for m in messages if isinstance(m["content"], list) for p in m["content"] if p["type"] == "image_url"]
+
+    with FakeOpenAI([FLIP, "Flipped: img2."]) as fake:
+        llm = OpenAIChat("gpt-4o-mini", base_url=fake.url, max_retries=0)
+        settings = Settings(out_dir=tmp_path / "out", protocol="tools", vision="on", vision_max_side=64)
+        session = Session(settings, all_tools(), llm)
+        session.attach(write_photo(tmp_path))
+        steps = list(session.turn("flip it"))
+        first, second = fake.chat_requests
+    assert steps[-1].kind == "final"
+    assert first.messages[0]["content"] == tools_system_prompt(vision=True)
+    assert len(images_in(first.messages)) == 1 and isinstance(first.messages[-1]["content"], list)
+    # After the tool message, the image it made follows in a user message (tool messages take text only).
+    tool, shown = second.messages[-2:]
+    assert tool["role"] == "tool" and tool["content"].endswith("New image img2.")
+    assert shown["role"] == "user" and {"type": "text", "text": "\nimg2:"} in shown["content"]
+    assert len(images_in([shown])) == 1 and len(images_in(second.messages)) == 2
+    assert second.messages[: len(first.messages)] == first.messages  # nothing earlier rewritten

@@ -18,7 +18,16 @@ from vchat.llm.base import Message
 from vchat.llm.openai_backend import OpenAIChat
 from vchat.session import Session
 from vchat.tools.registry import all_tools
-from vchat.vision import DROPPED, Vision, decode_part, image_part, model_sees, newest_only, template_messages
+from vchat.vision import (
+    DROPPED,
+    Vision,
+    decode_part,
+    dropped_count,
+    image_part,
+    model_sees,
+    template_messages,
+    windowed,
+)
 
 
 def session(tmp_path: Path, fake: FakeOpenAI, model: str = "gpt-4o-mini", **fields: Any) -> Session:
@@ -50,20 +59,30 @@ def test_transparent_images_are_flattened_onto_white(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(raw)).convert("RGB").getpixel((5, 5)) == (255, 255, 255)
 
 
-def test_only_the_newest_images_stay_as_pixels(tmp_path: Path) -> None:
+def test_the_window_moves_in_blocks() -> None:
+    # keep 3: at least the newest 3 images as pixels, at most 5; the oldest go 3 at a time.
+    shown = [total - dropped_count(total, 3) for total in range(13)]
+    assert shown == [0, 1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 3]
+    drops = [dropped_count(total, 3) for total in range(13)]
+    assert drops == sorted(drops)  # once dropped, an image never comes back (earlier bytes stay put)
+    assert dropped_count(4, 1) == 3 and dropped_count(4, 0) == 4
+
+
+def test_only_a_window_of_the_newest_images_stays_as_pixels(tmp_path: Path) -> None:
     path = write_photo(tmp_path)
     part = image_part(path, 64)
     messages: list[Message] = [
         {"role": "user", "content": [{"type": "text", "text": "a"}, part, part]},
-        {"role": "user", "content": [{"type": "text", "text": "b"}, part]},
+        {"role": "user", "content": [{"type": "text", "text": "b"}, part, part]},
         {"role": "user", "content": "c"},
     ]
-    kept = newest_only(messages, 2)
-    assert [len(images_in([dict(m)])) for m in kept] == [1, 1, 0]
-    assert DROPPED in str(kept[0]["content"][1])
+    kept = windowed(messages, 2)  # 4 images: the oldest 2 go
+    assert [len(images_in([dict(m)])) for m in kept] == [0, 2, 0]
+    assert DROPPED in str(kept[0]["content"][1]) and kept[1] is messages[1] and kept[2] is messages[2]
     assert isinstance(messages[0]["content"], list) and messages[0]["content"][1] is part  # input untouched
+    assert windowed(messages[:1], 2) == messages[:1]  # within the window: nothing changes
     chat, images = template_messages(kept)
-    assert len(images) == 2 and {"type": "image"} in chat[0]["content"]
+    assert len(images) == 2 and {"type": "image"} in chat[1]["content"]
 
 
 def test_vision_families_from_model_names() -> None:
@@ -139,9 +158,17 @@ def test_images_made_by_tools_are_bounded(tmp_path: Path) -> None:
         chat = session(tmp_path, fake, vision="on", vision_images=2, vision_max_side=64)
         chat.attach(write_photo(tmp_path))
         list(chat.turn("flip it five times"))
-    counts = [len(images_in(r.messages)) for r in fake.chat_requests]
-    assert counts == [1, 2, 2, 2, 2, 2]
-    assert all(DROPPED in str(r.messages) for r in fake.chat_requests[2:])
+    requests = fake.chat_requests
+    counts = [len(images_in(r.messages)) for r in requests]
+    assert counts == [1, 2, 3, 2, 3, 2]  # never fewer than 2 (once there are 2), never more than 3
+    # Append-only between moves of the window: only requests 4 and 6 change what was sent before.
+    rewrites = [
+        n + 1
+        for n in range(1, len(requests))
+        if requests[n].messages[: len(requests[n - 1].messages)] != requests[n - 1].messages
+    ]
+    assert rewrites == [4, 6]
+    assert DROPPED not in str(requests[2].messages) and all(DROPPED in str(r.messages) for r in requests[3:])
 
 
 def test_vision_images_zero_sends_none(tmp_path: Path) -> None:

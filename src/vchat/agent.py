@@ -12,10 +12,10 @@ from vchat import history, prompts
 from vchat.binding import bind_input
 from vchat.errors import Cancelled, LLMError, ParseError, VchatError
 from vchat.images import ImageRef, ImageStore
-from vchat.llm.base import LLM, Message
+from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.tools.base import Tool, ToolContext, offered
-from vchat.vision import Vision, newest_only, with_images
+from vchat.vision import Vision, windowed, with_images
 
 STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
@@ -39,7 +39,9 @@ class Step:
     reply: str | None = None  # the model's raw reply that led to this step
     flagged: list[str] = field(default_factory=list)  # image names a final answer invented
     degraded: str | None = None
-    reason: str | None = None  # for error steps: llm | unreadable | step_limit
+    # error steps: llm | unreadable | step_limit | length; retry and notice steps: length when a reply was
+    # cut at the token cap (max_tokens)
+    reason: str | None = None
     record: str | None = None  # for observation steps: the compact line kept in history (`img3 = tool(img2)`)
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,23 +171,38 @@ class Agent:
         # Built once: byte-identical across turns so provider-side prompt caching applies.
         self.system_prompt = prompts.system_prompt((type(tool) for tool in offered(tools)), vision=vision is not None)
 
-    def _pixels(self, text: str, refs: Sequence[ImageRef]) -> str | list[Any]:
+    def pixels(self, text: str, refs: Sequence[ImageRef]) -> str | list[Any]:
         """A message content with the images as pixels when vision is on (plain text otherwise)."""
         if self.vision is None or not refs:
             return text
         return with_images(text, [(ref.handle, ref.path) for ref in refs], self.vision.max_side)
 
-    def _vision_refused(self) -> Step | None:
+    def vision_refused(self) -> Step | None:
         """After a backend turned images down: vision off for the rest of the session, said once."""
         if self.vision is None or not getattr(self.llm, "vision_refused", False):
             return None
         self.vision = None
         return Step("notice", text=f"{self.llm.name} does not take images: vision is off for this session")
 
+    def visible(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """The messages as sent: with vision, only a window of the newest images travels as pixels.
+
+        The window moves in blocks (`vision.windowed`), so between moves every request extends
+        the one before byte for byte and the provider's prefix cache keeps working.
+        """
+        return windowed(messages, self.vision.images) if self.vision is not None else messages
+
+    def opening_message(self) -> Message:
+        """The turn's user message as sent: its text, and with vision the newest images as pixels."""
+        shown = list(self.store)[-self.vision.images :] if self.vision is not None and self.vision.images else []
+        return {"role": "user", "content": self.pixels(self.last_user_content, shown)}
+
+    def images_made(self) -> list[ImageRef]:
+        """The images the latest tool call made, when the planner sees them (vision on); else none."""
+        return self._last_images if self.vision is not None else []
+
     def _ask(self, messages: Sequence[Message]) -> str:
-        if self.vision is not None:
-            # Bounded: only the newest few images travel as pixels, older ones are named by handle.
-            messages = newest_only(messages, self.vision.images)
+        messages = self.visible(messages)
         chunks: list[str] = []
         self.ctx.check_cancelled()
         for chunk in self.llm.complete(messages, stop=STOP):
@@ -218,12 +235,7 @@ class Agent:
                 return
             yield Step("notice", text=f"{fallback}; using the text (ReAct) protocol instead")
             self.protocol = "react"
-        shown = list(self.store)[-self.vision.images :] if self.vision is not None and self.vision.images else []
-        messages: list[Message] = [
-            {"role": "system", "content": self.system_prompt},
-            *history,
-            {"role": "user", "content": self._pixels(self.last_user_content, shown)},
-        ]
+        messages: list[Message] = [{"role": "system", "content": self.system_prompt}, *history, self.opening_message()]
         tool_steps = 0
         format_failures = 0
         while True:
@@ -232,25 +244,43 @@ class Agent:
             except LLMError as exc:
                 yield Step("error", text=str(exc), reason="llm")
                 return
-            refused = self._vision_refused()
+            refused = self.vision_refused()
             if refused is not None:
                 yield refused
+            cut = cut_at_cap(self.llm)
             try:
-                parsed = parse_reply(reply, tuple(self.tools))
+                parsed: ToolCall | FinalAnswer | None = parse_reply(reply, tuple(self.tools))
             except ParseError as exc:
+                parsed = None  # a reply cut at the token cap is said so below, not as a format mistake
+                if not cut:
+                    format_failures += 1
+                    if format_failures > self.max_format_retries:
+                        # One line for the user: the parser's message to the model also repeats the whole format.
+                        why = str(exc).splitlines()[0].split(". ")[0].removeprefix("Could not read your reply: ")
+                        text = f"the model's replies could not be read after {format_failures} tries (last: {why})"
+                        yield Step("error", text=text, reply=reply, reason="unreadable")
+                        return
+                    yield Step("retry", text=str(exc), reply=reply)
+                    messages.append({"role": "assistant", "content": reply})
+                    messages.append({"role": "user", "content": prompts.format_reminder(str(exc))})
+                    continue
+            if cut and not isinstance(parsed, FinalAnswer):
+                # A step cut at the token cap may have lost the end of its input: it is not run, the model is told.
                 format_failures += 1
+                cap = getattr(self.llm, "max_tokens", None)
                 if format_failures > self.max_format_retries:
-                    # One line for the user: the parser's message to the model also repeats the whole format.
-                    why = str(exc).splitlines()[0].split(". ")[0].removeprefix("Could not read your reply: ")
-                    text = f"the model's replies could not be read after {format_failures} tries (last: {why})"
-                    yield Step("error", text=text, reply=reply, reason="unreadable")
+                    yield Step("error", text=prompts.cut_limit(cap, format_failures), reply=reply, reason="length")
                     return
-                yield Step("retry", text=str(exc), reply=reply)
+                yield Step("retry", text=prompts.cut_notice(cap, answer=False), reply=reply, reason="length")
                 messages.append({"role": "assistant", "content": reply})
-                messages.append({"role": "user", "content": prompts.format_reminder(str(exc))})
+                messages.append({"role": "user", "content": prompts.format_reminder(prompts.cut_reply(cap))})
                 continue
+            assert parsed is not None
             format_failures = 0
             if isinstance(parsed, FinalAnswer):
+                if cut:  # the answer is shown as it is, with one line saying it may be incomplete
+                    cap = getattr(self.llm, "max_tokens", None)
+                    yield Step("notice", text=prompts.cut_notice(cap, answer=True), reply=reply, reason="length")
                 flagged = invented_handles(parsed.text, self.store)
                 yield Step("final", text=parsed.text, reply=reply, thought=_thought_of(reply), flagged=flagged)
                 return
@@ -262,10 +292,8 @@ class Agent:
             step = self._call(parsed, reply)
             yield from step
             messages.append({"role": "assistant", "content": reply.strip()})
-            made = self._last_images if self.vision is not None else []
-            messages.append(
-                {"role": "user", "content": self._pixels(prompts.observation(_for_model(self._last_observation)), made)}
-            )
+            observation = prompts.observation(_for_model(self._last_observation))
+            messages.append({"role": "user", "content": self.pixels(observation, self.images_made())})
 
     def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
         """Bind and run one call (either protocol); `last_observation` holds what the model is told."""

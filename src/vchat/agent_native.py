@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from vchat import prompts
 from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import Message, NativeCall, ToolCalls, supports_tools
+from vchat.images import ImageRef
+from vchat.llm.base import Message, NativeCall, ToolCalls, cut_at_cap, supports_tools
 from vchat.react import ToolCall
 from vchat.tools.base import offered
 from vchat.tools.schema import function_spec
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from vchat.agent import Agent, Step
 
 EMPTY_REPLY = "Your reply was empty. Call a tool, or answer the user in plain text."
+# With vision, the images the tools made go to the model in a user message after the tool results
+# (OpenAI-compatible servers take only text in `tool` messages).
+NEW_IMAGES = "Images the tools just made:"
 
 
 def tool_specs(agent: Agent) -> list[dict[str, Any]]:
@@ -27,7 +31,7 @@ def _ask(agent: Agent, messages: Sequence[Message], specs: Sequence[dict[str, An
     text: list[str] = []
     calls: ToolCalls | None = None
     agent.ctx.check_cancelled()
-    for item in agent.llm.complete_with_tools(messages, specs):  # type: ignore[attr-defined]
+    for item in agent.llm.complete_with_tools(agent.visible(messages), specs):  # type: ignore[attr-defined]
         agent.ctx.check_cancelled()
         if isinstance(item, ToolCalls):
             calls = item
@@ -55,13 +59,14 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
         return f"{agent.llm.name} has no native tool calling"
     specs = tool_specs(agent)
     messages: list[Message] = [
-        {"role": "system", "content": prompts.tools_system_prompt()},
+        {"role": "system", "content": prompts.tools_system_prompt(vision=agent.vision is not None)},
         *history,
-        {"role": "user", "content": agent.last_user_content},
+        agent.opening_message(),
     ]
     tool_steps = 0
-    empty = 0
+    retries = 0  # empty replies and replies cut at the token cap, bounded like unreadable ReAct replies
     first = True
+    cap = getattr(agent.llm, "max_tokens", None)
     while True:
         try:
             text, calls = _ask(agent, messages, specs)
@@ -74,29 +79,46 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
             yield Step("error", text=str(exc), reason="llm")
             return None
         first = False
-        if calls is None:
-            answer = text.strip()
-            if not answer:
-                empty += 1
-                if empty > agent.max_format_retries:
-                    yield Step("error", text="the model's replies were empty", reason="unreadable")
-                    return None
-                yield Step("retry", text=EMPTY_REPLY, reply=text)
-                messages.append({"role": "assistant", "content": text})
-                messages.append({"role": "user", "content": EMPTY_REPLY})
-                continue
+        refused = agent.vision_refused()
+        if refused is not None:
+            yield refused
+        cut = cut_at_cap(agent.llm)
+        answer = text.strip()
+        if calls is None and answer:
+            if cut:  # the answer is shown as it is, with one line saying it may be incomplete
+                yield Step("notice", text=prompts.cut_notice(cap, answer=True), reply=text, reason="length")
             yield Step("final", text=answer, reply=text, flagged=invented_handles(answer, agent.store))
             return None
+        if calls is None or cut:
+            # An empty reply, or calls cut at the token cap (their arguments may have lost their end): none run.
+            retries += 1
+            if retries > agent.max_format_retries:
+                why = prompts.cut_limit(cap, retries) if cut else "the model's replies were empty"
+                yield Step("error", text=why, reply=text, reason="length" if cut else "unreadable")
+                return None
+            shown = prompts.cut_notice(cap, answer=False) if cut else EMPTY_REPLY
+            yield Step("retry", text=shown, reply=text, reason="length" if cut else None)
+            messages.append({"role": "assistant", "content": text})
+            messages.append({"role": "user", "content": prompts.cut_reply(cap, native=True) if cut else EMPTY_REPLY})
+            continue
         if tool_steps >= agent.max_steps:
             yield Step("error", text=prompts.step_limit(agent.max_steps), reply=text, reason="step_limit")
             return None
         messages.append({"role": "assistant", "content": text, "tool_calls": [_wire_call(c) for c in calls.calls]})
-        yield from _run_calls(agent, calls, text, messages, agent.max_steps - tool_steps)
+        made = yield from _run_calls(agent, calls, text, messages, agent.max_steps - tool_steps)
+        if made:
+            messages.append({"role": "user", "content": agent.pixels(NEW_IMAGES, made)})
         tool_steps += min(len(calls.calls), agent.max_steps - tool_steps)
 
 
-def _run_calls(agent: Agent, calls: ToolCalls, text: str, messages: list[Message], room: int) -> Iterator[Step]:
-    """Run the calls in order, at most `room` of them; every call gets its `tool` message (servers require it)."""
+def _run_calls(
+    agent: Agent, calls: ToolCalls, text: str, messages: list[Message], room: int
+) -> Generator[Step, None, list[ImageRef]]:
+    """Run the calls in order, at most `room` of them; every call gets its `tool` message (servers require it).
+
+    Returns the images they made that the planner is to see (vision on), in order.
+    """
+    made: list[ImageRef] = []
     for index, call in enumerate(calls.calls):
         if index >= room:
             result = f"not run: the limit of {agent.max_steps} tool steps was reached"
@@ -106,3 +128,5 @@ def _run_calls(agent: Agent, calls: ToolCalls, text: str, messages: list[Message
         arguments = call.arguments.strip() or "{}"
         yield from agent.call_tool(ToolCall(call.name, arguments), text or f"{call.name}({arguments})")
         messages.append({"role": "tool", "tool_call_id": call.id, "content": agent.last_observation})
+        made += agent.images_made()
+    return made

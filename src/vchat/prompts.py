@@ -130,6 +130,37 @@ def format_reminder(problem: str) -> str:
     return f"Observation: {problem}"
 
 
+def _cap(max_tokens: int | None) -> str:
+    return f"the token cap (max_tokens={max_tokens})" if max_tokens else "the token cap"
+
+
+def cut_reply(max_tokens: int | None, *, native: bool = False) -> str:
+    """What the model hears after a reply the server cut at the token cap: nothing of it was run."""
+    shorter = (
+        "call one tool with short arguments, or answer in fewer words"
+        if native
+        else "one Thought, one Action and one Action Input, or a short answer after `AI:`"
+    )
+    limit = f" ({max_tokens} tokens)" if max_tokens else ""
+    return (
+        f"Your reply was cut at the length limit{limit} before it ended, so nothing in it was run. "
+        f"Reply again, shorter: {shorter}."
+    )
+
+
+def cut_notice(max_tokens: int | None, *, answer: bool) -> str:
+    """The user's one line about a reply cut at the token cap: an answer shown as it is, or a step asked again."""
+    if answer:
+        return f"the answer was cut at {_cap(max_tokens)} and may be incomplete; raise `max_tokens` for longer replies"
+    return f"the model's reply was cut at {_cap(max_tokens)} before it ended; nothing was run, asking for a shorter one"
+
+
+def cut_limit(max_tokens: int | None, tries: int) -> str:
+    """What the user hears when the model's last try, too, ran into the token cap."""
+    cap = _cap(max_tokens)
+    return f"the model's replies could not be used after {tries} tries (last: cut at {cap}); raise `max_tokens`"
+
+
 def step_limit(max_steps: int) -> str:
     """What the user hears when the model used every allowed step without answering."""
     return f"stopped after {max_steps} tool steps without a final answer (raise the limit with --max-steps)"

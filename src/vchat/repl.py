@@ -63,6 +63,8 @@ class Repl:
         self.show_image = show_image or previewer or (lambda ref: None)
         self.renderer = StepRenderer(console, verbose=session.settings.verbose, on_image=self.show_image)
         self.pending_edit = False
+        # Notices about the answer being streamed (cut at the token cap), printed under it when it is whole.
+        self._after_answer: list[Step] = []
 
     # -- messages ----------------------------------------------------------------------------
     def handle(self, line: str) -> bool:
@@ -124,12 +126,26 @@ class Repl:
         finally:
             thinking.stop()
             progress.stop()
+            self._after_answer.clear()
             self.session.on_text = None
             self.session.on_progress = None
             self.session.on_attach = attach_hook
 
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
-        if step.kind == "final" and streamer.active:
+        if step.kind == "notice" and step.reason == "length" and streamer.active:
+            # About the answer being streamed: said under it, once it is whole on screen.
+            self._after_answer.append(step)
+            return
+        if step.kind == "final":
+            held, self._after_answer = self._after_answer, []
+            self._show_final(step, streamer)
+            for notice in held:
+                self.renderer.step(notice)
+            return
+        self.renderer.step(step)
+
+    def _show_final(self, step: Step, streamer: AnswerStreamer) -> None:
+        if streamer.active:
             # Most of the answer is on screen already: print only what was held back.
             self.console.print(Text(safe_text(streamer.remainder(step.text))), soft_wrap=True)
             self.renderer.show_final = False

@@ -142,7 +142,7 @@ def run_once(
                     final = step.text
                 elif step.kind == "error":
                     error = step.text
-                    code = EXIT_GAVE_UP if step.reason in ("step_limit", "unreadable") else EXIT_ERROR
+                    code = EXIT_GAVE_UP if step.reason in ("step_limit", "unreadable", "length") else EXIT_ERROR
     except (KeyboardInterrupt, Cancelled):
         if progress is not None:
             progress.stop()  # first: stopping a transient bar erases lines printed under it

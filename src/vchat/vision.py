@@ -1,4 +1,4 @@
-"""Images as chat content parts: downscaled PNG data URLs for the planner, a bound on how many stay as pixels,
+"""Images as chat content parts: downscaled PNG data URLs for the planner, a window of how many stay as pixels,
 and decoding back to PIL images for the built-in planner's processor. PIL is imported inside the functions."""
 
 from __future__ import annotations
@@ -90,26 +90,38 @@ def count_images(messages: Sequence[Message]) -> int:
     )
 
 
-def newest_only(messages: Sequence[Message], keep: int) -> list[Message]:
-    """The messages with only the newest `keep` images as pixels; older image parts become a short text."""
+def dropped_count(total: int, keep: int) -> int:
+    """How many of the oldest of `total` images lose their pixels: a multiple of `keep`, so the window moves in blocks.
+
+    At least the newest `keep` images stay as pixels and at most 2 x keep - 1 do. Between two
+    moves nothing already sent changes, so each request extends the one before byte for byte
+    (the provider's prefix cache holds); a move rewrites earlier messages once per `keep` new images.
+    """
+    if keep <= 0:
+        return total
+    return max(0, total - keep) // keep * keep
+
+
+def windowed(messages: Sequence[Message], keep: int) -> list[Message]:
+    """The messages with the oldest images (`dropped_count` of them) as a short text instead of pixels."""
+    drop = dropped_count(count_images(messages), keep)
     out: list[Message] = []
     seen = 0
-    for message in reversed(messages):
+    for message in messages:  # oldest first
         content = message["content"]
-        if isinstance(content, str):
+        if isinstance(content, str) or seen >= drop:
             out.append(message)
             continue
         parts: list[ContentPart] = []
-        for part in reversed(content):
-            if part.get("type") == "image_url":
+        for part in content:
+            if part.get("type") == "image_url" and seen < drop:
                 seen += 1
-                if seen > keep:
-                    part = {"type": "text", "text": f" {DROPPED}"}
+                part = {"type": "text", "text": f" {DROPPED}"}
             parts.append(part)
-        copy: Message = {**message}  # type: ignore[typeddict-item]
-        copy["content"] = list(reversed(parts))
+        copy: Message = {**message}
+        copy["content"] = parts
         out.append(copy)
-    return list(reversed(out))
+    return out
 
 
 def decode_part(part: ContentPart) -> Image.Image:

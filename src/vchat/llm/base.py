@@ -77,6 +77,15 @@ class ToolCallingLLM(LLM, Protocol):
         ...
 
 
+def cut_at_cap(llm: object) -> bool:
+    """True when the backend says its last reply ended at the token cap (`max_tokens`), not where the model stopped.
+
+    Backends may set `last_finish` after a reply ("stop", "length", "tool_calls"); those that
+    do not are taken to have finished normally.
+    """
+    return getattr(llm, "last_finish", None) == "length"
+
+
 def supports_tools(llm: object) -> bool:
     """True when the backend implements `complete_with_tools`."""
     return callable(getattr(llm, "complete_with_tools", None))

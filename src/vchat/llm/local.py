@@ -76,6 +76,8 @@ class LocalLLM:
         self._probe_text: dict[str, str] = {}
         self.use_prefix_cache = True
         self.last = ReplyStats()
+        # Why the last reply ended: "stop" (end token or stop string) or "length" (cut at max_tokens).
+        self.last_finish: str | None = None
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -145,6 +147,7 @@ class LocalLLM:
 
     def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
         """Stream the reply token by token, cut at the first stop string, at most `max_tokens` new tokens."""
+        self.last_finish = None
         return self._reply(list(messages), [s for s in (stop or ()) if s])
 
     def _reply(self, messages: list[Message], stops: list[str]) -> Iterator[str]:
@@ -282,6 +285,7 @@ class LocalLLM:
         text = _Text(tokenizer, stops)
         position = length
         deadline = started + self.settings.reply_deadline
+        self.last_finish = "stop"
         for index in range(self.max_tokens):
             if self._cancelled():
                 return
@@ -306,6 +310,8 @@ class LocalLLM:
                 out = model(input_ids=step, position_ids=pos, cache=cache, use_cache=True)
             logits = out.logits[:, -1, :]
             position += 1
+        else:
+            self.last_finish = "length"  # max_tokens new tokens and no end token: the reply was cut
         tail = text.flush()
         if tail:
             yield tail

@@ -13,8 +13,9 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vchat.config import is_local_url
-from vchat.errors import LLMError
+from vchat.errors import LLMError, ToolsUnsupported
 from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of
+from vchat.llm.retry import wait_before_retry
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers ignore the key, but the client refuses to start without one.
@@ -167,6 +168,8 @@ class OpenAIChat:
         self._dropped: set[str] = set()
         # (prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`).
         self.last_usage: tuple[int, int] | None = None
+        # Why the server ended the last reply ("stop", "length" when cut at max_tokens, "tool_calls"); None if unknown.
+        self.last_finish: str | None = None
         # Set when the server turned down image parts: they are sent as text from then on (the agent says so once).
         self.vision_refused = False
         self._openai: Any = openai
@@ -175,7 +178,8 @@ class OpenAIChat:
             base_url=self.base_url,
             # A short connect timeout: an unreachable host should fail in seconds, a slow model may take minutes.
             timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            max_retries=max_retries,
+            # vchat retries itself (`_create`), on the reply deadline's clock; the client's retries would not be.
+            max_retries=0,
         )
 
     @property
@@ -207,9 +211,10 @@ class OpenAIChat:
             {"role": m["role"], "content": text_of(m) if self.vision_refused else m["content"]} for m in messages
         ]
         self.last_usage = None
+        self.last_finish = None
 
         def reply(call: _Call, started: float) -> Iterator[str]:
-            response = self._create(payload, stops, started)
+            response = self._create(payload, stops, started, call)
             if self.stream:
                 yield from self._iter_stream(response, stops, call)
                 return
@@ -272,9 +277,11 @@ class OpenAIChat:
     def _whole_reply(self, response: Any, stops: list[str]) -> str:
         try:
             text = response.choices[0].message.content or ""
+            finish = response.choices[0].finish_reason
         except (AttributeError, IndexError, KeyError, TypeError):
             raise self._garbage() from None
         self._note_usage(response)
+        self.last_finish = str(finish) if finish else None
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
         text, _ = cut_at_stop(_fix_surrogates(str(text)), stops)
         return text
@@ -285,7 +292,7 @@ class OpenAIChat:
         """Native tool calling (`protocol = "tools"`): text chunks, then a ToolCalls item if tools were called."""
         from vchat.llm.openai_tools import complete_with_tools
 
-        return self._bounded(lambda call, started: complete_with_tools(self, messages, tools, call))
+        return self._bounded(lambda call, started: complete_with_tools(self, messages, tools, call, started))
 
     def list_models(self) -> list[str]:
         """The model ids the server lists (first page only); raise LLMError when it cannot be asked."""
@@ -303,21 +310,31 @@ class OpenAIChat:
 
     # -- requests --------------------------------------------------------------------------
 
-    def _create(self, payload: list[dict[str, Any]], stops: list[str], started: float | None = None) -> Any:
-        """Send the request; on a refused optional parameter, drop it and send again (once per parameter)."""
+    def _create(
+        self,
+        payload: list[dict[str, Any]],
+        stops: list[str],
+        started: float | None = None,
+        call: _Call | None = None,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Any:
+        """Send the request, on one clock with `reply_deadline`: retries and their waits come out of the time left.
+
+        A refused optional parameter is dropped and the request sent again (once per parameter),
+        images a server turns down go as text; neither counts as a retry. With `tools`, a refusal
+        of native tool calling raises ToolsUnsupported.
+        """
         started = time.monotonic() if started is None else started
+        deadline = None if self.reply_deadline is None else started + self.reply_deadline
+        retries = 0
         while True:
-            kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "stream": self.stream}
-            if self.max_tokens and "max_tokens" not in self._dropped:
-                kwargs["max_tokens"] = self.max_tokens
-            elif self.max_tokens and "max_completion_tokens" not in self._dropped:
-                # OpenAI's reasoning models refuse `max_tokens` and take this spelling instead.
-                kwargs["max_completion_tokens"] = self.max_tokens
-            if stops and "stop" not in self._dropped:
-                # OpenAI takes at most 4; any others are still cut client-side.
-                kwargs["stop"] = stops[:4]
-            if "temperature" not in self._dropped:
-                kwargs["temperature"] = self.temperature
+            kwargs = self._request_args(payload, stops, tools)
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise self._past_deadline(0)
+            limit = self.timeout if left is None else min(self.timeout, left)
+            # The client's own retries are off (max_retries=0): each attempt gets what is left of the deadline.
+            kwargs["timeout"] = self._openai.Timeout(limit, connect=min(limit, 10.0))
             try:
                 return self._client.chat.completions.create(**kwargs)
             except Exception as exc:
@@ -327,9 +344,47 @@ class OpenAIChat:
                     payload[:] = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
                     continue
                 refused = self._refused_param(exc, kwargs)
-                if refused is None:
-                    raise self._translate(exc, time.monotonic() - started) from None
-                self._dropped.add(refused)
+                if refused is not None:
+                    self._dropped.add(refused)
+                    continue
+                if tools is not None:
+                    from vchat.llm.openai_tools import refusal
+
+                    reason = refusal(self, exc)
+                    if reason is not None:
+                        message = self._clean(f"{self._where} refused native tool calls: {reason}")
+                        raise ToolsUnsupported(message) from None
+                wait = wait_before_retry(exc, retries, self._openai) if retries < self.max_retries else None
+                if wait is not None and (deadline is None or time.monotonic() + wait < deadline):
+                    retries += 1
+                    if call is not None and call.abandoned.wait(wait):
+                        raise self._translate(exc, time.monotonic() - started, retries) from None
+                    if call is None:
+                        time.sleep(wait)
+                    continue
+                error = self._translate(exc, time.monotonic() - started, retries + 1)
+                if wait is not None:  # worth another try, but the deadline comes first
+                    error = LLMError(f"{error}; no time left within reply_deadline ({self.reply_deadline:g}s) to retry")
+                raise error from None
+
+    def _request_args(
+        self, payload: list[dict[str, Any]], stops: list[str], tools: Sequence[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        """The request's parameters, without those this model refused (`max_tokens` respelled if need be)."""
+        kwargs: dict[str, Any] = {"model": self.model, "messages": payload, "stream": self.stream}
+        if tools is not None:
+            kwargs["tools"] = list(tools)
+        if self.max_tokens and "max_tokens" not in self._dropped:
+            kwargs["max_tokens"] = self.max_tokens
+        elif self.max_tokens and "max_completion_tokens" not in self._dropped:
+            # OpenAI's reasoning models refuse `max_tokens` and take this spelling instead.
+            kwargs["max_completion_tokens"] = self.max_tokens
+        if stops and "stop" not in self._dropped:
+            # OpenAI takes at most 4; any others are still cut client-side.
+            kwargs["stop"] = stops[:4]
+        if "temperature" not in self._dropped:
+            kwargs["temperature"] = self.temperature
+        return kwargs
 
     def _refuses_images(self, exc: Exception, payload: list[dict[str, Any]]) -> bool:
         """True for a 400/415/422 that complains about image content in a request that carried some."""
@@ -386,6 +441,7 @@ class OpenAIChat:
                     if out:
                         yield out
                     if hit:
+                        self.last_finish = "stop"
                         return  # the stop string arrived: stop reading (finally closes the connection)
                 if choice.finish_reason:
                     finish = str(choice.finish_reason)
@@ -417,6 +473,7 @@ class OpenAIChat:
                 )
             # Every OpenAI-compatible server ends a reply with a finish reason; an end without one is a dropped link.
             raise LLMError(f"the reply from {self._where} was cut after {received} chars (the stream ended early)")
+        self.last_finish = finish
         tail = cutter.flush() + _fix_surrogates(held)
         if tail:
             yield tail
@@ -466,16 +523,17 @@ class OpenAIChat:
             f"(the server ignored max_tokens={self.max_tokens}); cut"
         )
 
-    def _translate(self, exc: Exception, elapsed: float | None = None) -> LLMError:
-        """Map a client exception to a one-line, actionable LLMError."""
+    def _translate(self, exc: Exception, elapsed: float | None = None, attempts: int = 1) -> LLMError:
+        """Map a client exception (after `attempts` tries) to a one-line, actionable LLMError."""
         oa = self._openai
         where = self._where
+        retries = max(0, attempts - 1)
         if isinstance(exc, LLMError):
             return exc
         if isinstance(exc, oa.APITimeoutError):
-            # The client retries a timeout: say how long the user really waited, not one attempt's timeout.
-            if self.max_retries and elapsed is not None:
-                waited = f"{elapsed:.0f}s ({self.max_retries + 1} attempts of up to {self.timeout:g}s each)"
+            # A timeout is retried: say how long the user really waited, not one attempt's timeout.
+            if retries and elapsed is not None:
+                waited = f"{elapsed:.0f}s ({attempts} attempts of up to {self.timeout:g}s each)"
             else:
                 waited = f"{self.timeout:g}s"
             return LLMError(
@@ -498,15 +556,13 @@ class OpenAIChat:
                 if getattr(exc, "code", None) == "insufficient_quota" or "quota" in message.lower():
                     return LLMError(self._clean(f"{where}: quota exceeded (HTTP 429): {message}"))
                 return LLMError(
-                    f"{where} is rate-limiting requests (HTTP 429, still after {self.max_retries} retries); "
+                    f"{where} is rate-limiting requests (HTTP 429, still after {retries} retries); "
                     "wait a moment and try again"
                 )
             if isinstance(exc, oa.PermissionDeniedError):
                 return LLMError(self._clean(f"the server at {where} refused access (HTTP 403): {message}"))
             if status >= 500:
-                return LLMError(
-                    self._clean(f"{where} failed with HTTP {status} (after {self.max_retries} retries): {message}")
-                )
+                return LLMError(self._clean(f"{where} failed with HTTP {status} (after {retries} retries): {message}"))
             return LLMError(self._clean(f"{where} rejected the request (HTTP {status}): {message}"))
         if isinstance(exc, ValueError):  # JSONDecodeError: the body was not JSON
             return self._garbage()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import Message, NativeCall, ToolCalls, wire_message
+from vchat.errors import LLMError
+from vchat.llm.base import Message, NativeCall, ToolCalls, text_of, wire_message
 
 if TYPE_CHECKING:
     from vchat.llm.openai_backend import OpenAIChat, _Call
@@ -17,7 +17,7 @@ _REFUSAL_STATUSES = (400, 404, 405, 422, 500, 501)
 _REFUSAL_WORDS = ("tool", "function")
 
 
-def _refusal(chat: OpenAIChat, exc: Exception) -> str | None:
+def refusal(chat: OpenAIChat, exc: Exception) -> str | None:
     """The server's reason when `exc` is a refusal of native tool calling, else None."""
     from vchat.llm.openai_backend import _server_message
 
@@ -28,30 +28,26 @@ def _refusal(chat: OpenAIChat, exc: Exception) -> str | None:
 
 
 def complete_with_tools(
-    chat: OpenAIChat, messages: Sequence[Message], tools: Sequence[dict[str, Any]], call: _Call | None = None
+    chat: OpenAIChat,
+    messages: Sequence[Message],
+    tools: Sequence[dict[str, Any]],
+    call: _Call | None = None,
+    started: float | None = None,
 ) -> Iterator[str | ToolCalls]:
-    """Send the conversation with `tools`; yield the text, then one ToolCalls when the model called tools."""
+    """Send the conversation with `tools`; yield the text, then one ToolCalls when the model called tools.
+
+    The request goes through the backend's `_create`, as a text-protocol one does: a refused
+    optional parameter (`temperature`, `max_tokens`) is dropped and the request sent again,
+    images a server turns down go as text, and retries stay within `reply_deadline`.
+    """
     from vchat.llm.openai_backend import _fix_surrogates
 
-    kwargs: dict[str, Any] = {
-        "model": chat.model,
-        "messages": [wire_message(m) for m in messages],
-        "stream": chat.stream,
-        "tools": list(tools),
-    }
-    if "temperature" not in chat._dropped:
-        kwargs["temperature"] = chat.temperature
-    max_tokens = getattr(chat, "max_tokens", None)
-    if isinstance(max_tokens, int) and max_tokens > 0:
-        kwargs["max_tokens"] = max_tokens
+    payload = [wire_message(m) for m in messages]
+    if chat.vision_refused:
+        payload = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
     chat.last_usage = None
-    try:
-        response = chat._client.chat.completions.create(**kwargs)
-    except Exception as exc:
-        reason = _refusal(chat, exc)
-        if reason is not None:
-            raise ToolsUnsupported(chat._clean(f"{chat._where} refused native tool calls: {reason}")) from None
-        raise chat._translate(exc) from None
+    chat.last_finish = None
+    response = chat._create(payload, [], started, call, tools=tools)
     if chat.stream:
         yield from _stream(chat, response, call)
         return
@@ -59,6 +55,7 @@ def complete_with_tools(
         message = response.choices[0].message
         text = message.content or ""
         raw_calls = list(message.tool_calls or [])
+        finish = response.choices[0].finish_reason
         calls = tuple(
             NativeCall(str(c.id or f"call_{i}"), str(c.function.name or ""), str(c.function.arguments or ""))
             for i, c in enumerate(raw_calls)
@@ -66,6 +63,7 @@ def complete_with_tools(
     except (AttributeError, IndexError, KeyError, TypeError):
         raise chat._garbage() from None
     chat._note_usage(response)
+    chat.last_finish = str(finish) if finish else None
     if len(text) + sum(len(c.arguments) for c in calls) > chat.max_reply_chars:
         raise chat._runaway(len(text))
     if text:
@@ -133,6 +131,7 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
         stream.close()
     if finish is None:
         raise LLMError(f"the reply from {chat._where} was cut after {received} chars (the stream ended early)")
+    chat.last_finish = finish
     if held:
         yield _fix_surrogates(held)
     if slots:

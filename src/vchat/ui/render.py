@@ -76,6 +76,8 @@ class StepRenderer:
                 c.print(f"  [bold]{_short(ref.handle, 40)}[/] [dim]{escape(safe_text(ref.path))}[/]")
         elif step.kind == "notice":
             c.print(f"[yellow]note:[/] {_short(step.text, 1000)}")
+        elif step.kind == "retry" and step.reason == "length":
+            c.print(f"[yellow]note:[/] {_short(step.text, 300)}")
         elif step.kind == "retry":
             c.print(f"[dim yellow]  (model reply unreadable, asking again: {_short(step.text, 100)})[/]")
         elif step.kind == "final":
