@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Fault, Reply
 from tests.helpers import act, answer, make_session, write_photo
 from tests.test_cli import vchat
 
@@ -129,3 +129,16 @@ def test_native_cut_calls_are_not_run_and_a_cut_answer_gets_a_note(tmp_path: Pat
     assert len(session.store) == 1  # the cut call never ran
     assert requests[1].messages[-1]["content"].startswith("Your reply was cut at the length limit (64 tokens)")
     assert "tool_calls" not in requests[1].messages[-2]  # no call left without its tool message
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_a_step_that_ended_at_a_stop_string_is_whole_even_if_the_rest_was_cut(tmp_path: Path, stream: bool) -> None:
+    # A server that refuses `stop`: vchat cuts at "\nObservation:" itself; the rambling after it hit the cap.
+    rambling = Reply(act("canny_edges", "img1") + "\nObservation: imagined edges and on and on", finish_reason="length")
+    with FakeOpenAI([Fault.refuse_stop(), rambling, answer("Edges: img2.")]) as fake:
+        session = make_session(tmp_path)
+        session.llm = _chat(fake, stream=stream)
+        session.attach(write_photo(tmp_path))
+        steps = list(session.turn("edges please"))
+    assert [s.kind for s in steps] == ["action", "observation", "final"]
+    assert [ref.handle for ref in session.store] == ["img1", "img2"]

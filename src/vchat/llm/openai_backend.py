@@ -281,9 +281,10 @@ class OpenAIChat:
         except (AttributeError, IndexError, KeyError, TypeError):
             raise self._garbage() from None
         self._note_usage(response)
-        self.last_finish = str(finish) if finish else None
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
-        text, _ = cut_at_stop(_fix_surrogates(str(text)), stops)
+        text, hit = cut_at_stop(_fix_surrogates(str(text)), stops)
+        # A stop string before the cap means the step itself ended whole, whatever came after it.
+        self.last_finish = "stop" if hit else (str(finish) if finish else None)
         return text
 
     def complete_with_tools(
