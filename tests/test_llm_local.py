@@ -77,6 +77,7 @@ def test_greedy_is_deterministic_and_stop_strings_cut_the_reply(llm: LocalLLM) -
     cut = "".join(reply(llm, stop=[stop]))
     assert cut == full[: full.index(stop)]
     assert llm.last.new_tokens < 16
+    assert llm.last_finish == "stop"  # ended at the stop string, not at the cap
 
 
 def test_new_token_cap(hub_cache: Path) -> None:
@@ -85,6 +86,7 @@ def test_new_token_cap(hub_cache: Path) -> None:
     short = planner(max_tokens=10)
     text10 = "".join(reply(short))
     assert long.last.new_tokens == 20 and short.last.new_tokens == 10
+    assert short.last_finish == "length"  # cut at max_tokens: the agent says so, and never runs a cut step
     assert text20.startswith(text10) and len(text10) < len(text20)
 
 
