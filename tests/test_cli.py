@@ -132,7 +132,6 @@ def test_scripted_backend_from_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["run", "edges", "-i", "missing.png", "--llm", "none"], "no such file"),
-        (["run", "--tool", "canny_edges"], "missing 'image'"),
         (["run", "hello", "--llm", "none"], "no language model found"),
         (["run", "hello", "--base-url", "https://api.example.com/v1"], "OPENAI_API_KEY"),
     ],

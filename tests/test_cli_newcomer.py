@@ -57,6 +57,17 @@ def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
         (["--max-steps", "0"], "--max-steps must be at least 1"),
         (["run", "   ", "--llm", "none"], "empty prompt"),
         (["run", "hi", "--base-url", "localhost:11434"], "needs a scheme: http://localhost:11434/v1"),
+        # A bad --arg value, key or image is a bad command line too, for run and batch alike.
+        (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "low=abc"], "low must be a number, not 'abc'"),
+        (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "low=99999"], "low must be at most 1000"),
+        (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "lo=50"], "no input 'lo'; did you mean low?"),
+        (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "image=img5"], "there is no image 'img5'"),
+        (["run", "--tool", "canny_edges"], "canny_edges needs image: give -i PATH"),
+        (["run", "--tool", "generate_image"], "generate_image needs prompt"),
+        (["run", "--tool", "canny_edges", "a prompt", "-i", "photo.png"], "has no text input for 'a prompt'"),
+        (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "low=abc"], "low must be a number"),
+        (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "high=-1"], "at least 0"),
+        (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "hi=9"], "did you mean high?"),
     ],
 )
 def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -65,7 +76,9 @@ def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str],
     assert out.returncode == 2, (out.returncode, out.stderr)
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "expects {" not in out.stderr  # the JSON shape shown to the model is not for the user
     assert not (tmp_path / "out").exists()  # no session folder for a command that never ran
+    assert not (tmp_path / "xdg-data" / "vchat" / "sessions.jsonl").exists()  # nor an index entry
 
 
 # Item 9: messages that point the way.
@@ -223,19 +236,33 @@ def test_models_with_nothing_downloaded_says_no(tmp_path: Path) -> None:
 # Item 14: `vchat show` imports only what showing needs.
 
 
-def test_show_process_imports_no_command_line_framework(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mode", "starts"), [("sixel", b"\x1bP"), ("kitty", b"\x1b_G")])
+def test_show_process_imports_no_command_line_framework(tmp_path: Path, mode: str, starts: bytes) -> None:
     photo = write_photo(tmp_path)
+    heavy = {"typer", "click", "rich", "pydantic", "vchat.cli", "vchat.session", "torch", "openai"}
+    # Nor the session's image store (threads, JSON, the PNG writer), nor tmux's or a terminal's probes.
+    heavy |= {"vchat.images", "vchat.image_files", "concurrent.futures", "subprocess"}
+    if mode == "kitty":  # a PNG for the terminal: numpy is for the sixel and half-block encoders only
+        heavy |= {"numpy", "vchat.ui.sixel"}
+        heavy -= {"subprocess"}  # Pillow's PNG save loads its JPEG plugin, which imports subprocess
     code = (
         "import sys\n"
         "from vchat.entry import main\n"
-        f"sys.argv = ['vchat', 'show', '--preview', 'sixel', {str(photo)!r}]\n"
+        f"sys.argv = ['vchat', 'show', '--preview', {mode!r}, {str(photo)!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
-        "heavy = {'typer', 'click', 'rich', 'pydantic', 'vchat.cli', 'vchat.session', 'torch', 'openai'}\n"
-        "sys.stderr.write(f'exit={code} loaded={sorted(heavy & set(sys.modules))}\\n')\n"
+        f"heavy = {sorted(heavy)!r}\n"
+        "sys.stderr.write(f'exit={code} loaded={sorted(set(heavy) & set(sys.modules))}\\n')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.stderr.decode().strip().splitlines()[-1] == "exit=0 loaded=[]", done.stderr.decode()
-    assert done.stdout.startswith(b"\x1bP") and done.stdout.rstrip().endswith(os.fsencode(photo))
+    assert done.stdout.startswith(starts) and done.stdout.rstrip().endswith(os.fsencode(photo))
+
+
+def test_show_of_files_that_all_fail_waits_for_its_numpy_import_and_exits_1(tmp_path: Path) -> None:
+    (tmp_path / "notes.png").write_text("not an image")
+    out = vchat(tmp_path, "show", "--preview", "sixel", "missing.png", "notes.png")
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "Fatal" not in out.stderr, out.stderr
+    assert out.stderr.count("vchat show: ") == 2 and "no such file" in out.stderr and "not an image" in out.stderr
 
 
 def test_show_help_and_bad_mode_still_go_through_the_full_command_line(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from vchat.ui import preview as P
+from vchat.ui import sixel as S
 
 # --------------------------------------------------------------------------- helpers
 
@@ -172,7 +173,7 @@ def test_blocks_size_follows_cell_aspect() -> None:
 def test_sixel_golden_4x4() -> None:
     indices = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]], dtype=np.uint8)
     palette = np.array([K, W], dtype=np.uint8)
-    assert P.sixel_from_indices(indices, palette) == (b'\x1bPq"1;1;4;4#0;2;0;0;0#1;2;100;100;100#0BBKK$#1KKBB\x1b\\')
+    assert S.sixel_from_indices(indices, palette) == (b'\x1bPq"1;1;4;4#0;2;0;0;0#1;2;100;100;100#0BBKK$#1KKBB\x1b\\')
 
 
 def test_sixel_golden_runs_gaps_and_bands() -> None:
@@ -180,7 +181,7 @@ def test_sixel_golden_runs_gaps_and_bands() -> None:
     indices[0, 5] = 2
     indices[6, :] = 1
     palette = np.array([K, R, G], dtype=np.uint8)
-    assert P.sixel_from_indices(indices, palette) == (
+    assert S.sixel_from_indices(indices, palette) == (
         b'\x1bPq"1;1;6;7#0;2;0;0;0#1;2;100;0;0#2;2;0;100;0#0!5~}$#2!5?@-#1!6@\x1b\\'
     )
 
@@ -188,7 +189,7 @@ def test_sixel_golden_runs_gaps_and_bands() -> None:
 def test_sixel_spells_short_runs_and_omits_unused_colours() -> None:
     indices = np.array([[0, 0, 0, 1, 1, 1, 1]], dtype=np.uint8)
     palette = np.array([K, W, R], dtype=np.uint8)  # colour 2 unused: not defined
-    assert P.sixel_from_indices(indices, palette) == (b'\x1bPq"1;1;7;1#0;2;0;0;0#1;2;100;100;100#0@@@$#1???!4@\x1b\\')
+    assert S.sixel_from_indices(indices, palette) == (b'\x1bPq"1;1;7;1#0;2;0;0;0#1;2;100;100;100#0@@@$#1???!4@\x1b\\')
 
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (5, 3), (6, 7), (13, 40), (61, 1234), (300, 12), (200, 1000)])
@@ -201,7 +202,7 @@ def test_sixel_decodes_to_the_same_indices(height: int, width: int) -> None:
     speckle = rng.random((height, width)) < 0.1
     indices[speckle] = rng.integers(0, ncolours, int(speckle.sum()))
     palette = rng.integers(0, 256, (ncolours, 3), dtype=np.uint8)
-    decoded, pal = decode_sixel(P.sixel_from_indices(indices.astype(np.uint8), palette))
+    decoded, pal = decode_sixel(S.sixel_from_indices(indices.astype(np.uint8), palette))
     assert np.array_equal(decoded, indices)
     for i, pct in pal.items():
         assert pct == tuple(round(int(c) * 100 / 255) for c in palette[i])
@@ -209,17 +210,17 @@ def test_sixel_decodes_to_the_same_indices(height: int, width: int) -> None:
 
 def test_sixel_more_than_256_bands() -> None:
     indices = (np.arange(1600)[:, None] // 7 % 3 + np.zeros((1, 3), dtype=np.int64)).astype(np.uint8)
-    decoded, _ = decode_sixel(P.sixel_from_indices(indices, np.array([K, R, G], dtype=np.uint8)))
+    decoded, _ = decode_sixel(S.sixel_from_indices(indices, np.array([K, R, G], dtype=np.uint8)))
     assert np.array_equal(decoded, indices)
 
 
 def test_sixel_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
-        P.sixel_from_indices(np.zeros((0, 3), dtype=np.uint8), np.array([K], dtype=np.uint8))
+        S.sixel_from_indices(np.zeros((0, 3), dtype=np.uint8), np.array([K], dtype=np.uint8))
     with pytest.raises(ValueError):
-        P.sixel_from_indices(np.array([[0, 1]], dtype=np.uint8), np.array([K], dtype=np.uint8))
+        S.sixel_from_indices(np.array([[0, 1]], dtype=np.uint8), np.array([K], dtype=np.uint8))
     with pytest.raises(ValueError):
-        P.sixel_from_indices(np.zeros((1, P.SIXEL_MAX_WIDTH + 1), dtype=np.uint8), np.array([K], dtype=np.uint8))
+        S.sixel_from_indices(np.zeros((1, S.SIXEL_MAX_WIDTH + 1), dtype=np.uint8), np.array([K], dtype=np.uint8))
 
 
 def test_sixel_palette_is_exact_for_few_colours() -> None:
@@ -227,13 +228,13 @@ def test_sixel_palette_is_exact_for_few_colours() -> None:
     colours = np.array([[10, 20, 30], [11, 20, 30], [10, 21, 30], [200, 0, 5]], dtype=np.uint8)
     rng = np.random.default_rng(3)
     pixels = colours[rng.integers(0, 4, (9, 11))]
-    indices, palette = P.sixel_palette(Image.fromarray(pixels, "RGB"))
+    indices, palette = S.sixel_palette(Image.fromarray(pixels, "RGB"))
     assert np.array_equal(palette[indices], pixels)
 
 
 def test_sixel_palette_quantises_photos_to_256() -> None:
     image = photo(64, 48)
-    indices, palette = P.sixel_palette(image)
+    indices, palette = S.sixel_palette(image)
     assert indices.shape == (48, 64) and palette.shape[0] <= 256
     error = np.abs(palette[indices].astype(int) - np.asarray(image, dtype=int)).mean()
     assert error < 12

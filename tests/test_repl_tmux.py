@@ -223,3 +223,42 @@ def test_tool_arguments_typed_paths_streamed_bytes_and_model_switch(tmp_path: Pa
     records = [json.loads(line) for line in next((tmp_path / "out").glob("*/session.jsonl")).read_text().splitlines()]
     params = {r["image"]["handle"]: r["image"]["params"] for r in records if r["type"] == "image"}
     assert params["img2"]["low"] == 50 and params["img3"]["direction"] == "vertical"
+
+
+def _index_ids(tmp_path: Path) -> list[str]:
+    index = tmp_path / "data" / "vchat" / "sessions.jsonl"
+    return [json.loads(line)["id"] for line in index.read_text().splitlines()] if index.exists() else []
+
+
+@pytest.mark.parametrize("way", ["ctrl-d", "/quit", "unanswered message then ctrl-d", "answered message"])
+def test_a_chat_where_nothing_happened_leaves_no_session(tmp_path: Path, way: str) -> None:
+    """Start the chat and quit: no session folder and no index entry for `--resume` to pick as the latest."""
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([answer("Hello.")]))
+    # Port 9 (discard) has no server: the message fails at the first request.
+    backend = ["--base-url", "http://127.0.0.1:9/v1", "-m", "m"] if "unanswered" in way else []
+    name = f"vchat-test-{uuid.uuid4().hex[:8]}"
+    pane = start(name, tmp_path, backend or ["--llm", f"scripted:{script}", "--preview", "none"])
+    try:
+        pane.wait_for("/help for commands")
+        if "message" in way:
+            pane.type("hi")
+            pane.send("Enter")
+            pane.wait_for("cannot reach" if "unanswered" in way else "Hello.")
+        time.sleep(0.5)  # the prompt reads keys once drawn; a Ctrl-D sent before it is lost
+        if way == "/quit":
+            pane.type("/quit")
+            pane.send("Enter")
+        else:
+            pane.send("C-d")
+        deadline = time.monotonic() + 15
+        while pane.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pane.alive(), pane.screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    folders = sorted((tmp_path / "out").glob("*/session.jsonl"))
+    if way == "answered message":  # the control: a chat in which something happened is kept and listed
+        assert len(folders) == 1 and _index_ids(tmp_path) == [folders[0].parent.name]
+    else:
+        assert folders == [] and _index_ids(tmp_path) == []

@@ -212,6 +212,24 @@ def bind_input(tool: type[Tool], raw: str, resolve_image: ImageResolver | None =
     return _complete(tool, bound)
 
 
+def check_arg_keys(tool: type[Tool], keys: list[str]) -> None:
+    """Refuse an `--arg KEY=…` that names no input of `tool` (UsageError, with the keys it does take)."""
+    for key in keys:
+        if field_for_key(tool, key) is not None:
+            continue
+        names = [f.name for f in tool.inputs]
+        if not names:
+            raise UsageError(f"--arg {key}: {tool.name} takes no inputs")
+        import difflib
+
+        close = difflib.get_close_matches(key.strip().lower(), names, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(
+            f"--arg {key}: {tool.name} has no input {key!r}; {hint}it takes {', '.join(names)} "
+            f"(`vchat tools -v` describes them)"
+        )
+
+
 def parse_arg_pairs(pairs: list[str]) -> dict[str, str]:
     """`--arg KEY=VALUE` flags as a dict (shared by `vchat run --tool` and `vchat batch`)."""
     args: dict[str, str] = {}

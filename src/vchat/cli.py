@@ -188,13 +188,17 @@ def unknown_tool_message(name: str, known: list[str]) -> str:
 
 
 def check_tool_call(tool_name: str, pairs: list[str]) -> None:
-    """Reject an unknown tool or a malformed --arg before any session or file is made (exit code 2)."""
-    from vchat.binding import parse_arg_pairs
+    """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
+
+    Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
+    """
+    from vchat.binding import check_arg_keys, parse_arg_pairs
     from vchat.tools.registry import all_tools, tool_class
 
-    if tool_class(tool_name) is None:
+    tool = tool_class(tool_name)
+    if tool is None:
         raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
-    parse_arg_pairs(pairs)
+    check_arg_keys(tool, list(parse_arg_pairs(pairs)))
 
 
 def _tool_inputs(
@@ -217,7 +221,7 @@ def _tool_inputs(
             named[spec.name] = prompt
             prompt = None
     if prompt:
-        raise VchatError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
+        raise UsageError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
     return named
 
 

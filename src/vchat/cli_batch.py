@@ -97,11 +97,9 @@ def batch(
         from vchat.binding import parse_arg_pairs as parse_args
 
         if tool is not None:
-            from vchat.cli import unknown_tool_message
-            from vchat.tools.registry import all_tools, tool_class
+            from vchat.cli import check_tool_call
 
-            if tool_class(tool) is None:  # the same did-you-mean line as `vchat run --tool`
-                raise UsageError(unknown_tool_message(tool, [t.name for t in all_tools()]))
+            check_tool_call(tool, list(arg or []))  # the same lines as `vchat run --tool`: did-you-mean, --arg keys
         job, inputs = _job(list(sources or []), tool, parse_args(list(arg or [])), max_steps)
         validate(settings, job)
         planned = make_plan(inputs, out, resume=resume)

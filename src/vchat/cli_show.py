@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from vchat.errors import ImageError, VchatError
-from vchat.images import open_image
+from vchat.image_open import open_image
 from vchat.ui.preview import MODES, render_preview
 from vchat.ui.safe import safe_line
 from vchat.ui.terminal import Terminal, detect
@@ -38,6 +41,7 @@ def show(
     errors = sys.stderr if err is None else err
     term = terminal or detect(preview, env=env, is_tty=_isatty(stream))
     cols, rows = term.box()
+    preload = _preload(term.mode) if paths else None
     status = 0
     for path in paths:
         try:
@@ -51,7 +55,33 @@ def show(
         # The file name is shown, never obeyed: a name holding ESC must not drive the terminal.
         stream.write(data + safe_line(os.fsdecode(path)).encode("utf-8") + b"\n")
         stream.flush()
+    if preload is not None:
+        preload.join()  # every image failed: let the import end before the interpreter does
     return status
+
+
+# The encoders that need numpy, and the module to import for each.
+_NUMPY_MODES = {"sixel": "vchat.ui.sixel", "blocks": "numpy"}
+
+
+def _preload(mode: str) -> threading.Thread | None:
+    """Import the encoder's numpy on a second core while this one reads and decodes the picture.
+
+    numpy's import is the largest single cost of `vchat show` as a whole process (about as long as
+    decoding and quantising a 1024² photo), and the decode and quantiser run in C without the GIL.
+    """
+    module = _NUMPY_MODES.get(mode)
+    if module is None:
+        return None
+    thread = threading.Thread(target=_import_quietly, args=(module,), name="vchat-show-preload")
+    thread.start()
+    return thread
+
+
+def _import_quietly(module: str) -> None:
+    # A failed import is not cached: the encoder imports it again and reports the failure itself.
+    with contextlib.suppress(Exception):
+        importlib.import_module(module)
 
 
 def quick_show(args: Sequence[str]) -> int | None:

@@ -7,17 +7,17 @@ import json
 import os
 import re
 import threading
-import warnings
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError, VchatError
 from vchat.image_files import PNG_META_KEY, TMP_SUFFIX, encode_png, is_plain_png, png_with_record, write_atomic
+from vchat.image_open import normalise_mode, open_image
 
 HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
 # Output and attachment files: img3.png, img4-canny_edges.png.
@@ -83,85 +83,6 @@ class ImageRef:
             origin += f" of {', '.join(self.parents)}"
         seen = f', looks like "{self.caption}"' if self.caption else ""
         return f"{self.handle} ({self.width}x{self.height}, {origin}, {self.path.name}{seen})"
-
-
-def _normalise_mode(image: Image.Image) -> Image.Image:
-    """Convert any decoded mode to RGB, or RGBA when the image has transparency."""
-    mode = image.mode
-    if mode in ("RGB", "RGBA"):
-        return image
-    if mode == "P" or mode == "PA":
-        has_alpha = mode == "PA" or "transparency" in image.info
-        return image.convert("RGBA" if has_alpha else "RGB")
-    if mode in ("LA", "La", "RGBa"):
-        return image.convert("RGBA")
-    if mode.startswith("I;16") or mode == "I":
-        # 16/32-bit greyscale: scale to 8 bits rather than clipping everything above 255.
-        import numpy as np
-
-        arr = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") else max(float(arr.max()), 1.0)
-        arr8 = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype("uint8")
-        return Image.fromarray(arr8, "L").convert("RGB")
-    if mode == "F":
-        import numpy as np
-
-        arr = np.asarray(image, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        scaled = (arr - lo) / (hi - lo) * 255.0 if hi > lo else arr * 0
-        return Image.fromarray(scaled.astype("uint8"), "L").convert("RGB")
-    return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-
-
-def open_image(path: Path, max_pixels: int) -> tuple[Image.Image, str | None]:
-    """Read and validate an image file; returns the normalised image and an optional note."""
-    shown = str(path)
-    if not path.exists():
-        raise ImageError(f"{shown}: no such file")
-    if path.is_dir():
-        raise ImageError(f"{shown}: is a folder, not an image")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageError(f"{shown}: cannot read ({exc.strerror})") from None
-    if size == 0:
-        raise ImageError(f"{shown}: empty file (0 bytes)")
-    note = None
-    # Pillow's own bomb guard follows the user's limit (it errors at twice its setting).
-    Image.MAX_IMAGE_PIXELS = max_pixels
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise ImageError(
-                        f"{shown}: {width}x{height} is over the limit of {max_pixels:,} pixels "
-                        "(raise max_image_pixels in the config to allow it)"
-                    )
-                frames = int(getattr(img, "n_frames", 1))
-                if frames > 1:
-                    note = f"first frame of {frames}"
-                    img.seek(0)
-                img.load()
-                image = ImageOps.exif_transpose(img) or img
-                image = _normalise_mode(image)
-                image.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(
-            f"{shown}: declared size is over the limit of {max_pixels:,} pixels "
-            "(raise max_image_pixels in the config to allow it)"
-        ) from None
-    except PermissionError:
-        raise ImageError(f"{shown}: permission denied") from None
-    except Image.UnidentifiedImageError:
-        raise ImageError(f"{shown}: not an image file (or a format Pillow cannot read)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ImageError(f"{shown}: damaged or truncated image ({detail})") from None
-    return image, note
 
 
 def read_png_record(path: Path) -> dict[str, Any] | None:
@@ -383,7 +304,7 @@ class ImageStore:
     def _write(self, image: Image.Image, ref: ImageRef) -> None:
         ref.width, ref.height = image.size
         if image.mode not in ("RGB", "RGBA", "L"):
-            image = _normalise_mode(image)
+            image = normalise_mode(image)
         ref.mode = image.mode
         if not _is_within(ref.path, self.folder):
             raise UnsafePathError(f"refusing to write {ref.path} outside {self.folder}")

@@ -414,8 +414,12 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
                     console.print_exception()
                 print_error(console, f"{type(exc).__name__}: {exc}")
     finally:
-        session.close()
-        if session.transcript.path.exists():
+        # Quitting a chat in which nothing happened (only a message the server never answered, a tool
+        # call that failed) leaves no session behind for `vchat sessions` to list and `--resume` to pick.
+        discarded = session.came_to_nothing() and session.discard()
+        if not discarded:
+            session.close()
+        if not discarded and session.transcript.path.exists():
             # The index makes `--resume ID` work from any folder; without it, name the output folder too.
             where = "" if session.indexed else f"--out {shlex.quote(str(session.folder.parent))} "
             console.print(

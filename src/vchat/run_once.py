@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from vchat.agent import Step
-from vchat.errors import Cancelled, UsageError, VchatError
+from vchat.errors import Cancelled, ToolInputError, UnknownImageError, UsageError, VchatError
 from vchat.session import Session
 from vchat.ui.progress import ProgressReporter
 from vchat.ui.render import StepRenderer, for_user, print_error, print_warning
@@ -61,18 +61,34 @@ def _placeholders(count: int) -> list[Any]:
 
 
 def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
-    """Raise ToolInputError (or VchatError for an unknown tool) for a call that cannot run."""
-    from vchat.binding import bind_named
+    """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
+    from vchat.binding import bind_named, field_for_key
 
     found = session.tools.get(tool)
     if found is None:
-        raise VchatError(f"unknown tool {tool!r}; run `vchat tools` to list them")
+        raise UsageError(f"unknown tool {tool!r}; run `vchat tools` to list them")
+    cls = type(found)
+    given = {spec.name for spec in (field_for_key(cls, key) for key in named) if spec is not None}
+    for spec in cls.inputs:
+        if spec.required and spec.name not in given:
+            how = {"image": "-i PATH", "text": f'the text, e.g. vchat run --tool {tool} "…"'}
+            raise UsageError(f"{tool} needs {spec.name}: give {how.get(spec.kind, f'--arg {spec.name}=VALUE')}")
 
     def resolve(name: str) -> Any:
         # The images given with -i are checked already (open_image); a handle named in --arg must exist.
-        return name if name.startswith("<input ") else session.store.resolve(name)
+        if name.startswith("<input "):
+            return name
+        try:
+            return session.store.resolve(name)
+        except UnknownImageError:
+            known = ", ".join(ref.handle for ref in session.store)
+            where = f"this session has {known}" if known else "give files with -i PATH"
+            raise UsageError(f"--arg: there is no image {name!r}; {where}") from None
 
-    bind_named(type(found), named, resolve)
+    try:
+        bind_named(cls, named, resolve)
+    except ToolInputError as exc:  # the model hears these as observations; here the user typed them
+        raise UsageError(str(exc)) from None
 
 
 def _interrupt(signum: int, frame: object) -> None:

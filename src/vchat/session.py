@@ -330,6 +330,17 @@ class Session:
         self.transcript.close()
         self._lock.release()
 
+    def came_to_nothing(self) -> bool:
+        """True when this process made the session and nothing happened in it: no image, no step taken.
+
+        Every message failed before the model took a step (a server that was down, a key that was wrong).
+        """
+        return (
+            self.created
+            and not len(self.store)
+            and all(turn.ending == "error" and not turn.records for turn in self.turns)
+        )
+
     def discard(self) -> bool:
         """Remove a session this process made when nothing came of it; True if removed.
 

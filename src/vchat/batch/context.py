@@ -13,7 +13,8 @@ from vchat.batch.inputs import Item
 from vchat.batch.job import INPUT_HANDLE
 from vchat.config import Settings
 from vchat.errors import Cancelled, UnknownImageError
-from vchat.images import ImageRef, _normalise_mode
+from vchat.image_open import normalise_mode
+from vchat.images import ImageRef
 
 # (relative output path, image, PNG record) -> a future of (relative path, PNG bytes or None when written)
 WriteFn = Callable[[str, Image.Image, dict[str, Any]], "Future[tuple[str, bytes | None]]"]
@@ -82,7 +83,7 @@ class ItemContext:
     ) -> ImageRef:
         """Queue an output for encoding and writing on the writer pool; the tool goes on at once."""
         if image.mode not in ("RGB", "RGBA", "L"):
-            image = _normalise_mode(image)
+            image = normalise_mode(image)
         number = len(self.outputs) + 1
         relative = output_name(self.item, number)
         handle = f"img{number + 1}"

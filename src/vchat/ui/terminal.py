@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from vchat.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Imported where used: `vchat show` into a pipe asks neither tmux nor the terminal.
+    import subprocess
 
 MODES: Final = ("kitty", "iterm", "sixel", "blocks", "none")
 GRAPHICS: Final = ("kitty", "iterm", "sixel")
@@ -216,10 +218,13 @@ def _outer_env(env: Mapping[str, str], state: TmuxState) -> dict[str, str]:
 
 
 def probe_tmux(
-    run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    run: Callable[..., subprocess.CompletedProcess[str]] | None = None,
     timeout: float = TMUX_TIMEOUT,
 ) -> TmuxState:
-    """Ask the tmux server whether passthrough is allowed and which terminal the client is."""
+    """Ask the tmux server whether passthrough is allowed and which terminal the client is (`run`: subprocess.run)."""
+    import subprocess
+
+    run = subprocess.run if run is None else run
 
     def ask(*args: str) -> str:
         try:
@@ -325,7 +330,12 @@ def detect(
     can_query = can_query and is_tty
     ask = tty_query if query is None else query
     size = (read_winsize if winsize is None else winsize)() if is_tty else None
-    cols, rows = (size.cols, size.rows) if size else shutil.get_terminal_size()
+    if size:
+        cols, rows = size.cols, size.rows
+    else:
+        import shutil  # COLUMNS/LINES, then the terminal behind stdout, then 80x24
+
+        cols, rows = shutil.get_terminal_size()
     cell: tuple[int, int] | None = None
     if size and size.xpixel > 0 and size.ypixel > 0:
         cell = (max(1, size.xpixel // size.cols), max(1, size.ypixel // size.rows))
