@@ -1,9 +1,16 @@
 """Sixel benchmark against libsixel's img2sixel on the same images: vchat's encoder in-process, and
-`vchat show` as a whole process (start-up, imports, decode, scale, encode, write), as a user runs it."""
+`vchat show` as a whole process (start-up, imports, decode, scale, encode, write), as a user runs it.
+
+Needs img2sixel and sixel2png from libsixel: `apt-get install libsixel-bin` (Debian, Ubuntu),
+`brew install libsixel` (macOS). `--baseline SRC` also times `vchat show` from another checkout's
+src folder (e.g. a worktree of the previous commit) in the same interleaved runs: a before/after
+under one and the same machine load.
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import math
 import os
@@ -72,13 +79,18 @@ def decoded_size(sixel: bytes) -> str:
     return f"{width}×{height}"
 
 
+def _run(cmd: list[str], env: dict[str, str]) -> bytes:
+    return subprocess.run(cmd, capture_output=True, check=True, env=env).stdout
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="timed runs per encoder and size (median reported)")
+    parser.add_argument("--baseline", type=Path, metavar="SRC", help="also time `vchat show` from this src folder")
     args = parser.parse_args()
     img2sixel = shutil.which("img2sixel")
     if img2sixel is None:
-        print("img2sixel not found: apt-get install libsixel-bin", file=sys.stderr)
+        print("img2sixel not found: apt-get install libsixel-bin (macOS: brew install libsixel)", file=sys.stderr)
         return 1
     name, big = source_image()
     print(f"image: {name}; all start from the same PNG file; median of {args.runs} interleaved runs")
@@ -92,6 +104,7 @@ def main() -> int:
         "vchat show ms",
         "show ratio",
         "show px",
+        *(["baseline show ms", "baseline ratio"] if args.baseline else []),
         "ours bytes",
         "img2sixel bytes",
         "ours MAE",
@@ -114,14 +127,15 @@ def main() -> int:
             # The preview box is whole terminal cells (10x20 px without a terminal to ask): the smallest box
             # that holds the image, so `vchat show` draws it at its own size, as img2sixel does.
             env = dict(os.environ, COLUMNS=str(math.ceil(side / 10)), LINES=str(math.ceil(side / 20) + 2))
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
             show_cmd = [sys.executable, "-m", "vchat", "show", "--preview", "sixel", str(path)]
+            shows = [
+                functools.partial(_run, show_cmd, dict(env, PYTHONPATH=str(src.resolve())))
+                for src in [SRC, *([args.baseline] if args.baseline else [])]
+            ]
 
-            def whole(cmd: list[str] = show_cmd, env: dict[str, str] = env) -> bytes:
-                return subprocess.run(cmd, capture_output=True, check=True, env=env).stdout
-
-            timed = median_ms((ours, theirs, whole), args.runs)
-            (ours_ms, ours_out), (theirs_ms, theirs_out), (show_ms, show_out) = timed
+            timed = median_ms((ours, theirs, *shows), args.runs)
+            (ours_ms, ours_out), (theirs_ms, theirs_out), (show_ms, show_out) = timed[:3]
+            baseline = [f"{timed[3][0]:.1f}", f"{timed[3][0] / theirs_ms:.2f}"] if args.baseline else []
             errors = [mean_abs_error(out, image) for out in (ours_out, theirs_out)]
             rows.append(
                 (
@@ -132,6 +146,7 @@ def main() -> int:
                     f"{show_ms:.1f}",
                     f"{show_ms / theirs_ms:.2f}",
                     decoded_size(show_out),
+                    *baseline,
                     f"{len(ours_out):,}",
                     f"{len(theirs_out):,}",
                     *("-" if e is None else f"{e:.2f}" for e in errors),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from tests.helpers import write_photo
+from tests.helpers import answer, write_photo
 from tests.test_cli import vchat
 
 from vchat.agent import Step
@@ -280,3 +280,26 @@ def test_previews_do_not_resample_for_a_slight_upscale() -> None:
     assert scale_to_cells(image, cols=103, rows=52, cell=(10, 20)).size == (1024, 1024)  # box 1030×1040
     assert scale_to_cells(image, cols=60, rows=52, cell=(10, 20)).size == (600, 600)  # smaller box: scaled down
     assert scale_to_cells(Image.new("RGB", (300, 300)), cols=60, rows=52, cell=(10, 20)).size == (600, 600)
+
+
+# Found on a walk through as a new user: listings piped into grep or a file were cut at 80 columns.
+
+
+def test_listings_into_a_pipe_keep_whole_rows(tmp_path: Path) -> None:
+    script = tmp_path / "reply.txt"
+    script.write_text(answer("Done."))
+    message = "please describe the colours and shapes of this picture"
+    elsewhere = tmp_path / "a folder with a rather long name" / "vchat-out"
+    assert vchat(tmp_path, "run", message, "--llm", f"scripted:{script}", "-o", str(elsewhere)).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # a pipe, and no width asked for
+    env.update(XDG_DATA_HOME=str(tmp_path / "xdg-data"), XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
+    env["VCHAT_OUT"] = str(tmp_path / "out")
+    listing = subprocess.run(
+        [sys.executable, "-m", "vchat", "sessions"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    ).stdout
+    row = next(line for line in listing.splitlines() if message[:20] in line)
+    assert str(elsewhere) in row and message in row, listing  # folder and message whole, on one line
+    models = subprocess.run(
+        [sys.executable, "-m", "vchat", "models"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60
+    ).stdout
+    assert "stable-diffusion-v1-5/stable-diffusion-inpainting" in models, models

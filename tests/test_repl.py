@@ -184,3 +184,10 @@ def test_tool_name_alone_shows_how_to_call_it(tmp_path: Path) -> None:
     assert "usage: /tool flip_image IMAGE [direction=horizontal|vertical]" in out.getvalue()
     assert "direction (horizontal | vertical, default 'horizontal'): which way" in out.getvalue()
     assert len(repl.session.store) == 1  # nothing ran
+
+
+def test_a_mistyped_tool_name_gets_did_you_mean(tmp_path: Path) -> None:
+    repl, _ = _repl(tmp_path, [])
+    with pytest.raises(VchatError, match=r"unknown tool 'flip'; did you mean flip_image\? /tools lists them"):
+        repl.handle("/tool flip img1")
+    assert len(repl.session.store) == 1  # nothing ran

@@ -177,23 +177,13 @@ def _hand_down(ctx: typer.Context, name: str) -> None:
     ctx.default_map = {name: defaults}
 
 
-def unknown_tool_message(name: str, known: list[str]) -> str:
-    """`unknown tool 'canny'; did you mean canny_edges?` (close names, or names it is a part of)."""
-    import difflib
-
-    close = [n for n in known if name and name.lower() in n.lower()]
-    close += [n for n in difflib.get_close_matches(name, known, n=3, cutoff=0.6) if n not in close]
-    hint = f"did you mean {' or '.join(close[:3])}? " if close else ""
-    return f"unknown tool {name!r}; {hint}`vchat tools` lists them"
-
-
 def check_tool_call(tool_name: str, pairs: list[str]) -> None:
     """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
 
     Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
     """
     from vchat.binding import check_arg_keys, parse_arg_pairs
-    from vchat.tools.registry import all_tools, tool_class
+    from vchat.tools.registry import all_tools, tool_class, unknown_tool_message
 
     tool = tool_class(tool_name)
     if tool is None:
@@ -207,6 +197,8 @@ def _tool_inputs(
     """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
     tool = session.tools.get(tool_name)
     if tool is None:
+        from vchat.tools.registry import unknown_tool_message
+
         raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
     from vchat.binding import parse_arg_pairs
 
@@ -315,17 +307,15 @@ def tools_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
 ) -> None:
     """List the tools the model can use."""
-    from rich.console import Console
-
     from vchat.tools.registry import TOOL_CLASSES, family_of
-    from vchat.ui.render import tools_table
+    from vchat.ui.render import listing_console, tools_table
 
     notes = {}
     for cls in TOOL_CLASSES:
         found = family_of(cls.name)
         if found is not None:  # the model is offered the family; the old name works everywhere too
             notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
-    Console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
+    listing_console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
 
 
 @app.command("sessions")

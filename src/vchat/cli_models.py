@@ -33,7 +33,9 @@ ConfigOpt = Annotated[
 
 
 def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    from vchat.ui.render import listing_console
+
+    return listing_console()
 
 
 def _stderr() -> Console:

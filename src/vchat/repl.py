@@ -220,7 +220,11 @@ class Repl:
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
         known = self.session.tools.get(tool)
-        if known is not None and not raw.strip() and any(spec.required for spec in known.inputs):
+        if known is None:
+            from vchat.tools.registry import unknown_tool_message
+
+            raise VchatError(unknown_tool_message(tool, sorted(self.session.tools), lister="/tools"))
+        if not raw.strip() and any(spec.required for spec in known.inputs):
             # `/tool NAME` alone: how to call it, rather than an error about a missing input.
             self.console.print(f"usage: {escape(usage(type(known)))}")
             for spec in known.inputs:

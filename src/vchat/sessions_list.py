@@ -12,6 +12,7 @@ from rich.text import Text
 from vchat.config import Settings
 from vchat.errors import VchatError
 from vchat.transcript import TRANSCRIPT_NAME, read_records
+from vchat.ui.render import listing_console
 from vchat.ui.safe import safe_line
 
 
@@ -27,7 +28,7 @@ def print_sessions(settings: Settings, console: Console | None = None) -> None:
     """Print the table of sessions under the output folder, newest first."""
     from vchat.session_index import all_sessions
 
-    console = console or Console()
+    console = console or listing_console()
     folders = all_sessions(settings.out_dir)
     if not folders:
         where = safe_line(settings.out_dir)

@@ -12,6 +12,9 @@ from rich.text import Text
 
 from vchat.ui.safe import safe_line, safe_text
 
+# Rich lays tables out to the console's width; into a pipe that is 80 columns unless told otherwise.
+PIPE_WIDTH = 1000
+
 if TYPE_CHECKING:
     from vchat.agent import Step
     from vchat.images import ImageRef, ImageStore
@@ -88,6 +91,16 @@ class StepRenderer:
                 c.print(f"[yellow]note: the model mentioned {invented}, which does not exist in this session[/]")
         elif step.kind == "error":
             c.print(f"[bold red]error:[/] {_short(step.text, 1000)}")
+
+
+def listing_console() -> Console:
+    """stdout for tables (`vchat tools`, `sessions`, `models`): the terminal's width at a terminal;
+    into a pipe or a file, wide enough that no row is wrapped or cut (`| grep`, `| cut` see whole rows)."""
+    import os
+    import sys
+
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ  # COLUMNS set: the user chose a width
+    return Console(highlight=False, soft_wrap=True, width=PIPE_WIDTH if wide else None)
 
 
 def print_error(console: Console, message: str) -> None:
