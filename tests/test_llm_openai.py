@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from fake_openai import FakeOpenAI, Fault, Reply
 from vchat.errors import LLMError
 from vchat.llm.base import Message, cut_at_stop
-from vchat.llm.openai_backend import LOCAL_PLACEHOLDER_KEY, OpenAIChat, _StopCutter
+from vchat.llm.openai_backend import LOCAL_PLACEHOLDER_KEY, OpenAIChat
+from vchat.llm.openai_text import StopCutter
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 MESSAGES: list[Message] = [
@@ -353,7 +354,7 @@ def test_stop_cutter_matches_cut_at_stop(text: str, stops: list[str], size: int)
             for b in stops
         )
     )
-    cutter = _StopCutter(stops)
+    cutter = StopCutter(stops)
     out: list[str] = []
     for start in range(0, len(text), size):
         piece, hit = cutter.feed(text[start : start + size])
@@ -375,6 +376,6 @@ def test_importing_the_backends_does_not_import_openai() -> None:
 
 def test_stop_cutter_stops_at_the_first_stop_completed() -> None:
     """Like a server: with overlapping stops the stream ends where the first stop string is complete."""
-    cutter = _StopCutter(["\n", ":\n:"])
+    cutter = StopCutter(["\n", ":\n:"])
     pieces = [cutter.feed(ch) for ch in ":\n:"]
     assert pieces[1] == (":", True)

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import difflib
 import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError, ToolsUnsupported
 from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of
+from vchat.llm.openai_stream import text_stream
+from vchat.llm.openai_text import display_url, fix_surrogates, host_label, server_message
 from vchat.llm.retry import wait_before_retry
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers ignore the key, but the client refuses to start without one.
 LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
-# How many model names a "model not found" message lists.
-_MAX_LISTED_MODELS = 10
 _MAX_MESSAGE_CHARS = 300
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, any temperature but the default, and
 # `max_tokens`, which they want spelled `max_completion_tokens`).
@@ -34,84 +32,6 @@ _KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{3,}|[A-Za-z0-9_\-]{2,}\*
 # Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
 _IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
-
-
-def display_url(url: str) -> str:
-    """The URL without credentials or trailing slash, for messages."""
-    parts = urlparse(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}".rstrip("/") if parts.scheme else url.rstrip("/")
-
-
-def host_label(url: str) -> str:
-    """host[:port] of a URL, e.g. `api.openai.com` or `localhost:11434`."""
-    parts = urlparse(url)
-    host = parts.hostname or url
-    return f"{host}:{parts.port}" if parts.port else host
-
-
-class _StopCutter:
-    """Cuts a stream of text at the first stop string, holding back only a tail that could start one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        self.stops = list(stops)
-        self.buf = ""
-
-    def feed(self, piece: str) -> tuple[str, bool]:
-        """Text safe to emit now, and whether a stop string was reached (emit nothing after it)."""
-        self.buf += piece
-        text, hit = cut_at_stop(self.buf, self.stops)
-        if hit:
-            self.buf = ""
-            return text, True
-        # Keep the longest tail that is a proper prefix of a stop string: it may complete in the next piece.
-        hold = 0
-        for n in range(min(len(self.buf), max((len(s) for s in self.stops), default=1) - 1), 0, -1):
-            tail = self.buf[-n:]
-            if any(s.startswith(tail) for s in self.stops):
-                hold = n
-                break
-        cut = len(self.buf) - hold
-        out, self.buf = self.buf[:cut], self.buf[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        """Whatever is still held back once the stream has ended."""
-        out, self.buf = self.buf, ""
-        return out
-
-
-def _server_message(exc: Any) -> str:
-    """The human part of an OpenAI-style error body, whatever shape the server used."""
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"])
-    if isinstance(body, str) and body.strip():
-        return body
-    message = str(getattr(exc, "message", "") or exc)
-    # The client prefixes "Error code: 404 - "; the status is reported separately.
-    return re.sub(r"^Error code: \d+ - ", "", message)
-
-
-def _fix_surrogates(text: str) -> str:
-    """Join UTF-16 surrogate pairs the JSON decoder left as two halves; replace halves that stay alone."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-
-
-def join_halves(held: str, delta: str) -> tuple[str, str]:
-    """Text safe to pass on now and a high surrogate to hold for the next delta (`held` from the last call)."""
-    text = held + delta
-    held = text[-1] if text and "\ud800" <= text[-1] <= "\udbff" else ""
-    return _fix_surrogates(text[: len(text) - len(held)]), held
 
 
 class _Call:
@@ -216,7 +136,7 @@ class OpenAIChat:
         def reply(call: _Call, started: float) -> Iterator[str]:
             response = self._create(payload, stops, started, call)
             if self.stream:
-                yield from self._iter_stream(response, stops, call)
+                yield from text_stream(self, response, stops, call)
                 return
             text = self._whole_reply(response, stops)
             if len(text) > self.max_reply_chars:
@@ -282,7 +202,7 @@ class OpenAIChat:
             raise self._garbage() from None
         self._note_usage(response)
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
-        text, hit = cut_at_stop(_fix_surrogates(str(text)), stops)
+        text, hit = cut_at_stop(fix_surrogates(str(text)), stops)
         # A stop string before the cap means the step itself ended whole, whatever came after it.
         self.last_finish = "stop" if hit else (str(finish) if finish else None)
         return text
@@ -395,7 +315,7 @@ class OpenAIChat:
         carried = any(
             isinstance(m["content"], list) and any(p.get("type") == "image_url" for p in m["content"]) for m in payload
         )
-        message = _server_message(exc).lower()
+        message = server_message(exc).lower()
         return carried and any(word in message for word in _IMAGE_REFUSAL_WORDS)
 
     def _refused_param(self, exc: Exception, kwargs: dict[str, Any]) -> str | None:
@@ -403,7 +323,7 @@ class OpenAIChat:
         status = getattr(exc, "status_code", None)
         if not isinstance(exc, self._openai.APIStatusError) or status not in (400, 422):
             return None
-        message = _server_message(exc).lower()
+        message = server_message(exc).lower()
         param = getattr(exc, "param", None)
         for name in (*_DROPPABLE_PARAMS, "max_completion_tokens"):
             if name not in kwargs or name in self._dropped:
@@ -411,73 +331,6 @@ class OpenAIChat:
             if param == name or (name in message and any(word in message for word in _REFUSAL_WORDS)):
                 return name
         return None
-
-    def _iter_stream(self, stream: Any, stops: list[str], call: _Call) -> Iterator[str]:
-        """Yield content deltas; turn a cut, a stall, a runaway or garbage into an LLMError that says how far it got."""
-        oa = self._openai
-        cutter = _StopCutter(stops)
-        # A UTF-16 surrogate pair split over two chunks arrives as two lone halves: hold a high half back.
-        held = ""
-        received = 0
-        chat_chunks = 0
-        call.stream = stream
-        finish: str | None = None
-        try:
-            for chunk in stream:
-                if call.abandoned.is_set():
-                    return  # the caller stopped listening (deadline, Ctrl-C, stop string): hang up
-                self._note_usage(chunk)
-                choices = getattr(chunk, "choices", None)
-                if not choices:
-                    continue  # e.g. a usage-only chunk
-                chat_chunks += 1
-                choice = choices[0]
-                delta = choice.delta.content if choice.delta is not None else None
-                if delta:
-                    text, held = join_halves(held, str(delta))
-                    received += len(text)
-                    if received > self.max_reply_chars:
-                        raise self._runaway(received)
-                    out, hit = cutter.feed(text)
-                    if out:
-                        yield out
-                    if hit:
-                        self.last_finish = "stop"
-                        return  # the stop string arrived: stop reading (finally closes the connection)
-                if choice.finish_reason:
-                    finish = str(choice.finish_reason)
-        except LLMError:
-            raise
-        except oa.APITimeoutError:
-            raise LLMError(
-                f"{self._where} stopped sending mid-reply: no data for {self.timeout:g}s after {received} chars"
-            ) from None
-        except oa.APIConnectionError as exc:
-            raise LLMError(
-                f"the reply from {self._where} was cut after {received} chars ({self._cause(exc)})"
-            ) from None
-        except oa.APIError as exc:
-            # A server that fails mid-generation sends an error event instead of the next chunk.
-            raise LLMError(
-                self._clean(f"{self._where} reported an error mid-reply after {received} chars: {_server_message(exc)}")
-            ) from None
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-            raise self._garbage(received) from None
-        finally:
-            stream.close()
-        if finish is None:
-            if chat_chunks == 0:
-                # Nothing chat-shaped at all (an HTML page, an empty body, chunks without choices): not a cut link.
-                raise LLMError(
-                    f"{self._where} answered without a chat reply (no completion chunks in the stream); "
-                    "is it an OpenAI-compatible API?"
-                )
-            # Every OpenAI-compatible server ends a reply with a finish reason; an end without one is a dropped link.
-            raise LLMError(f"the reply from {self._where} was cut after {received} chars (the stream ended early)")
-        self.last_finish = finish
-        tail = cutter.flush() + _fix_surrogates(held)
-        if tail:
-            yield tail
 
     def _note_usage(self, response: Any) -> None:
         """Keep the token counts a response or stream chunk carries (servers send them at most once)."""
@@ -526,69 +379,6 @@ class OpenAIChat:
 
     def _translate(self, exc: Exception, elapsed: float | None = None, attempts: int = 1) -> LLMError:
         """Map a client exception (after `attempts` tries) to a one-line, actionable LLMError."""
-        oa = self._openai
-        where = self._where
-        retries = max(0, attempts - 1)
-        if isinstance(exc, LLMError):
-            return exc
-        if isinstance(exc, oa.APITimeoutError):
-            # A timeout is retried: say how long the user really waited, not one attempt's timeout.
-            if retries and elapsed is not None:
-                waited = f"{elapsed:.0f}s ({attempts} attempts of up to {self.timeout:g}s each)"
-            else:
-                waited = f"{self.timeout:g}s"
-            return LLMError(
-                f"{where} did not answer within {waited} (timed out; raise `timeout` in the config or VCHAT_TIMEOUT)"
-            )
-        if isinstance(exc, oa.APIConnectionError):
-            cause = exc.__cause__ or exc.__context__
-            if type(cause).__name__ == "ConnectError":
-                return LLMError(f"cannot reach {where} (is the server running?)")
-            return LLMError(f"lost the connection to {where} before the reply arrived ({self._cause(exc)})")
-        if isinstance(exc, oa.APIStatusError):
-            status = exc.status_code
-            message = _server_message(exc)
-            if isinstance(exc, oa.AuthenticationError):
-                # The server's own text is left out: OpenAI's echoes part of the key.
-                return LLMError(f"the server at {where} rejected the API key (check OPENAI_API_KEY)")
-            if isinstance(exc, oa.NotFoundError):
-                return self._not_found(exc, message)
-            if isinstance(exc, oa.RateLimitError):
-                if getattr(exc, "code", None) == "insufficient_quota" or "quota" in message.lower():
-                    return LLMError(self._clean(f"{where}: quota exceeded (HTTP 429): {message}"))
-                return LLMError(
-                    f"{where} is rate-limiting requests (HTTP 429, still after {retries} retries); "
-                    "wait a moment and try again"
-                )
-            if isinstance(exc, oa.PermissionDeniedError):
-                return LLMError(self._clean(f"the server at {where} refused access (HTTP 403): {message}"))
-            if status >= 500:
-                return LLMError(self._clean(f"{where} failed with HTTP {status} (after {retries} retries): {message}"))
-            return LLMError(self._clean(f"{where} rejected the request (HTTP {status}): {message}"))
-        if isinstance(exc, ValueError):  # JSONDecodeError: the body was not JSON
-            return self._garbage()
-        return LLMError(self._clean(f"{where}: {type(exc).__name__}: {exc}"))
+        from vchat.llm.openai_errors import translate
 
-    def _not_found(self, exc: Any, message: str) -> LLMError:
-        """Tell a missing model (listing what the server has) from a wrong base URL."""
-        try:
-            available: list[str] | None = self._fetch_models()
-        except Exception:
-            available = None  # the listing is a courtesy; the 404 is what gets reported
-        about_model = getattr(exc, "code", None) == "model_not_found" or "model" in message.lower()
-        if not about_model and (available is None or self.model in available):
-            return LLMError(
-                f"{self._where} has no chat completions endpoint (HTTP 404); "
-                "check the base URL (it usually ends in /v1)"
-            )
-        text = f"model '{self.model}' not found on {self._where}"
-        if available:
-            # Close spellings first (llama3.1 vs llama3.1:8b), then the server's own order.
-            close = difflib.get_close_matches(self.model, available, n=3, cutoff=0.5)
-            ordered = close + [m for m in available if m not in close]
-            shown = ", ".join(ordered[:_MAX_LISTED_MODELS])
-            more = len(ordered) - _MAX_LISTED_MODELS
-            text += f"; available: {shown}" + (f" (and {more} more)" if more > 0 else "")
-        elif available == []:
-            text += "; the server lists no models (pull or load one first)"
-        return LLMError(self._clean(text))
+        return translate(self, exc, elapsed, attempts)

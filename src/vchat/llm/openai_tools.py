@@ -19,11 +19,11 @@ _REFUSAL_WORDS = ("tool", "function")
 
 def refusal(chat: OpenAIChat, exc: Exception) -> str | None:
     """The server's reason when `exc` is a refusal of native tool calling, else None."""
-    from vchat.llm.openai_backend import _server_message
+    from vchat.llm.openai_text import server_message
 
     if not isinstance(exc, chat._openai.APIStatusError) or exc.status_code not in _REFUSAL_STATUSES:
         return None
-    message = _server_message(exc)
+    message = server_message(exc)
     return message if any(word in message.lower() for word in _REFUSAL_WORDS) else None
 
 
@@ -40,7 +40,7 @@ def complete_with_tools(
     optional parameter (`temperature`, `max_tokens`) is dropped and the request sent again,
     images a server turns down go as text, and retries stay within `reply_deadline`.
     """
-    from vchat.llm.openai_backend import _fix_surrogates
+    from vchat.llm.openai_text import fix_surrogates
 
     payload = [wire_message(m) for m in messages]
     if chat.vision_refused:
@@ -67,14 +67,14 @@ def complete_with_tools(
     if len(text) + sum(len(c.arguments) for c in calls) > chat.max_reply_chars:
         raise chat._runaway(len(text))
     if text:
-        yield _fix_surrogates(str(text))
+        yield fix_surrogates(str(text))
     if calls:
         yield ToolCalls(calls)
 
 
 def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterator[str | ToolCalls]:
     """Text deltas as they come; tool-call deltas (id and name first, arguments in pieces) joined by index."""
-    from vchat.llm.openai_backend import _fix_surrogates, join_halves
+    from vchat.llm.openai_text import fix_surrogates, join_halves
 
     oa = chat._openai
     slots: dict[int, dict[str, str]] = {}
@@ -118,10 +118,10 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
     except oa.APIConnectionError as exc:
         raise LLMError(f"the reply from {chat._where} was cut after {received} chars ({chat._cause(exc)})") from None
     except oa.APIError as exc:
-        from vchat.llm.openai_backend import _server_message
+        from vchat.llm.openai_text import server_message
 
         raise LLMError(
-            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {_server_message(exc)}")
+            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {server_message(exc)}")
         ) from None
     except LLMError:
         raise
@@ -133,7 +133,7 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
         raise LLMError(f"the reply from {chat._where} was cut after {received} chars (the stream ended early)")
     chat.last_finish = finish
     if held:
-        yield _fix_surrogates(held)
+        yield fix_surrogates(held)
     if slots:
         yield ToolCalls(
             tuple(
