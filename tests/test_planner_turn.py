@@ -78,8 +78,16 @@ def _turn(settings: Settings, llm: LocalLLM, photo: Path) -> tuple[list[Any], li
     return steps, recorder.calls
 
 
-def _overfit(llm: LocalLLM, examples: list[tuple[list[Message], str]], max_steps: int = 400) -> int:
-    """Train the runtime's own planner object in place until teacher-forced argmax reproduces every reply."""
+def _overfit(
+    llm: LocalLLM,
+    examples: list[tuple[list[Message], str]],
+    max_steps: int = 400,
+    tools: list[dict[str, Any]] | None = None,
+) -> int:
+    """Train the runtime's own planner object in place until teacher-forced argmax reproduces every reply.
+
+    `tools`: the native tool specs the prompts were rendered with (`protocol = "tools"`), else None.
+    """
     import torch
 
     with llm.manager.use(*KEYS, tool="planner") as parts:
@@ -87,7 +95,7 @@ def _overfit(llm: LocalLLM, examples: list[tuple[list[Message], str]], max_steps
         end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
         batches = []
         for messages, reply in examples:
-            prompt = llm._encode(model, processor, torch.device("cpu"), messages)
+            prompt = llm._encode(model, processor, torch.device("cpu"), messages, tools)
             target = processor.tokenizer(reply, add_special_tokens=False, return_tensors="pt")["input_ids"][0].tolist()
             target = torch.tensor([[*target, end]])
             ids = torch.cat([prompt.ids, target], dim=1)

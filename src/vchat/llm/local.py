@@ -13,13 +13,15 @@ from a deep copy of it, prefilling only what is new.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import Cancelled, LLMError, ModelLoadError
-from vchat.llm.base import Message
+from vchat.llm.base import Message, ToolCalls
+from vchat.llm.local_tools import CallSplitter, template_calls
 
 if TYPE_CHECKING:
     from vchat.config import Settings
@@ -150,11 +152,33 @@ class LocalLLM:
         self.last_finish = None
         return self._reply(list(messages), [s for s in (stop or ()) if s])
 
-    def _reply(self, messages: list[Message], stops: list[str]) -> Iterator[str]:
+    def complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> Iterator[str | ToolCalls]:
+        """Native tool calls: the tools rendered by the model's chat template, its `<tool_call>` blocks read back."""
+        self.last_finish = None
+        return self._tool_reply(list(messages), list(tools))
+
+    def _tool_reply(self, messages: list[Message], tools: list[dict[str, Any]]) -> Iterator[str | ToolCalls]:
+        splitter = CallSplitter()  # text streams as it comes; the calls after it are held back and parsed
+        for piece in self._reply(messages, [], tools):
+            text = splitter.feed(piece)
+            if text:
+                yield text
+        tail = splitter.flush()
+        if tail:
+            yield tail
+        calls = splitter.calls()
+        if calls:
+            yield ToolCalls(tuple(calls))
+
+    def _reply(
+        self, messages: list[Message], stops: list[str], tools: list[dict[str, Any]] | None = None
+    ) -> Iterator[str]:
         try:
             with self.manager.use(*KEYS, tool="planner") as parts:
                 model, processor = parts["planner"], parts["planner.processor"]
-                yield from self._generate(model, processor, parts.device_of("planner"), messages, stops)
+                yield from self._generate(model, processor, parts.device_of("planner"), messages, stops, tools)
         except (Cancelled, KeyboardInterrupt, GeneratorExit, LLMError):
             raise
         except ModelLoadError as exc:
@@ -171,17 +195,26 @@ class LocalLLM:
 
     # -- prompt ------------------------------------------------------------------------------
 
-    def _encode(self, model: Any, processor: Any, device: Any, messages: list[Message]) -> _Prompt:
+    def _encode(
+        self,
+        model: Any,
+        processor: Any,
+        device: Any,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> _Prompt:
         import torch
 
         from vchat.vision import template_messages
 
         chat, images = template_messages(messages)
+        if tools:
+            chat = template_calls(messages, chat)
         render = processor.apply_chat_template
-        text = render(chat, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+        text = render(chat, tools=tools or None, tokenize=False, add_generation_prompt=True, enable_thinking=False)
         prefix = ""
         if chat and chat[0]["role"] == "system":
-            prefix = self._system_block(processor, chat[0])
+            prefix = self._system_block(processor, chat[0], tools)
             if not text.startswith(prefix):
                 prefix = ""
         tokenizer = processor.tokenizer
@@ -209,13 +242,17 @@ class LocalLLM:
         positions = torch.cat([text_pos, axes.to(text_pos.dtype)], dim=0)
         return _Prompt(prefix, prefix_ids.to(device), ids.to(device), positions.to(device), delta, vision)
 
-    def _system_block(self, processor: Any, system: dict[str, Any]) -> str:
-        content = str(system["content"])
+    def _system_block(self, processor: Any, system: dict[str, Any], tools: list[dict[str, Any]] | None = None) -> str:
+        # The template writes the tools into the system block, so they are part of the cached prefix.
+        content = str(system["content"]) + (json.dumps(tools, sort_keys=True) if tools else "")
         cached = self._probe_text.get(content)
         if cached is None:
             a, b = (
                 processor.apply_chat_template(
-                    [system, {"role": "user", "content": probe}], tokenize=False, add_generation_prompt=False
+                    [system, {"role": "user", "content": probe}],
+                    tools=tools or None,
+                    tokenize=False,
+                    add_generation_prompt=False,
                 )
                 for probe in _PROBES
             )
@@ -256,13 +293,19 @@ class LocalLLM:
             return copy.deepcopy(self._prefix_cache), size
 
     def _generate(
-        self, model: Any, processor: Any, device: Any, messages: list[Message], stops: list[str]
+        self,
+        model: Any,
+        processor: Any,
+        device: Any,
+        messages: list[Message],
+        stops: list[str],
+        tools: list[dict[str, Any]] | None = None,
     ) -> Iterator[str]:
         import torch
 
         started = time.perf_counter()
         self.last = ReplyStats()
-        prompt = self._encode(model, processor, device, messages)
+        prompt = self._encode(model, processor, device, messages, tools)
         # A stale offset from another call would shift every position (the notes' "stale rope_deltas").
         model.model.rope_deltas = None
         cache, cached = self._prefix_state(model, prompt, device)
