@@ -135,11 +135,29 @@ def start_ray(cpus: int) -> str:
     return str(ray.get_runtime_context().gcs_address)
 
 
-def row(name: str, images: int, seconds: float, wall: float | None, base: float, note: str = "") -> str:
+def kib(folder: Path | None, pattern: str = "*.png") -> str:
+    """Mean size of the PNGs a method wrote (the PNG encoding's side of the trade)."""
+    sizes = [p.stat().st_size for p in folder.rglob(pattern)] if folder is not None else []
+    return f"{sum(sizes) / len(sizes) / 1024:6.1f}" if sizes else "     -"
+
+
+def row(
+    name: str,
+    images: int,
+    seconds: float,
+    wall: float | None,
+    base: float,
+    note: str = "",
+    out: Path | None = None,
+    pattern: str = "*.png",
+) -> str:
     per = seconds / images
     wall_text = f"{wall:8.2f}" if wall is not None else "       -"
     rate = images / seconds
-    return f"| {name:<44} | {images:>6} | {wall_text} | {rate:9.1f} | {per * 1000:9.1f} | {per / base:7.2f}x | {note}"
+    return (
+        f"| {name:<44} | {images:>6} | {wall_text} | {rate:9.1f} | {per * 1000:9.1f} | {per / base:7.2f}x "
+        f"| {kib(out, pattern)} | {note}"
+    )
 
 
 def main() -> None:
@@ -152,10 +170,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vchat-bench-batch-"))
     try:
         paths = make_photos(work / "in", opts.images)
-        head = "| method | images | wall s | images/s | ms/image | vs cv2 | note"
+        head = "| method | images | wall s | images/s | ms/image | vs cv2 | KiB/PNG | note"
         print(f"{opts.images} photos, 512x512 JPEG; canny_edges 100/200 -> PNG; {os.cpu_count()} CPUs\n")
         print(head)
-        print("|---|---:|---:|---:|---:|---:|---|")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
         # This machine is shared: the two main rows run interleaved, REPEAT times each, and report their medians.
         bases, batches, walls, smalls = [], [], [], []
         small = paths[:20]
@@ -180,6 +198,7 @@ def main() -> None:
                 None,
                 base,
                 f"median of {REPEAT}",
+                work / "cv2-0",
             ),
             flush=True,
         )
@@ -191,6 +210,7 @@ def main() -> None:
                 statistics.median(walls),
                 base,
                 f"median of {REPEAT}; time after start-up, wall includes it",
+                work / "batch-0",
             ),
             flush=True,
         )
@@ -234,6 +254,7 @@ def main() -> None:
                     wall,  # type: ignore[arg-type]
                     base,
                     "includes starting the 2 actors",
+                    work / "ray",
                 ),
                 flush=True,
             )
@@ -247,10 +268,13 @@ def main() -> None:
                 seconds,
                 base,
                 f"first {len(few)} photos, per image extrapolated",
+                work / "shell",
+                "*-canny_edges.png",  # not the attached copies in each session
             ),
             flush=True,
         )
-        diffusion(work, opts.diffusion_images)
+        if opts.diffusion_images > 0:
+            diffusion(work, opts.diffusion_images)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

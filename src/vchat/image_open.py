@@ -73,8 +73,9 @@ def open_image(path: Path, max_pixels: int) -> tuple[Image.Image, str | None]:
                     note = f"first frame of {frames}"
                     img.seek(0)
                 img.load()
-                image = ImageOps.exif_transpose(img) or img
-                image = normalise_mode(image)
+                # In place: no copy of the pixels when there is nothing to turn (most files).
+                ImageOps.exif_transpose(img, in_place=True)
+                image = normalise_mode(img)
                 image.load()
     except ImageError:
         raise

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +16,16 @@ from typing import Any
 from PIL import Image
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError, VchatError
-from vchat.image_files import PNG_META_KEY, TMP_SUFFIX, encode_png, is_plain_png, png_with_record, write_atomic
+from vchat.image_files import (
+    PNG_META_KEY,
+    TMP_SUFFIX,
+    encode_png,
+    is_plain_png,
+    png_with_record,
+    sync_file,
+    sync_folder,
+    write_atomic,
+)
 from vchat.image_open import normalise_mode, open_image
 
 HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
@@ -107,11 +116,6 @@ def _quoted(name: str, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 1] + "…"
 
 
-def _sync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def _is_within(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())
@@ -121,18 +125,28 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 class ImageStore:
-    """Hands out handles, validates and loads inputs, and writes outputs atomically."""
+    """Hands out handles, validates and loads inputs, and writes outputs atomically.
 
-    def __init__(self, folder: Path, max_pixels: int = 64_000_000) -> None:
+    Every image file is whole under its name the moment `attach` or `save` returns (written
+    aside, then renamed), so a killed process never loses or tears one. Forcing it to disk,
+    which only a power loss needs, is not on the caller's path: one background thread syncs
+    each file, and `commit_later` queues a task behind those syncs (the folder's entries,
+    then the session's transcript), so a transcript synced to disk never names an image that
+    is not. `flush()` waits for all of it.
+    """
+
+    def __init__(self, folder: Path, max_pixels: int = 64_000_000, png: str = "small") -> None:
         self.folder = folder
         self.max_pixels = max_pixels
+        self.png = png  # encoding of outputs: "small" or "fast" (see image_files.PNG_STYLES)
         self._refs: dict[str, ImageRef] = {}
         self._next = 1
         # Attached images just decoded: the first load reuses the pixels instead of decoding again.
         self._fresh: dict[str, Image.Image] = {}
-        # Attached copies whose sync-and-rename runs in the background (see `attach`).
-        self._pending: dict[str, Future[None]] = {}
+        # Disk syncs queued on one background thread, run in order (see the class docstring).
+        self._pending: list[tuple[str, Future[None]]] = []
         self._syncer: ThreadPoolExecutor | None = None
+        self._sync_failed = False  # a file could not be synced: commit nothing that names it
         self._lock = threading.Lock()
 
     # -- listing -------------------------------------------------------------------------
@@ -250,10 +264,7 @@ class ImageStore:
         """Keep a PNG input's own bytes (decoding them again gives the same pixels: no re-encode).
 
         Only the `vchat` text chunk is added, so the copy carries its record like any output.
-        The file is complete under its name at once (written aside, then renamed: a killed
-        process never leaves half of it). Syncing it to disk, which only matters on power
-        loss, and then only for a copy of a file the user still has, runs on a background
-        thread; `flush()` (end of every tool step) waits for it.
+        Synced in the background like every image (see the class docstring).
         """
         ref.width, ref.height = image.size
         ref.mode = image.mode
@@ -263,21 +274,57 @@ class ImageStore:
         record = ref.to_dict()
         record["path"] = ref.path.name
         write_atomic(ref.path, png_with_record(source.read_bytes(), record), durable=False)
+        self._sync_later(ref)
+        self._refs[ref.handle] = ref
+
+    def _queue(self, label: str, work: Callable[..., None], *args: Any) -> None:
         with self._lock:
             if self._syncer is None:
                 self._syncer = ThreadPoolExecutor(1, thread_name_prefix="vchat-sync")
-            self._pending[ref.handle] = self._syncer.submit(_sync, ref.path)
-        self._refs[ref.handle] = ref
+            self._pending.append((label, self._syncer.submit(work, *args)))
+
+    def _sync_later(self, ref: ImageRef) -> None:
+        self._queue(ref.handle, self._sync_file, ref.path)
+
+    def _sync_file(self, path: Path) -> None:
+        try:
+            sync_file(path)
+        except OSError:
+            self._sync_failed = True
+            raise
+
+    def commit_later(self, then: Callable[[], None]) -> None:
+        """Once every image written so far is on disk, folder entries included, run `then` (a transcript sync).
+
+        Runs on the sync thread, after the file syncs queued before it; errors come out of `flush()`.
+        """
+        self._queue("the session", self._commit, then)
+
+    def _commit(self, then: Callable[[], None]) -> None:
+        sync_folder(self.folder)  # the renames that published the files synced before this task
+        if not self._sync_failed:
+            then()
 
     def flush(self) -> None:
-        """Wait until every attached copy is synced to disk."""
+        """Wait until every image written so far, and every queued commit, is on disk."""
         with self._lock:
-            pending, self._pending = self._pending, {}
-        for handle, future in pending.items():
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        error: str | None = None
+        for label, future in pending:
             try:
                 future.result()
+            except (OSError, VchatError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                error = error or f"could not sync {label} to disk: {why}"
+        if error is None:
+            try:
+                sync_folder(self.folder)  # the renames since the last commit
             except OSError as exc:
-                raise VchatError(f"could not sync the attached image {handle} to disk: {exc.strerror or exc}") from None
+                error = f"could not sync {self.folder} to disk: {exc.strerror or exc}"
+        if error is not None:
+            raise VchatError(error)
 
     def save(
         self,
@@ -329,7 +376,9 @@ class ImageStore:
         if sources:
             record["sources"] = sources
         # On failure no half-written file is left behind; the handle number is simply skipped.
-        write_atomic(ref.path, encode_png(image, record))
+        # Not synced before the rename: whole for a killed process at once, on disk by `flush()`.
+        write_atomic(ref.path, encode_png(image, record, self.png), durable=False)
+        self._sync_later(ref)
 
     def _lineage_of(self, ref: ImageRef) -> list[ImageRef]:
         seen: list[ImageRef] = []

@@ -21,6 +21,7 @@ from vchat.binding import bind_input, bind_named
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError
 from vchat.history import Turn
+from vchat.image_files import is_whole_png, png_style
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
@@ -98,7 +99,7 @@ class Session:
         self.listed = listed  # False: kept out of the sessions index (a batch's per-image sessions)
         self.id = session_id or new_session_id()
         self.folder = (settings.out_dir / self.id).resolve()
-        self.store = ImageStore(self.folder, settings.max_image_pixels)
+        self.store = _store(self.folder, settings)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self.tools = {tool.name: tool for tool in tools}
         self.llm = llm
@@ -261,8 +262,7 @@ class Session:
             for step in agent.run_turn(message, self.history, content=content):
                 # After an action step is consumed, the agent runs that tool.
                 self.phase = "tool" if step.kind == "action" else "model"
-                if step.kind == "observation":
-                    self.store.flush()  # a recorded step never names a file not yet whole on disk
+                # Its images are whole on disk already (renamed into place); their syncs run behind.
                 self._record(step)
                 if step.record:
                     turn.records.append(step.record)
@@ -279,8 +279,7 @@ class Session:
             if agent.protocol != self.protocol:  # fell back to the text protocol: for the rest of the session
                 self.protocol = agent.protocol
             self._remember(turn)
-            self.store.flush()
-            self.transcript.sync()
+            self._commit()
 
     def _remember(self, turn: Turn) -> None:
         self.turns.append(turn)
@@ -319,16 +318,28 @@ class Session:
         started = time.perf_counter()
         step = run_tool(tool, args, self, shown)
         step.seconds = time.perf_counter() - started
-        self.store.flush()
         self._record(step)
-        self.transcript.sync()
+        self._commit()
         return step
 
+    def _commit(self) -> None:
+        """Make what was recorded so far durable, off the caller's path.
+
+        The record of a step goes to the OS at once (a killed process loses nothing); forcing
+        the images and then the transcript to disk, for power loss, runs in that order on the
+        store's sync thread, so a transcript that survives a power loss never names an image
+        that did not. `close()` waits for it.
+        """
+        self.store.commit_later(self.transcript.sync)
+
     def close(self) -> None:
-        """Finish pending image writes; close the transcript and let another vchat open the session."""
-        self.store.flush()
-        self.transcript.close()
-        self._lock.release()
+        """Wait for pending disk syncs, sync the transcript, close it and let another vchat open the session."""
+        try:
+            self.store.flush()
+            self.transcript.sync()
+        finally:
+            self.transcript.close()
+            self._lock.release()
 
     def came_to_nothing(self) -> bool:
         """True when this process made the session and nothing happened in it: no image, no step taken.
@@ -380,7 +391,7 @@ class Session:
         except VchatError:
             self._lock.release()
             raise
-        self.store = ImageStore(self.folder, settings.max_image_pixels)
+        self.store = _store(self.folder, settings)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self._started = True
         missing: list[str] = []
@@ -390,11 +401,12 @@ class Session:
             if kind == "image":
                 ref = ImageRef.from_dict(record["image"])  # validated by read_records
                 self.store.reserve(ref.handle)  # a handle once given is never given again, file or not
-                if ref.path.is_file():
+                if _whole_image(ref.path):
                     self.store.restore(ref)
                     if ref.handle in missing:
                         missing.remove(ref.handle)
                 elif ref.handle not in missing:
+                    # Deleted, or (power loss before its sync) cut short: either way not an image to offer.
                     missing.append(ref.handle)
             elif kind == "user":
                 if pending is not None:  # the process died during that turn
@@ -421,12 +433,22 @@ class Session:
         # Image files the transcript lost (a crash between the file and its line) still hold their numbers.
         self.store.reserve_from_folder()
         if missing:
-            note = f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''} missing from {self.folder} (deleted?)"
+            shown = f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
+            note = f"{shown} missing from {self.folder} (deleted, or cut short by a power loss)"
             warning = f"{warning}; {note}" if warning else note
         if mark:  # listing a session (vchat images) must not change it
             self.store.remove_stale_temporaries()
             self.transcript.write("resumed")
         return self, warning
+
+
+def _store(folder: Path, settings: Settings) -> ImageStore:
+    return ImageStore(folder, settings.max_image_pixels, png_style(settings.png_compression, batch=False))
+
+
+def _whole_image(path: Path) -> bool:
+    """An image file a resumed session may offer: present, and for PNGs complete from signature to end."""
+    return is_whole_png(path) if path.suffix.lower() == ".png" else path.is_file()
 
 
 def find_session(out_dir: Path, name: str | None) -> Path:

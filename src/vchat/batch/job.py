@@ -29,8 +29,6 @@ class Job:
         return "tool" if self.tool else "agent"
 
 
-
-
 def named_inputs(tool: Tool, job: Job) -> dict[str, Any]:
     """The tool's named inputs for one image: --arg values, the image as its first image field, the text.
 

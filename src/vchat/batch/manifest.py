@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from vchat.image_files import is_whole_png
 
@@ -70,34 +70,38 @@ def _whole(path: Path) -> bool:
 
 
 class Manifest:
-    """Appends records; each line is flushed at once (survives SIGKILL) and synced now and then."""
+    """Appends records; each line goes to the OS in one write (survives SIGKILL) and is synced now and then."""
 
     SYNC_EVERY = 2.0  # seconds between fsyncs: power loss costs at most this much of the record
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[str] | None = None
+        self._fd: int | None = None
         self._synced = time.monotonic()
 
     def write(self, result: Result) -> None:
         """Append one result."""
-        if self._fh is None:
+        if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - open for the batch
-        self._fh.write(json.dumps(result.record(), ensure_ascii=False, default=str) + "\n")
-        self._fh.flush()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        line = (json.dumps(result.record(), ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        view = memoryview(line)
+        while view:  # a short write (a signal, a nearly full disk): finish the line
+            view = view[os.write(self._fd, view) :]
         if time.monotonic() - self._synced > self.SYNC_EVERY:
             self.sync()
 
     def sync(self) -> None:
         """Force the records to disk."""
-        if self._fh is not None:
-            os.fsync(self._fh.fileno())
+        if self._fd is not None:
+            os.fsync(self._fd)
             self._synced = time.monotonic()
 
     def close(self) -> None:
         """Sync and close."""
-        if self._fh is not None:
-            self.sync()
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = None
