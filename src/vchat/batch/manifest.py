@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,20 @@ class Result:
 
     def record(self) -> dict[str, Any]:
         """The manifest line (bytes are never written there)."""
-        data = asdict(self)
-        data.pop("blobs")
-        data["seconds"] = round(self.seconds, 4)
-        return {k: v for k, v in data.items() if v is not None or k in ("error", "seed")}
+        data: dict[str, Any] = {
+            "input": self.input,
+            "status": self.status,
+            "outputs": list(self.outputs),
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+            "seed": self.seed,
+        }
+        # Optional fields only when set (a shallow build: asdict's deep copy cost more than the line).
+        for key in ("text", "session", "worker"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:

@@ -244,7 +244,9 @@ class Worker:
 
         started = time.perf_counter()
         result = Result(item.input, "failed", worker=self.name)
-        settings = dataclasses.replace(self.settings, out_dir=self._sessions_dir(), max_steps=self.job.max_steps)
+        settings = dataclasses.replace(
+            self.settings, out_dir=self._sessions_dir(), max_steps=self.job.max_steps, png_compression=self.png
+        )
         session_id = item.name.replace("/", "__")
         folder = settings.out_dir / session_id
         if folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
