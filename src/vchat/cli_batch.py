@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import signal
@@ -114,6 +115,11 @@ def batch(
             results = run_local(settings, job, planned)
         from vchat.ui.batch_progress import BatchProgress
 
+        # All that is loaded by now (modules, tools, settings, the plan) lives as long as the batch. Out of
+        # the garbage collector's sight, its full passes stop walking it every few hundred images
+        # (measured: ~1 ms per image of a fast tool, a tenth of its cost). Garbage made by then stays
+        # until the process ends, which this command's process soon does.
+        gc.freeze()
         with BatchProgress(err, len(planned.todo), planned.skipped) as bar:
             summary = run_batch(results, planned, on_result=lambda r: bar.advance(r.status == "done"))
     except VchatError as exc:

@@ -10,6 +10,7 @@ see it (shared storage), else returned as PNG bytes and written by the driver.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import secrets
@@ -42,6 +43,7 @@ class BatchActor:
         name = f"{ray.util.get_node_ip_address()}:{os.getpid()}"
         self.worker = Worker(settings, job, Path(out), emit_bytes=emit_bytes, name=name)
         self.crash_marker = crash_marker
+        gc.freeze()  # this process is the actor's own: see cli_batch for why
 
     def sees(self, path: str, size: int) -> bool:
         """Whether this node sees a file the driver wrote (the output folder is shared storage)."""
