@@ -92,11 +92,12 @@ def test_run_gives_up_with_exit_3_when_every_reply_is_cut(tmp_path: Path) -> Non
     assert out.stdout == ""
 
 
-def test_repl_prints_the_note_under_the_streamed_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_repl_prints_the_note_under_the_answer(tmp_path: Path, stream: bool) -> None:
     reply = Reply(answer(LONG + " and more words to stream past the hold-back"), finish_reason="length")
     with FakeOpenAI([reply]) as fake:
         session = make_session(tmp_path)
-        session.llm = _chat(fake)
+        session.llm = _chat(fake, stream=stream)
         out = io.StringIO()
         repl = Repl(session, Console(file=out, width=200, force_terminal=True, highlight=False))
         repl.handle("describe it")

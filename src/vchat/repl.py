@@ -132,8 +132,8 @@ class Repl:
             self.session.on_attach = attach_hook
 
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
-        if step.kind == "notice" and step.reason == "length" and streamer.active:
-            # About the answer being streamed: said under it, once it is whole on screen.
+        if step.kind == "notice" and step.reason == "length":
+            # About the answer that follows (streamed or not): said under it, once it is whole on screen.
             self._after_answer.append(step)
             return
         if step.kind == "final":
