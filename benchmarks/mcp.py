@@ -10,8 +10,10 @@ Sides, called in turn so that drift in the machine's speed hits all of them alik
 - MCP stdio: the official client calling `vchat mcp` in a subprocess: JSON-RPC framing, argument binding, the
   worker-thread hop, the same Session.run_tool, then the preview (downscaled, encoded, base64) and the result.
 - MCP stdio, --preview-size 0: the same without image content (links only), to show what the preview costs.
-- MCP HTTP: the same over streamable HTTP on 127.0.0.1.
+- MCP HTTP: the same over streamable HTTP on 127.0.0.1 (protocol 2026-07-28: stateless, the image named by URI).
+- MCP HTTP, 2025-11-25 session: a handshake-era client, its calls tied together by the Mcp-Session-Id.
 The input image is attached once per side (img1); every call makes a new image from it. Medians are compared.
+Every MCP client has a vchat session of its own on the server (the HTTP clients share one server and runtime).
 MCP clients call canny_edges as it is listed, `detect_map` with kind=canny (the same Canny tool behind one
 more dict check); `Session.run_tool` calls canny_edges by name.
 """
@@ -136,9 +138,16 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
                 "MCP stdio": await stack.enter_async_context(Client(stdio())),
                 "MCP stdio, --preview-size 0": await stack.enter_async_context(Client(stdio("--preview-size", "0"))),
                 "MCP HTTP": await stack.enter_async_context(Client(f"http://127.0.0.1:{port}/mcp")),
+                "MCP HTTP, 2025-11-25 session": await stack.enter_async_context(
+                    Client(f"http://127.0.0.1:{port}/mcp", mode="legacy")
+                ),
             }
-            for client in clients.values():  # attach the photo: img1 on every side
-                await client.call_tool("transform", {"image": "photo.png", "op": "flip"})
+            inputs: dict[str, str] = {}
+            for name, client in clients.items():  # attach the photo: img1 on every side
+                made = await client.call_tool("transform", {"image": "photo.png", "op": "flip"})
+                image = made.structured_content["images"][0]
+                # A stateless client names images by URI (the result's handle is one); the others by handle.
+                inputs[name] = image["uri"].removesuffix("img2") + "img1" if image["handle"] != "img2" else "img1"
 
             async def direct() -> float:
                 direct_proc.stdin.write("call\n")
@@ -147,7 +156,7 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
             def over(name: str, client: Any) -> Callable[[], Awaitable[float]]:
                 async def call() -> float:
                     start = time.perf_counter()
-                    result = await client.call_tool("detect_map", {"image": "img1", "kind": "canny"})
+                    result = await client.call_tool("detect_map", {"image": inputs[name], "kind": "canny"})
                     seconds = time.perf_counter() - start
                     assert not result.is_error, result.content
                     sizes.setdefault(name, []).append(len(result.model_dump_json(by_alias=True)))

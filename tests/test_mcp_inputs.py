@@ -87,12 +87,40 @@ def test_inputs_attach_once_and_resolve_handles_uris_and_outputs(tmp_path: Path,
     step = session.run_tool("flip_image", named={"image": first})
     made = step.images[0]
     assert inputs.handle_for(str(made.path)) == made.handle  # an output named by its path is itself
-    with pytest.raises(UnknownImageError, match="unknown image handle 'img7'; this server session knows: img1, img2"):
+    with pytest.raises(UnknownImageError, match="unknown image handle 'img7'; this client's session knows: img1, img2"):
         inputs.handle_for("img7")
-    with pytest.raises(UnknownImageError, match="another vchat session"):
+    with pytest.raises(UnknownImageError, match="not an image of this client's vchat session"):
         inputs.handle_for("vchat://20200101-000000-0000/img1")
+    with pytest.raises(UnknownImageError, match="names no image of this session"):
+        inputs.handle_for(image_uri(session.id, "img9"))
     bound = inputs.bind(CannyEdges, {"image": "photo.png", "low": 10})
     assert bound == {"image": first, "low": 10}
+
+
+def test_a_stateless_client_names_images_by_uri_and_may_combine_its_chains(tmp_path: Path) -> None:
+    """Over HTTP at 2026-07-28 bare handles mean nothing; another chain's image (by its URI) is attached."""
+    from vchat.config import Settings
+    from vchat.mcp_server.workspaces import Workspaces
+    from vchat.tools.registry import all_tools
+
+    write_photo(tmp_path / "in")
+    spaces = Workspaces(Settings(out_dir=tmp_path / "out"), all_tools(), [tmp_path / "in"])
+    one, two = spaces.new(stateless=True), spaces.new(stateless=True)
+    assert one.session.folder != two.session.folder and one.name != two.name
+    made = one.session.run_tool("flip_image", named={"image": one.inputs.handle_for("photo.png")}).images[0]
+    one.publish()
+    found = {image_uri(one.name, made.handle): made}
+    two.inputs.stateless, two.inputs.foreign = True, found.get
+    with pytest.raises(UnknownImageError, match="no session to keep bare handles in"):
+        two.inputs.handle_for(made.handle)
+    with pytest.raises(UnknownImageError, match="names no image of this server"):
+        two.inputs.handle_for(image_uri(one.session.id + ".guessed", made.handle))
+    attached = two.inputs.handle_for(image_uri(one.name, made.handle))
+    assert two.inputs.handle_for(image_uri(one.name, made.handle)) == attached  # attached once
+    ref = two.session.store.get(attached)
+    assert ref.tool is None and ref.path.parent == two.session.folder and ref.source == image_uri(one.name, "img2")
+    spaces.close_all()
+    assert one.session.closed and two.session.closed
 
 
 def test_data_uris(tmp_path: Path) -> None:

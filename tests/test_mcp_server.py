@@ -16,6 +16,7 @@ import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.context import ClientRequestContext
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, ListRootsResult, Root
 from PIL import Image
 from tests import gen_fixtures as gf
@@ -23,7 +24,7 @@ from tests.helpers import write_photo
 
 from vchat.images import read_png_record
 from vchat.tools.registry import OFFERED
-from vchat.transcript import read_records
+from vchat.transcript import LOCK_NAME, read_records
 
 KINDS = {"image": "string", "text": "string", "choice": "string", "int": "integer", "float": "number"}
 KINDS["bool"] = "boolean"
@@ -74,8 +75,11 @@ def check_schemas(tools: list[Any]) -> None:
             assert prop.get("default", "NONE") == expected
 
 
-async def check_calls(client: Client, folders: dict[str, Path]) -> None:
-    """A model-free tool on an allowed file, a chained call on its handle, and the refusals."""
+async def check_calls(client: Client, folders: dict[str, Path], stateless: bool = False) -> None:
+    """A model-free tool on an allowed file, a chained call on its handle, and the refusals.
+
+    A stateless client (HTTP at 2026-07-28) is given each image's URI as its handle.
+    """
     first = await client.call_tool("detect_map", {"image": "photo.png", "kind": "canny", "low": 40, "high": 120})
     assert not first.is_error, _text(first)
     kinds = [block.type for block in first.content]
@@ -84,8 +88,10 @@ async def check_calls(client: Client, folders: dict[str, Path]) -> None:
     assert preview.mime_type == "image/png"  # an edge map: PNG keeps it crisp
     assert Image.open(io.BytesIO(base64.b64decode(preview.data))).size == (96, 64)
     made = first.structured_content["images"][0]
-    assert made["handle"] == "img2" and made["parents"] == ["img1"] and made["tool"] == "canny_edges"
+    assert made["handle"] == (made["uri"] if stateless else "img2") and made["uri"].endswith("/img2")
+    assert made["parents"] == ["img1"] and made["tool"] == "canny_edges"
     assert first.content[2].uri == made["uri"] and f"img2: {made['path']}" in _text(first)
+    img1 = made["uri"].removesuffix("img2") + "img1" if stateless else "img1"
 
     second = await client.call_tool("transform", {"image": made["handle"], "op": "rotate", "degrees": 90})
     assert not second.is_error, _text(second)
@@ -101,20 +107,22 @@ async def check_calls(client: Client, folders: dict[str, Path]) -> None:
     refusals = {
         str(folders["secret"]): "outside the allowed folders",
         "escape.png": "is a link to",
-        "img42": "unknown image handle 'img42'",
+        "img42": "no session to keep bare handles in" if stateless else "unknown image handle 'img42'",
         "data:image/png;base64,!!": "invalid base64",
     }
     for value, message in refusals.items():
         refused = await client.call_tool("transform", {"image": value, "op": "flip"})
         assert refused.is_error and message in _text(refused), _text(refused)
         assert "\n" not in _text(refused)
-    bad = await client.call_tool("detect_map", {"image": "img1", "kind": "canny", "low": 300, "high": 100})
+    bad = await client.call_tool("detect_map", {"image": img1, "kind": "canny", "low": 300, "high": 100})
     assert bad.is_error and _text(bad) == "detect_map failed: low threshold (300) must not exceed high threshold (100)"
-    out_of_range = await client.call_tool("detect_map", {"image": "img1", "kind": "canny", "low": 5000})
+    out_of_range = await client.call_tool("detect_map", {"image": img1, "kind": "canny", "low": 5000})
     assert out_of_range.is_error and "at most 1000" in _text(out_of_range)
     # Old capability names stay callable, as they do in the prompt.
-    alias = await client.call_tool("flip_image", {"image": "img1"})
+    alias = await client.call_tool("flip_image", {"image": img1})
     assert not alias.is_error and alias.structured_content["images"][0]["tool"] == "flip_image"
+    # Every call of the chain went into one session folder.
+    assert Path(alias.structured_content["images"][0]["path"]).parent == Path(made["path"]).parent
 
 
 def test_stdio_tools_schemas_calls_chain_and_refusals(tmp_path: Path, folders: dict[str, Path]) -> None:
@@ -189,7 +197,10 @@ def test_http_calls_and_a_handshake_client_with_roots(http_server: str, folders:
         async with Client(http_server) as client:
             assert client.protocol_version == "2026-07-28"
             check_schemas((await client.list_tools()).tools)
-            await check_calls(client, folders)
+            await check_calls(client, folders, stateless=True)
+        async with Client(http_server, mode="legacy") as client:
+            assert client.protocol_version == "2025-11-25"
+            await check_calls(client, folders)  # a protocol session: bare handles, as over stdio
         async with Client(http_server, mode="legacy", list_roots_callback=roots) as client:
             assert client.protocol_version == "2025-11-25"
             # A handshake-era client is asked for its roots with roots/list in the middle of the call.
@@ -233,3 +244,171 @@ def test_diffusion_reports_progress_is_cancelled_and_records_lineage(tmp_path: P
     transcript, _ = read_records(next(folders["out"].glob("*/session.jsonl")))
     assert [r["tool"] for r in transcript if r["type"] == "cancelled"] == ["generate_image"]
     assert len(list(folders["out"].glob("*/*.png"))) == 1 and not list(folders["out"].glob("*/*.tmp"))
+
+
+async def _cancel_mid_denoising(client: Client) -> list[str]:
+    """Start a long generate_image, cancel it at its first denoising step; the progress messages it sent."""
+    messages: list[str] = []
+    values: list[float] = []
+    with anyio.CancelScope() as scope:
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            messages.append(message or "")
+            values.append(value)
+            if message and message.startswith("denoising"):
+                scope.cancel()
+
+        slow = {"prompt": "a red car", "steps": 150, "width": 64, "height": 64}
+        await client.call_tool("generate_image", slow, progress_callback=on_progress)
+    assert scope.cancelled_caught and values == sorted(set(values))
+    return messages
+
+
+def test_http_clients_share_the_runtime_and_cancel_their_own_calls(http_server: str, folders: dict[str, Path]) -> None:
+    """Over HTTP too: progress and cancel; model calls of two clients take turns on one runtime, loaded once."""
+    quick = {"prompt": "a glass house", "steps": 2, "seed": 11, "width": 64, "height": 64}
+    slow = {"prompt": "a red car", "steps": 150, "width": 64, "height": 64}
+
+    async def main() -> Path:
+        async with Client(http_server) as first, Client(http_server, mode="legacy") as second:
+            assert any(m.startswith("loading") for m in await _cancel_mid_denoising(first))
+            made = (await first.call_tool("generate_image", quick)).structured_content["images"][0]
+            assert made["handle"].endswith("/img1")  # the cancelled run made nothing, and left no session
+            # The second client's model call waits for the first's, which it then cancels; it loads nothing.
+            heard: list[str] = []
+            async with anyio.create_task_group() as group:
+                denoising, long_call = anyio.Event(), anyio.CancelScope()
+
+                async def on_first(value: float, total: float | None, message: str | None) -> None:
+                    if message and message.startswith("denoising"):
+                        denoising.set()
+
+                async def run_first() -> None:
+                    with long_call:
+                        await first.call_tool("generate_image", slow, progress_callback=on_first)
+
+                async def on_second(value: float, total: float | None, message: str | None) -> None:
+                    heard.append(message or "")
+                    if message and message.startswith("waiting"):
+                        long_call.cancel()
+
+                group.start_soon(run_first)
+                await denoising.wait()
+                done = await second.call_tool("generate_image", quick, progress_callback=on_second)
+            assert long_call.cancelled_caught and not done.is_error, _text(done)
+            assert heard[0] == "waiting: another client's call is using the models"
+            assert any(m.startswith("denoising") for m in heard) and not any(m.startswith("loading") for m in heard)
+            other = done.structured_content["images"][0]
+            assert other["handle"] == "img1" and Path(other["path"]).parent != Path(made["path"]).parent
+            assert not any(m.startswith("loading") for m in await _cancel_mid_denoising(second))
+            # (One more request before leaving: a cancel notification still in flight when the client ends its
+            # session makes the SDK log a traceback.)
+            assert [r.name for r in (await second.list_resources()).resources] == ["img1"]
+            return Path(other["path"]).parent / "session.jsonl"
+
+    transcript = anyio.run(main)
+    # The client does not wait for the cancelled call to stop; the server records it when the tool has.
+    deadline = time.monotonic() + 15
+    while [r["tool"] for r in read_records(transcript)[0] if r["type"] == "cancelled"] != ["generate_image"]:
+        assert time.monotonic() < deadline, read_records(transcript)[0]
+        time.sleep(0.2)
+    # The cancelled stateless calls left no session behind: two folders, one image each.
+    assert len(list(folders["out"].glob("*/*.png"))) == 2 and not list(folders["out"].glob("*/*.tmp"))
+    assert len([p for p in folders["out"].iterdir() if p.is_dir()]) == 2
+
+
+def _lock_free(folder: Path) -> bool:
+    """True when no process holds the session folder's lock (its vchat session was closed)."""
+    import fcntl
+
+    with open(folder / LOCK_NAME, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return True
+
+
+def test_two_http_clients_each_have_their_own_session(http_server: str, folders: dict[str, Path]) -> None:
+    """Handles, URIs and resources of one MCP client mean nothing to another; each has its own session folder."""
+    flip = {"image": "photo.png", "op": "flip"}
+
+    async def main() -> Path:
+        async with Client(http_server, mode="legacy") as a, Client(http_server, mode="legacy") as b:
+            made_a = (await a.call_tool("transform", flip)).structured_content["images"][0]
+            assert made_a["handle"] == "img2"
+            refused = await b.call_tool("transform", {"image": "img2", "op": "flip"})
+            assert refused.is_error and "unknown image handle 'img2'" in _text(refused), _text(refused)
+            assert "knows: none yet" in _text(refused)
+            refused = await b.call_tool("transform", {"image": made_a["uri"], "op": "flip"})
+            assert refused.is_error and "not an image of this client's vchat session" in _text(refused)
+            with pytest.raises(MCPError, match="not an image of this client's vchat session"):
+                await b.read_resource(made_a["uri"])
+            made_b = (await b.call_tool("transform", {"image": "photo.png", "op": "grayscale"})).structured_content
+            made_b = made_b["images"][0]
+            assert made_b["handle"] == "img2" and Path(made_b["path"]).parent != Path(made_a["path"]).parent
+            assert [r.uri for r in (await b.list_resources()).resources] == [
+                made_b["uri"].replace("img2", "img1"),
+                made_b["uri"],
+            ]
+            # A's own handle still means A's image.
+            again = (
+                await a.call_tool("transform", {"image": "img2", "op": "rotate", "degrees": 90})
+            ).structured_content
+            assert again["images"][0]["parents"] == ["img2"]
+            assert Path(again["images"][0]["path"]).parent == Path(made_a["path"]).parent
+            folder_a = Path(made_a["path"]).parent
+            assert not _lock_free(folder_a)
+        # Stateless clients (2026-07-28): no session to tell them apart; an image's URI, with its secret, names it.
+        async with Client(http_server) as c, Client(http_server) as d:
+            made_c = (await c.call_tool("transform", flip)).structured_content["images"][0]
+            assert made_c["handle"] == made_c["uri"]
+            refused = await d.call_tool("transform", {"image": "img2", "op": "flip"})
+            assert refused.is_error and "no session to keep bare handles in" in _text(refused)
+            session_id, secret = made_c["uri"].removeprefix("vchat://").split("/")[0].split(".")
+            forged = made_c["uri"].replace(secret, "0" * len(secret))
+            refused = await d.call_tool("transform", {"image": forged, "op": "flip"})
+            assert refused.is_error and "names no image of this server" in _text(refused), _text(refused)
+            with pytest.raises(MCPError):
+                await d.read_resource(forged)
+            chained = (
+                await c.call_tool("transform", {"image": made_c["handle"], "op": "grayscale"})
+            ).structured_content
+            assert Path(chained["images"][0]["path"]).parent.name == session_id
+            assert (await d.list_resources()).resources == []
+        return folder_a
+
+    folder_a = anyio.run(main)
+    # A client that ends its protocol session has its vchat session closed (the folder's lock let go) ...
+    deadline = time.monotonic() + 15
+    while not _lock_free(folder_a):
+        assert time.monotonic() < deadline, "the ended client's session is still open"
+        time.sleep(0.2)
+    # ... and refused stateless calls left no session folders behind: A's, B's, C's chain.
+    assert len([p for p in folders["out"].iterdir() if p.is_dir()]) == 3
+
+
+def test_tools_option_serves_a_subset(tmp_path: Path, folders: dict[str, Path]) -> None:
+    async def main() -> None:
+        async with Client(_stdio(tmp_path, folders, "--tools", "canny_edges, transform")) as client:
+            tools = (await client.list_tools()).tools
+            assert [tool.name for tool in tools] == ["canny_edges", "transform"]
+            assert tools[0].input_schema["required"] == ["image"]
+            made = await client.call_tool("canny_edges", {"image": "photo.png"})
+            assert not made.is_error and made.structured_content["images"][0]["tool"] == "canny_edges"
+            assert not (await client.call_tool("flip_image", {"image": "img1"})).is_error  # a member of transform
+            with pytest.raises(MCPError, match="unknown tool 'detect_map'"):
+                await client.call_tool("detect_map", {"image": "img1", "kind": "depth"})
+
+    anyio.run(main)
+    for value, hint in (("cany_edges,transform", "did you mean canny_edges?"), (",", "name the tools or families")):
+        run = subprocess.run(
+            [sys.executable, "-m", "vchat", "mcp", "--tools", value],
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path),
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+        assert run.returncode == 2 and hint in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr

@@ -404,6 +404,12 @@ def mcp_cmd(
             "--preview-format", metavar="FORMAT", help="Previews as auto (PNG for maps, JPEG for photos), png or jpeg."
         ),
     ] = "auto",
+    tools: Annotated[
+        str | None,
+        typer.Option(
+            "--tools", metavar="NAMES", help="Serve only these tools or families, e.g. canny_edges,transform."
+        ),
+    ] = None,
     out: OutOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -418,9 +424,10 @@ def mcp_cmd(
             allow=list(allow or []),
             preview_size=preview_size,
             preview_format=preview_format,
+            tools=tools,
         )
     except VchatError as exc:
-        fail(str(exc))
+        fail_on(exc)
     raise typer.Exit(code)
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vchat.config import Settings
-from vchat.errors import VchatError
+from vchat.errors import UsageError
 from vchat.mcp_server.preview import PREVIEW_FORMATS
+
+if TYPE_CHECKING:
+    from vchat.tools.base import Tool
 
 
 def default_roots(cwd: Path) -> tuple[list[Path], str | None]:
@@ -28,7 +32,7 @@ def allowed_roots(allow: list[Path], cwd: Path) -> tuple[list[Path], str | None]
     for folder in allow:
         path = folder.expanduser()
         if not path.is_dir():
-            raise VchatError(f"--allow {folder}: no such folder")
+            raise UsageError(f"--allow {folder}: no such folder")
         roots.append(path.resolve())
     return roots, None
 
@@ -46,6 +50,29 @@ def writable_out_dir(settings: Settings) -> str | None:
     return f"the current folder {here} is not a place for outputs; writing to {settings.out_dir}"
 
 
+def select_tools(spec: str | None, tools: list[Tool]) -> tuple[list[Tool], list[Tool] | None]:
+    """`--tools canny_edges,transform`: (the callable tools, the listed ones); (all, None) without the option.
+
+    A family brings its members along as callable aliases (as without --tools); a member chosen alone is
+    listed under its own name, without the family. Unknown names are a usage error with a did-you-mean.
+    """
+    if spec is None:
+        return tools, None
+    from vchat.cli import unknown_tool_message
+
+    names = list(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
+    if not names:
+        raise UsageError("--tools: name the tools or families to serve, e.g. --tools canny_edges,transform")
+    by_name = {tool.name: tool for tool in tools}
+    for name in names:
+        if name not in by_name:
+            raise UsageError(f"--tools: {unknown_tool_message(name, sorted(by_name))}")
+    chosen = set(names)
+    for name in names:
+        chosen.update(member.name for member in getattr(by_name[name], "members", {}).values())
+    return [tool for tool in tools if tool.name in chosen], [tool for tool in tools if tool.name in names]
+
+
 def run_mcp(
     settings: Settings,
     *,
@@ -53,24 +80,25 @@ def run_mcp(
     allow: list[Path],
     preview_size: int,
     preview_format: str,
+    tools: str | None = None,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
-    from vchat.mcp_server.served import ServedSession
     from vchat.mcp_server.server import ServerOptions, VchatServer
     from vchat.mcp_server.transport import LOOPBACK, check_listen, parse_listen, serve
     from vchat.tools.registry import all_tools
 
     if preview_format not in PREVIEW_FORMATS:
-        raise VchatError(f"--preview-format {preview_format!r}: choose one of {', '.join(PREVIEW_FORMATS)}")
+        raise UsageError(f"--preview-format {preview_format!r}: choose one of {', '.join(PREVIEW_FORMATS)}")
     if preview_size < 0:
-        raise VchatError("--preview-size must be 0 (no previews) or a size in pixels")
+        raise UsageError("--preview-size must be 0 (no previews) or a size in pixels")
+    served, listed = select_tools(tools, all_tools())
     listen = parse_listen(http) if http is not None else None
     if listen is not None:
         check_listen(*listen)
     roots, note = allowed_roots(allow, Path.cwd())
     notes = [n for n in (note, writable_out_dir(settings)) if n]
-    session = ServedSession(settings, all_tools(), None)
-    app = VchatServer(session, ServerOptions(allow=roots, preview_size=preview_size, preview_format=preview_format))
+    options = ServerOptions(allow=roots, preview_size=preview_size, preview_format=preview_format)
+    app = VchatServer(settings, served, options, listed=listed, over_http=listen is not None)
     where = "stdio" if listen is None else f"http://{listen[0]}:{listen[1]}/mcp"
     if listen is not None and ":" in listen[0]:
         where = f"http://[{listen[0]}]:{listen[1]}/mcp"
@@ -83,7 +111,8 @@ def run_mcp(
         )
     allowed = ", ".join(str(p) for p in roots) or "none"
     sys.stderr.write(
-        f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; outputs in {session.folder}\n"
+        f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; "
+        f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
     )
     sys.stderr.flush()
     try:
@@ -91,5 +120,5 @@ def run_mcp(
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
+        app.close()
     return 0

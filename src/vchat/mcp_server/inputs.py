@@ -7,14 +7,14 @@ import binascii
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from vchat.errors import ImageError, ToolInputError, UnknownImageError, UnsafePathError
-from vchat.images import HANDLE_RE
+from vchat.images import HANDLE_RE, ImageRef
 
 if TYPE_CHECKING:
     from vchat.session import Session
@@ -26,18 +26,18 @@ MAX_DATA_URI_CHARS = 64 * 1024 * 1024
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*),(?P<data>.*)$", re.DOTALL)
 
 
-def image_uri(session_id: str, handle: str) -> str:
-    """The resource URI of a session image, e.g. vchat://20261129-101500-3fa2/img3."""
-    return f"{URI_SCHEME}://{session_id}/{handle}"
+def image_uri(name: str, handle: str) -> str:
+    """The resource URI of a session image, e.g. vchat://20261129-101500-3fa2.<secret>/img3."""
+    return f"{URI_SCHEME}://{name}/{handle}"
 
 
-def handle_of_uri(uri: str, session_id: str) -> str | None:
-    """The handle named by a vchat:// URI of this session; None when the text is no such URI."""
+def handle_of_uri(uri: str, name: str) -> str | None:
+    """The handle named by a vchat:// URI of this session (`name`: its authority); None for no such URI."""
     parsed = urlparse(uri)
     if parsed.scheme != URI_SCHEME:
         return None
-    if parsed.netloc != session_id:
-        raise UnknownImageError(f"{uri} belongs to another vchat session (this one is {session_id})")
+    if parsed.netloc != name:
+        raise UnknownImageError(f"{uri} is not an image of this client's vchat session")
     return parsed.path.strip("/") or None
 
 
@@ -145,12 +145,26 @@ def decode_data_uri(value: str) -> bytes:
 class ImageInputs:
     """Turns a call's image arguments into session handles, attaching new files and data as it goes.
 
-    Runs in the worker thread under the server's call lock (it writes into the session).
+    Runs in the worker thread under the workspace's call lock (it writes into the session).
+    `name` is the authority of the session's resource URIs. A stateless client (HTTP at 2026-07-28) has no
+    session to keep bare handles in: it names images by URI, and may name another of its chains' images
+    (`foreign` finds them; each is attached as a new input).
     """
 
-    def __init__(self, session: Session, roots: Roots) -> None:
+    def __init__(
+        self,
+        session: Session,
+        roots: Roots,
+        name: str | None = None,
+        *,
+        stateless: bool = False,
+        foreign: Callable[[str], ImageRef | None] | None = None,
+    ) -> None:
         self.session = session
         self.roots = roots
+        self.name = name or session.id
+        self.stateless = stateless
+        self.foreign = foreign
         # (real path, mtime, size) -> handle: the same unchanged file passed twice is attached once.
         self._attached: dict[tuple[str, int, int], str] = {}
 
@@ -169,13 +183,29 @@ class ImageInputs:
         text = value.strip()
         store = self.session.store
         if HANDLE_RE.match(text):
+            if self.stateless:
+                raise UnknownImageError(
+                    f"{text!r}: over stateless HTTP (MCP 2026-07-28) there is no session to keep bare handles in; "
+                    f"name the image by the vchat:// URI an earlier result gave as its handle"
+                )
             if text not in store:
                 known = ", ".join(ref.handle for ref in store) or "none yet"
-                raise UnknownImageError(f"unknown image handle {text!r}; this server session knows: {known}")
+                raise UnknownImageError(f"unknown image handle {text!r}; this client's session knows: {known}")
             return store.get(text).handle
-        from_uri = handle_of_uri(text, self.session.id)
+        if self.foreign is not None and text.startswith(f"{URI_SCHEME}://") and urlparse(text).netloc != self.name:
+            other = self.foreign(text)
+            if other is None:
+                raise UnknownImageError(f"{text} names no image of this server (it may have been restarted)")
+            cached = self._attached.get((text, 0, 0))
+            if cached is not None and cached in store:
+                return cached
+            handle = self._attached[(text, 0, 0)] = self.session.attach(other.path, source=text).handle
+            return handle
+        from_uri = handle_of_uri(text, self.name)
         if from_uri is not None:
-            return self.handle_for(from_uri) if HANDLE_RE.match(from_uri) else self._bad_uri(text)
+            if not HANDLE_RE.match(from_uri) or from_uri not in store:
+                return self._bad_uri(text)
+            return store.get(from_uri).handle
         if text.startswith("data:"):
             return self._attach_data(decode_data_uri(text))
         if not text:

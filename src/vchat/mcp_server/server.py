@@ -1,4 +1,4 @@
-"""The MCP server: vchat's tools over one vchat Session, each call run in a worker thread with progress and cancel."""
+"""The MCP server: vchat's tools, one vchat session per client over one shared runtime; calls in worker threads."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import base64
 import contextlib
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
@@ -23,19 +22,23 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vchat import __version__
 from vchat.errors import Cancelled, VchatError
-from vchat.images import ImageRef
-from vchat.mcp_server.inputs import ImageInputs, Roots, handle_of_uri, image_uri, is_path_like
+from vchat.mcp_server.inputs import URI_SCHEME, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
+from vchat.mcp_server.progress import Progress
 from vchat.mcp_server.schema import OUTPUT_SCHEMA, input_schema
-from vchat.mcp_server.served import ServedSession
+from vchat.mcp_server.workspaces import Workspace, Workspaces
 from vchat.tools.base import offered
+from vchat.tools.registry import capability, tool_class
 
 if TYPE_CHECKING:
     from vchat.agent import Step
-    from vchat.session import Session
+    from vchat.config import Settings
+    from vchat.images import ImageRef
     from vchat.tools.base import Tool
 
 T = TypeVar("T")
+__all__ = ["Progress", "ServerOptions", "VchatServer", "tool_error"]
+STATE_KEY = "vchat.workspace"  # where a connection with a protocol session keeps its workspace
 
 
 @dataclass
@@ -58,60 +61,40 @@ def _failed(step: Step, tool: str) -> bool:
     return not step.images and (step.observation or "").startswith(f"{tool} failed:")
 
 
-class Progress:
-    """Forwards a tool's (done, total, label) reports from the worker thread as MCP progress notifications.
-
-    Loading, then denoising, each count from 1: the values sent are offset by the phases
-    before, so the client sees one rising number as the protocol requires.
-    """
-
-    def __init__(self, notify: Callable[[float, float, str], Any], cancelled: threading.Event, session: Session):
-        self.notify = notify
-        self.cancelled = cancelled
-        self.session = session
-        self.phase = ""
-        self.done = 0
-        self.total = 0
-        self.offset = 0
-        self.sent = -1
-
-    def __call__(self, done: int, total: int, label: str) -> None:
-        """Called by the session in the worker thread."""
-        if self.cancelled.is_set():
-            # A cancel that came before Session.run_tool cleared the flag: set it again.
-            self.session.cancel_event.set()
-        phase = label.split(" ", 1)[0]
-        if phase != self.phase or done < self.done:
-            self.offset += self.total
-            self.phase = phase
-        self.done, self.total = done, max(total, done)
-        value = self.offset + done
-        if value <= self.sent:
-            return
-        self.sent = value
-        message = f"{label} ({done}/{total})"
-        with contextlib.suppress(Exception):  # a client gone mid-call must not break the tool
-            anyio.from_thread.run(self.notify, float(value), float(self.offset + self.total), message)
-
-
 def _root_paths(result: types.ListRootsResult) -> list[Path]:
     return [Path(unquote(urlparse(str(r.uri)).path)) for r in result.roots if str(r.uri).startswith("file://")]
 
 
-class VchatServer:
-    """One MCP server over one vchat Session; tools run one at a time (they share the models' memory)."""
+def _connection(ctx: ServerRequestContext[Any]) -> Any:
+    # The lowlevel context has no public accessor for the Connection (mcp 2.3: only the higher-level Context has
+    # one); its session id and per-connection state are what tell one HTTP client from another.
+    return getattr(ctx.session, "_connection", None)
 
-    def __init__(self, session: Session, options: ServerOptions) -> None:
-        self.session = session
+
+class VchatServer:
+    """The MCP server: each client gets a vchat session of its own; model calls take turns on the one runtime."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        tools: Sequence[Tool],
+        options: ServerOptions,
+        *,
+        listed: Sequence[Tool] | None = None,
+        over_http: bool = False,
+    ) -> None:
         self.options = options
+        self.over_http = over_http
         self.static_roots = Roots(list(options.allow))
-        self.inputs = ImageInputs(session, Roots(list(options.allow)))
-        # Every tool is callable (old capability names are aliases of their family's member) ...
-        self.tools: dict[str, Tool] = dict(session.tools)
+        # Every served tool is callable (old capability names are aliases of their family's member) ...
+        self.tools: dict[str, Tool] = {tool.name: tool for tool in tools}
         # ... and the list shows them as the prompt offers them: families, and the tools outside them.
-        self.listed: list[Tool] = offered(session.tools.values())
-        self.published: dict[str, ImageRef] = {}
-        self._lock = anyio.Lock()
+        self.listed: list[Tool] = list(listed) if listed is not None else offered(tools)
+        self.workspaces = Workspaces(settings, tools, list(options.allow))
+        self._single: Workspace | None = None  # stdio: the one client's
+        # Tools with weights share the runtime's pipelines and placement: one such call at a time. Model-free
+        # tools of different clients run side by side.
+        self._runtime_lock = anyio.Lock()
         self.server: Server[Any] = Server(
             "vchat",
             version=__version__,
@@ -128,13 +111,13 @@ class VchatServer:
         roots = ", ".join(str(p) for p in self.options.allow) or "none (use handles or data: URIs)"
         return (
             "vchat: visual tools (generate, edit, detect, segment, caption, transform images). Image inputs take a "
-            "handle from an earlier call (img3), a file path under the allowed folders, or a data: URI. Every result "
-            "gives a preview, the new image's handle to chain calls with, its path and a resource link to the "
-            f"full-size PNG. Allowed folders: {roots}."
+            "handle from an earlier call (img3, or the vchat:// URI a result gives as its handle), a file path "
+            "under the allowed folders, or a data: URI. Every result gives a preview, the new image's handle to "
+            f"chain calls with, its path and a resource link to the full-size PNG. Allowed folders: {roots}."
         )
 
     def tool_list(self) -> list[types.Tool]:
-        """Every vchat tool as an MCP tool, its input schema rendered from its field specs."""
+        """Every listed tool as an MCP tool, its input schema rendered from its field specs."""
         return [
             types.Tool(
                 name=tool.name,
@@ -146,6 +129,58 @@ class VchatServer:
             )
             for tool in self.listed
         ]
+
+    def close(self) -> None:
+        """Release every client's session (the server's end)."""
+        self.workspaces.close_all()
+
+    # -- which client ------------------------------------------------------------------------
+    def _own(self, ctx: ServerRequestContext[Any]) -> Workspace | None:
+        """The caller's workspace when the transport tells clients apart (stdio; HTTP with a protocol session)."""
+        if not self.over_http:
+            if self._single is None:
+                self._single = self.workspaces.new(stateless=False)
+            return self._single
+        connection = _connection(ctx)
+        if connection is None or connection.session_id is None:
+            return None  # 2026-07-28 over HTTP: no protocol session
+        workspace = connection.state.get(STATE_KEY)
+        if workspace is None:
+            workspace = connection.state[STATE_KEY] = self.workspaces.new(stateless=False)
+            connection.exit_stack.push_async_callback(self._end, workspace)
+        return workspace
+
+    def _workspace(self, ctx: ServerRequestContext[Any], tool: Tool, arguments: dict[str, Any]) -> Workspace:
+        """The session a call runs in: the client's own, or for a stateless client the one its URIs name.
+
+        A stateless call that names none starts a new session (`Workspace.calls` is 0 until it is used).
+        """
+        own = self._own(ctx)
+        if own is not None:
+            return own
+        for spec in tool.inputs:
+            value = arguments.get(spec.name)
+            if spec.kind == "image" and isinstance(value, str):
+                found = self.workspaces.of_uri(value)
+                if found is not None and found.stateless:
+                    return found
+        workspace = self.workspaces.new(stateless=True)
+        workspace.inputs.stateless = True
+        workspace.inputs.foreign = self._published
+        return workspace
+
+    def _published(self, uri: str) -> ImageRef | None:
+        """A finished image of any stateless workspace, by URI (the URI's secret is the permission)."""
+        workspace = self.workspaces.of_uri(uri)
+        if workspace is None or not workspace.stateless:
+            return None
+        return workspace.published.get(urlparse(uri.strip()).path.strip("/").lower())
+
+    async def _end(self, workspace: Workspace) -> None:
+        """A protocol session ended (the client closed it or it timed out): its vchat session is closed."""
+        with anyio.CancelScope(shield=True):
+            async with workspace.lock:
+                self.workspaces.close(workspace, forget=True)
 
     # -- handlers ------------------------------------------------------------------------------
     async def _list_tools(
@@ -160,34 +195,53 @@ class VchatServer:
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools/list names them")
         arguments = dict(params.arguments or {})
+        workspace: Workspace | None = None
+        first = False
         try:
             roots = await self._client_roots(ctx, params, tool, arguments)
             if isinstance(roots, types.InputRequiredResult):
                 return roots
+            workspace = self._workspace(ctx, tool, arguments)
             cancelled = threading.Event()
-            progress = Progress(ctx.session.report_progress, cancelled, self.session)
-            async with self._lock:
-                result = await self._in_worker(lambda: self._call_sync(tool, arguments, roots, progress), cancelled)
-                for ref in self.session.store:
-                    self.published[ref.handle] = ref
+            progress = Progress(ctx.session.report_progress, cancelled, workspace.session)
+            needs_models = bool(getattr(tool_class(capability(tool.name, arguments)) or tool, "components", ()))
+            async with workspace.lock:
+                first = workspace.calls == 0
+                workspace.calls += 1
+                self.workspaces.touch(workspace)
+                if needs_models and self._runtime_lock.locked():
+                    await progress.waiting("waiting: another client's call is using the models")
+                async with self._runtime_lock if needs_models else contextlib.nullcontext():
+                    result = await self._in_worker(
+                        workspace, lambda: self._call_sync(workspace, tool, arguments, roots, progress), progress
+                    )
+                workspace.publish()
             return result
         except anyio.get_cancelled_exc_class():
             raise
         except Exception as exc:  # never a crash of the server: the client hears one line
             detail = str(exc).splitlines()[0] if str(exc) else ""
             return tool_error(f"{tool.name} failed: {type(exc).__name__}{': ' + detail if detail else ''}")
+        finally:
+            # A stateless chain whose first call made nothing leaves nothing (no folder, no index entry).
+            made = workspace is not None and any(ref.tool is not None for ref in workspace.session.store)
+            if first and workspace is not None and workspace.stateless and not made:
+                self.workspaces.close(workspace, forget=True)
 
     async def _list_resources(
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListResourcesResult:
+        own = self._own(ctx)
+        if own is None:  # a stateless client has no images of its own to list: it holds their URIs
+            return types.ListResourcesResult(resources=[])
         resources = [
             types.Resource(
                 name=ref.handle,
-                uri=image_uri(self.session.id, ref.handle),
+                uri=image_uri(own.name, ref.handle),
                 description=ref.describe(),
                 mime_type="image/png",
             )
-            for ref in list(self.published.values())
+            for ref in list(own.published.values())
         ]
         return types.ListResourcesResult(resources=resources)
 
@@ -195,13 +249,17 @@ class VchatServer:
         self, ctx: ServerRequestContext[Any], params: types.ReadResourceRequestParams
     ) -> types.ReadResourceResult:
         uri = str(params.uri)
+        own = self._own(ctx)
+        workspace = own or self.workspaces.of_uri(uri)
+        if workspace is None or not uri.startswith(f"{URI_SCHEME}://"):
+            raise MCPError(types.INVALID_PARAMS, f"no image {uri} on this server")
         try:
-            handle = handle_of_uri(uri, self.session.id)
+            handle = handle_of_uri(uri, workspace.name)
         except VchatError as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        ref = self.published.get(handle or "")
+        ref = workspace.published.get((handle or "").lower())
         if ref is None:
-            raise MCPError(types.INVALID_PARAMS, f"no image {uri} in this server session")
+            raise MCPError(types.INVALID_PARAMS, f"no image {uri} in this client's vchat session")
         data = await anyio.to_thread.run_sync(ref.path.read_bytes)
         blob = base64.b64encode(data).decode("ascii")
         contents = types.BlobResourceContents(uri=uri, mime_type="image/png", blob=blob)
@@ -239,7 +297,7 @@ class VchatServer:
         except Exception:  # a client that cannot answer simply offers no roots
             return []
 
-    async def _in_worker(self, work: Callable[[], T], cancelled: threading.Event) -> T:
+    async def _in_worker(self, workspace: Workspace, work: Callable[[], T], progress: Progress) -> T:
         """Run `work` in a thread; a cancelled request sets the session's cancel flag and waits for the thread."""
         finished = threading.Event()
         box: dict[str, Any] = {}
@@ -255,8 +313,9 @@ class VchatServer:
         try:
             await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
-            cancelled.set()
-            self.session.cancel_event.set()
+            progress.cancelled.set()
+            progress.stop()
+            workspace.session.cancel_event.set()
             # The tool stops at its next step; the next call must not start before it has.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(finished.wait)
@@ -266,16 +325,21 @@ class VchatServer:
         return box["value"]
 
     def _call_sync(
-        self, tool: Tool, arguments: dict[str, Any], client_roots: list[Path], progress: Progress
+        self,
+        workspace: Workspace,
+        tool: Tool,
+        arguments: dict[str, Any],
+        client_roots: list[Path],
+        progress: Progress,
     ) -> types.CallToolResult:
-        """Bind the arguments, run the tool through the session, build the result (worker thread)."""
-        session = self.session
-        if isinstance(session, ServedSession):
-            session.fresh.clear()  # images kept from a call that failed halfway
+        """Bind the arguments, run the tool through the client's session, build the result (worker thread)."""
+        session = workspace.session
+        session.fresh.clear()  # images kept from a call that failed halfway
         session.on_progress = progress
         try:
-            named = self.inputs.bind(type(tool), arguments, client_roots)
-            step = session.run_tool(tool.name, named=named)
+            named = workspace.inputs.bind(type(tool), arguments, client_roots)
+            with self.workspaces.runtime.bound(session.progress_of_loading):
+                step = session.run_tool(tool.name, named=named)
         except Cancelled:
             session.transcript.write("cancelled", tool=tool.name)
             return tool_error(f"{tool.name} cancelled; images made before are kept")
@@ -285,16 +349,22 @@ class VchatServer:
             session.on_progress = None
         if _failed(step, tool.name):
             return tool_error(step.observation or "")
-        return self._result(step)
+        return self._result(workspace, step)
 
-    def _result(self, step: Step) -> types.CallToolResult:
+    def _result(self, workspace: Workspace, step: Step) -> types.CallToolResult:
         # The observation names handles only (that is what vchat's own model needs); a client also gets paths.
-        text = "\n".join([step.observation or "", *(f"{ref.handle}: {ref.path}" for ref in step.images)])
+        # A stateless client has no session to keep handles in: the URI is the name it chains with.
+        uris = {ref.handle: image_uri(workspace.name, ref.handle) for ref in step.images}
+        named = {handle: uri if workspace.stateless else handle for handle, uri in uris.items()}
+        lines = [f"{ref.handle}: {ref.path}" for ref in step.images]
+        if workspace.stateless:
+            lines = [f"{ref.handle}: {ref.path} (name it {named[ref.handle]} in later calls)" for ref in step.images]
+        text = "\n".join([step.observation or "", *lines])
         content: list[types.ContentBlock] = [types.TextContent(text=text)]
         images: list[dict[str, Any]] = []
-        fresh = self.session.fresh if isinstance(self.session, ServedSession) else {}
+        fresh = workspace.session.fresh
         for ref in step.images:
-            uri = image_uri(self.session.id, ref.handle)
+            uri = image_uri(workspace.name, ref.handle)
             if self.options.preview_size > 0:
                 source = fresh.pop(ref.handle, None) or ref.path
                 data, mime = encode_preview(source, self.options.preview_size, self.options.preview_format)
@@ -311,7 +381,7 @@ class VchatServer:
             )
             images.append(
                 {
-                    "handle": ref.handle,
+                    "handle": named[ref.handle],
                     "path": str(ref.path),
                     "uri": uri,
                     "width": ref.width,

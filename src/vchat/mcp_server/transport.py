@@ -6,7 +6,7 @@ import socket
 
 import anyio
 
-from vchat.errors import VchatError
+from vchat.errors import UsageError, VchatError
 from vchat.mcp_server.server import VchatServer
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -19,7 +19,7 @@ def parse_listen(text: str) -> tuple[str, int]:
         host, port = "127.0.0.1", text.strip()
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise VchatError(f"--http {text!r}: expected [HOST:]PORT, e.g. --http 8000 or --http 127.0.0.1:8000")
+        raise UsageError(f"--http {text!r}: expected [HOST:]PORT, e.g. --http 8000 or --http 127.0.0.1:8000")
     return host, int(port)
 
 
