@@ -31,6 +31,7 @@ def _full_disk() -> None:
 def vchat_on_full_disk(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VCHAT_"))}
     env.update(VCHAT_OUT=str(tmp_path / "out"), COLUMNS="200", NO_COLOR="1", PYTHONDONTWRITEBYTECODE="1")
+    env.update(XDG_DATA_HOME=str(tmp_path / "xdg-data"), XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
     return subprocess.run(
         [sys.executable, "-m", "vchat", *args],
         capture_output=True,
@@ -81,6 +82,8 @@ def test_repl_on_a_full_disk_says_so_in_one_line_and_closes_cleanly(tmp_path: Pa
     errors = [line for line in out.stdout.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "File too large" in errors[0], out.stdout
     assert sessions_left(tmp_path) == []
+    assert not (tmp_path / "xdg-data" / "vchat" / "sessions.jsonl").exists()  # nothing for --resume to pick
+    assert "continue" not in out.stdout  # and no exit line naming a session that is not there
 
 
 def test_transcript_write_failing_mid_turn_is_one_line_and_the_repl_closes(
