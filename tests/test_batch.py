@@ -218,3 +218,13 @@ def test_bare_ray_means_auto(argv: list[str]) -> None:
 
     assert batch_argv(argv)[:3] == ["batch", "--ray", "auto"]
     assert batch_argv(["batch", "--ray", "10.0.0.1:6379", "in"])[2] == "10.0.0.1:6379"
+
+
+def test_failure_lines_show_bracketed_text_whole(tmp_path: Path) -> None:
+    """A failure naming `[models]` or a file `copy [draft].png` keeps its brackets (they were read as markup)."""
+    write_photo(tmp_path / "in", "good.png")
+    (tmp_path / "in" / "copy [draft].png").write_text("not an image")
+    out = batch(tmp_path, "--tool", "flip_image", "in", "--out", "o")
+    assert out.returncode == 4, out.stderr
+    failed = [line for line in out.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "copy [draft].png" in failed[0], out.stderr

@@ -62,7 +62,12 @@ def test_pull_offline_is_one_line_error(empty_hub_cache: Path, no_config: Path) 
 
 def test_pull_unknown_key(hub_cache: Path, no_config: Path) -> None:
     result = CliRunner().invoke(models_app, ["pull", "sdxl"], env=WIDE)
-    assert result.exit_code == 1 and "unknown model 'sdxl'" in result.output
+    assert result.exit_code == 2 and "unknown model 'sdxl'" in result.output  # a bad command line
+    result = CliRunner().invoke(models_app, ["pull", "sd16"], env=WIDE)
+    assert result.exit_code == 2 and "unknown model 'sd16'; did you mean sd15?" in result.output
+    # What the user typed is shown as typed, never read as markup (it once raised MarkupError).
+    result = CliRunner().invoke(models_app, ["pull", "[/x]"], env=WIDE)
+    assert result.exit_code == 2 and "unknown model '[/x]'" in result.output, result.output
 
 
 def test_pull_without_keys_fetches_what_is_missing(

@@ -129,8 +129,13 @@ def batch(
     if as_json:
         sys.stdout.write(json.dumps(summary.to_dict()) + "\n")
     else:
+        from rich.markup import escape
+
+        from vchat.ui.safe import safe_line
+
         for failure in summary.failures[:5]:
-            err.print(f"[red]failed:[/] {failure['error']}", markup=True, highlight=False)
+            # The error is text ("set [models] pix2pix to a folder" must keep its brackets), never markup.
+            err.print(f"[red]failed:[/] {escape(safe_line(failure['error']))}", markup=True, highlight=False)
         err.print(summary.line(), markup=False, highlight=False)
     if summary.stopped and summary.stopped.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vchat import __version__
@@ -42,9 +43,11 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _fail(message: str) -> typer.Exit:
-    _stderr().print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
-    return typer.Exit(1)
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from vchat.ui.render import print_error
+
+    print_error(_stderr(), message)  # escaped: a key typed as `[/x]` or a `[models]` hint is text, not markup
+    return typer.Exit(code)
 
 
 def _load(ctx: typer.Context, config: Path | None) -> Settings:
@@ -148,7 +151,12 @@ def pull_command(
     wanted = list(keys or [])
     unknown = [k for k in wanted if k not in DEFAULT_MODELS and k not in COMPONENTS]
     if unknown:
-        raise _fail(f"unknown model {unknown[0]!r}; `vchat models` lists the keys")
+        # A bad command line (exit 2), like an unknown tool; with did-you-mean for a near key.
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], [*DEFAULT_MODELS, *COMPONENTS], n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise _fail(f"unknown model {unknown[0]!r}; {hint}`vchat models` lists the keys", code=2)
     if not wanted:
         wanted = [row["key"] for row in model_rows(settings) if row["cached"] != "yes" and not row["local"]]
         if not wanted:
@@ -168,7 +176,7 @@ def pull_command(
     except VchatError as exc:
         raise _fail(str(exc)) from None
     for repo_id, path in done:
-        err.print(f"[green]done[/] {repo_id} -> {path}")
+        err.print(f"[green]done[/] {escape(repo_id)} -> {escape(str(path))}")
 
 
 def doctor(settings: Settings) -> None:
