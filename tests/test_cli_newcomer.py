@@ -242,6 +242,7 @@ def test_show_process_imports_no_command_line_framework(tmp_path: Path, mode: st
     heavy = {"typer", "click", "rich", "pydantic", "vchat.cli", "vchat.session", "torch", "openai"}
     # Nor the session's image store (threads, JSON, the PNG writer), nor tmux's or a terminal's probes.
     heavy |= {"vchat.images", "vchat.image_files", "concurrent.futures", "subprocess"}
+    heavy |= {"pathlib", "dataclasses"}  # each costs more than its use on this path (os.path, NamedTuple)
     if mode == "kitty":  # a PNG for the terminal: numpy is for the sixel and half-block encoders only
         heavy |= {"numpy", "vchat.ui.sixel"}
         heavy -= {"subprocess"}  # Pillow's PNG save loads its JPEG plugin, which imports subprocess

@@ -8,7 +8,6 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from vchat.errors import ImageError, VchatError
@@ -22,7 +21,7 @@ MAX_PIXELS = 64_000_000
 
 
 def show(
-    paths: Sequence[Path],
+    paths: Sequence[str | os.PathLike[str]],
     preview: str | None = None,
     out: BinaryIO | None = None,
     *,
@@ -45,7 +44,7 @@ def show(
     status = 0
     for path in paths:
         try:
-            image, _ = open_image(Path(path), max_pixels)
+            image, _ = open_image(path, max_pixels)
         except ImageError as exc:
             print(f"vchat show: {safe_line(exc)}", file=errors)
             status = 1
@@ -90,7 +89,7 @@ def quick_show(args: Sequence[str]) -> int | None:
     Returns the exit code, or None for anything else (--help, an unknown option, no image, a bad mode):
     the full command line then answers, with its usage messages.
     """
-    paths: list[Path] = []
+    paths: list[str] = []
     preview: str | None = None
     i = 0
     while i < len(args):
@@ -102,7 +101,7 @@ def quick_show(args: Sequence[str]) -> int | None:
         elif arg.startswith("-"):
             return None
         else:
-            paths.append(Path(arg))
+            paths.append(arg)
             i += 1
     if not paths or (preview is not None and preview not in ("auto", *MODES)):
         return None

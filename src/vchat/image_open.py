@@ -6,8 +6,8 @@ the store's threads, JSON and PNG writer.
 
 from __future__ import annotations
 
+import os
 import warnings
-from pathlib import Path
 
 from PIL import Image, ImageOps
 
@@ -42,15 +42,16 @@ def normalise_mode(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def open_image(path: Path, max_pixels: int) -> tuple[Image.Image, str | None]:
+def open_image(path: str | os.PathLike[str], max_pixels: int) -> tuple[Image.Image, str | None]:
     """Read and validate an image file; returns the normalised image and an optional note."""
-    shown = str(path)
-    if not path.exists():
+    # os.path rather than pathlib: `vchat show` reads files through here and need not import pathlib.
+    shown = os.fspath(path)
+    if not os.path.exists(shown):
         raise ImageError(f"{shown}: no such file")
-    if path.is_dir():
+    if os.path.isdir(shown):
         raise ImageError(f"{shown}: is a folder, not an image")
     try:
-        size = path.stat().st_size
+        size = os.stat(shown).st_size
     except OSError as exc:
         raise ImageError(f"{shown}: cannot read ({exc.strerror})") from None
     if size == 0:

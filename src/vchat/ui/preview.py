@@ -10,12 +10,13 @@ import base64
 import io
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from PIL import Image
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 MODES: Final = ("kitty", "iterm", "sixel", "blocks", "none")

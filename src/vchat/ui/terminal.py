@@ -6,8 +6,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from vchat.errors import ConfigError
 
@@ -46,8 +45,11 @@ _IDENTITY_VARS: Final = (
 )
 
 
-@dataclass(frozen=True)
-class QueryReply:
+# Immutable records as NamedTuples rather than frozen dataclasses: `vchat show` builds these classes
+# on every start, and a frozen dataclass costs several exec() calls (plus importing dataclasses).
+
+
+class QueryReply(NamedTuple):
     """What a terminal said to the batched query."""
 
     answered: bool  # the DA1 sentinel came back
@@ -56,8 +58,7 @@ class QueryReply:
     cell_px: tuple[int, int] | None
 
 
-@dataclass(frozen=True)
-class TmuxState:
+class TmuxState(NamedTuple):
     """What tmux says about itself and the terminal it is attached to."""
 
     passthrough: bool
@@ -65,8 +66,7 @@ class TmuxState:
     client_type: str = ""  # its XTVERSION name, e.g. "kitty(0.35.2)" (#{client_termtype}, tmux ≥ 3.3)
 
 
-@dataclass(frozen=True)
-class WinSize:
+class WinSize(NamedTuple):
     """TIOCGWINSZ: size in cells and, when the terminal reports it, in pixels (else 0)."""
 
     cols: int
@@ -75,8 +75,7 @@ class WinSize:
     ypixel: int = 0
 
 
-@dataclass(frozen=True)
-class Terminal:
+class Terminal(NamedTuple):
     """The resolved preview setup: protocol, size in cells, cell size, tmux wrapping, and why."""
 
     mode: str
@@ -94,8 +93,7 @@ class Terminal:
         return max(1, self.cols), rows
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
     """What the environment says: a mode outright, or what to make of the terminal's answer."""
 
     mode: str | None  # None: ask the terminal
