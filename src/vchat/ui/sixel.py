@@ -45,7 +45,7 @@ def sixel_palette(image: Image.Image, colors: int = 256, *, dither: bool = True)
         pos = np.searchsorted(keys[order], packed)
         return order.astype(np.uint8)[pos], palette
     # The palette is chosen on a half-size copy: a quarter of the pixels give the same colours
-    # (mean error within 1% on a 1024² photo) for a fifth of the octree's time; every pixel is mapped below.
+    # (mean error within 1% on a 1024² photo) for a quarter of the octree's time; every pixel is mapped below.
     sample = rgb.reduce(2) if rgb.width * rgb.height >= PALETTE_SAMPLE_PIXELS else rgb
     quant = sample.quantize(colors, method=_quantize_method())
     if sample is not rgb and not dither:
