@@ -1,6 +1,6 @@
 """Many images, one edit: a plain cv2 loop vs `vchat batch` (local and --ray) vs a shell loop of `vchat run --tool`.
 
-    python benchmarks/batch.py [--images 200] [--shell-images 20] [--diffusion-images 12]
+    python benchmarks/batch.py [--images 200] [--shell-images 20] [--diffusion-images 12] [--baseline SRC]
 
 Inputs: real photos shipped with scikit-image, cropped, flipped, rotated and tinted into
 different 512x512 JPEGs (two folders, so equal names in different folders are exercised).
@@ -166,6 +166,12 @@ def main() -> None:
     parser.add_argument("--shell-images", type=int, default=20)
     parser.add_argument("--diffusion-images", type=int, default=4)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also time `vchat batch` from another checkout's src/ (e.g. `git archive COMMIT src | tar -x -C DIR`) "
+        "in the same runs, for a before/after under the same load",
+    )
     opts = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vchat-bench-batch-"))
     try:
@@ -175,7 +181,7 @@ def main() -> None:
         print(head)
         print("|---|---:|---:|---:|---:|---:|---:|---|")
         # This machine is shared: the two main rows run interleaved, REPEAT times each, and report their medians.
-        bases, batches, walls, smalls = [], [], [], []
+        bases, batches, walls, smalls, baselines = [], [], [], [], []
         small = paths[:20]
         for attempt in range(REPEAT):
             bases.append(cv2_loop(paths, work / f"cv2-{attempt}"))
@@ -188,6 +194,12 @@ def main() -> None:
             # (creating the tools, importing OpenCV on the first image) that the cv2 loop does not count.
             _, summary = vchat_batch(["--tool", "canny_edges", *map(str, small), "--out", str(work / f"s-{attempt}")])
             smalls.append(float(summary["seconds"]))  # type: ignore[arg-type]
+            if opts.baseline:
+                _, summary = vchat_batch(
+                    ["--tool", "canny_edges", str(work / "in"), "--out", str(work / f"baseline-{attempt}")],
+                    {"PYTHONPATH": str(Path(opts.baseline).resolve())},
+                )
+                baselines.append(float(summary["seconds"]))  # type: ignore[arg-type]
         base_seconds = statistics.median(bases)
         base = base_seconds / len(paths)
         print(
@@ -214,6 +226,19 @@ def main() -> None:
             ),
             flush=True,
         )
+        if baselines:
+            print(
+                row(
+                    "vchat batch, baseline (--baseline SRC)",
+                    len(paths),
+                    statistics.median(baselines),
+                    None,
+                    base,
+                    f"median of {REPEAT}; the same photos from {opts.baseline}",
+                    work / "baseline-0",
+                ),
+                flush=True,
+            )
         marginal = statistics.median(b - m for b, m in zip(batches, smalls, strict=True))
         print(
             row(

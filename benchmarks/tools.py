@@ -8,7 +8,8 @@ size, steps and seed. "direct" is the bare diffusers pipeline call on inputs alr
 a script does for the same result: read the input PNG(s), call the pipeline, write the output PNG. The vchat column
 is the whole tool call through `Session.run_tool`: binding, loading and validating the input, fitting its size, the
 manager lookup, per-step progress, the safety decision, the tool's own pre/post-processing (map recognition,
-compositing) and the atomic, fsynced PNG write with its lineage chunk and transcript record. Calls alternate between
+compositing) and the atomic PNG write with its lineage chunk and transcript record (zlib level 6, like Pillow's
+save on the other side; its disk sync runs in the background, as in every session). Calls alternate between
 the sides so that drift in the machine's speed hits all; medians are compared. Goal: vchat/direct+io <= 1.05.
 """
 
