@@ -27,7 +27,7 @@ PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every whole PNG
 #   person keeps one at a time (`vchat run`, the chat), where the model's seconds dwarf it.
 # - "fast": level 1 and one fixed row filter (Paeth for colour; for one-channel maps such as
 #   edges and masks, OpenCV's defaults: Sub and zlib's run-length strategy, what cv2.imwrite
-#   does): 3-5x faster than "small", colour photos ~12% bigger, edge maps about the same size.
+#   does): 3-5x faster than "small", colour photos ~7-12% bigger, edge maps about the same size.
 #   For `vchat batch`, where encoding is most of the cost of a fast tool.
 PNG_STYLES = ("fast", "small")
 _PILLOW_LEVEL = {"fast": 1, "small": 6}
