@@ -6,9 +6,10 @@ the values), loaded through vchat's own runtime and decoding loop.
     python benchmarks/planner.py --size 2b       # the 2B shape as well (slow on CPU)
     python benchmarks/planner.py --gpu           # CUDA: the 2B in bf16 sharing a 6 GB budget with SD 1.5
 
-No downloads. The architecture is written from the published config.json shapes; the tokenizer is a BPE trained
-here on vchat's own prompt and docs (the real one cannot be fetched), so token counts are close to, not equal
-to, Qwen's. Goal from the issue: a step after the first costs at most 0.3x the first.
+No downloads. The architecture is built from the published config.json shapes (tests/zoo.py PLANNER_SHAPES,
+shared with the tests' tiny planner); the tokenizer is a BPE trained here on vchat's own prompt and docs (the
+real one cannot be fetched), so token counts are close to, not equal to, Qwen's. Goal from the issue: a step after
+the first costs at most 0.3x the first.
 """
 
 from __future__ import annotations
@@ -25,18 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-# Qwen3.5-0.8B / -2B (text + vision), as published: hybrid layers, three Gated-DeltaNet layers per full-attention one.
-SHAPES: dict[str, dict[str, Any]] = {
-    "0.8b": {
-        "text": {"hidden_size": 1024, "intermediate_size": 3584, "num_hidden_layers": 24, "num_attention_heads": 8},
-        "vision": {"depth": 12, "hidden_size": 768, "intermediate_size": 3072, "num_heads": 12},
-    },
-    "2b": {
-        "text": {"hidden_size": 2048, "intermediate_size": 6144, "num_hidden_layers": 24, "num_attention_heads": 8},
-        "vision": {"depth": 24, "hidden_size": 1024, "intermediate_size": 4096, "num_heads": 16},
-    },
-}
-VOCAB = 248_320
 REPLY_TOKENS = 30  # about one ReAct action ("Thought: … Action: … Action Input: {…}") in Qwen's tokens
 
 
@@ -55,56 +44,16 @@ def _tokenizer() -> Any:
     return planner_tokenizer(tuple(texts), vocab_size=32_000)
 
 
-def _config(size: str, tokenizer: Any) -> Any:
-    from tests.zoo import PLANNER_SPECIAL
-    from transformers import Qwen3_5Config
-
-    shape = SHAPES[size]
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in PLANNER_SPECIAL}
-    text = {
-        **shape["text"],
-        "num_key_value_heads": 2,
-        "head_dim": 256,
-        "linear_num_key_heads": 16,
-        "linear_num_value_heads": 16,
-        "linear_key_head_dim": 128,
-        "linear_value_head_dim": 128,
-        "linear_conv_kernel_dim": 4,
-        "layer_types": ["linear_attention", "linear_attention", "linear_attention", "full_attention"] * 6,
-        "vocab_size": VOCAB,
-        "max_position_embeddings": 262_144,
-        "eos_token_id": ids["<|im_end|>"],
-        "tie_word_embeddings": True,
-    }
-    vision = {
-        **shape["vision"],
-        "patch_size": 16,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "out_hidden_size": text["hidden_size"],
-        "num_position_embeddings": 2304,
-    }
-    return Qwen3_5Config(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
-
-
 def write_planner(size: str, folder: Path, device: str = "cpu") -> int:
     """Save a random-weight planner (bf16 safetensors + processor) into folder; returns its parameter count."""
     import torch
-    from tests.zoo import planner_processor
+    from tests.zoo import planner_config, planner_processor
     from transformers import Qwen3_5ForConditionalGeneration
 
     tokenizer = _tokenizer()
     torch.manual_seed(0)
     with torch.device(device):
-        model = Qwen3_5ForConditionalGeneration(_config(size, tokenizer)).to(torch.bfloat16)
+        model = Qwen3_5ForConditionalGeneration(planner_config(tokenizer, size)).to(torch.bfloat16)
     count = sum(p.numel() for p in model.parameters())
     model.save_pretrained(folder)
     del model
@@ -173,7 +122,10 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
     _log(f"step 1 with cache {first_step:.1f} s")
     later_ttft, later_step, later = _step(llm, 3)  # reuses it
     _log(f"step 2 with cache {later_step:.1f} s")
+    variants = _decode_variants(llm, model, processor)
+    _log("decode tok/s " + ", ".join(f"{k} {v:.2f}" for k, v in variants.items()))
     return {
+        **{f"decode {k}": v for k, v in variants.items()},
         "load_s": load,
         "prompt_tokens": float(prompt.prefix_ids.shape[1]),
         "step_tokens": float(later.prompt_tokens),
@@ -188,6 +140,54 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
         "cached_tokens": float(later.cached_tokens),
         "rss_gib": _peak_rss_gib(),
     }
+
+
+DECODE_PAIRS = 8  # tokens per variant in the paired decode comparison
+
+
+def _decode_variants(llm: Any, model: Any, processor: Any) -> dict[str, float]:
+    """Decode tokens/s of transformers' reference linear-attention code vs vchat's, at 1 thread and at torch's
+    default, measured token by token in turn on one cache (each variant sees the same machine load)."""
+    import copy
+
+    import torch
+
+    from vchat.llm import qwen_kernels
+
+    default = torch.get_num_threads()
+    variants = [(kernels, threads) for threads in sorted({1, default}) for kernels in ("reference", "vchat")]
+    cpu = torch.device("cpu")
+    prompt = llm._encode(model, processor, cpu, _messages(4))
+    cache, cached = llm._prefix_state(model, prompt, cpu)
+    cache = copy.deepcopy(cache)
+    model.model.rope_deltas = None
+    times: dict[str, list[float]] = {f"{k}, {t} thr": [] for k, t in variants}
+    position = prompt.ids.shape[1]
+    with torch.inference_mode():
+        out = model(
+            input_ids=prompt.ids[:, cached:],
+            position_ids=prompt.positions[:, :, cached:],
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        token = int(out.logits[0, -1].argmax())
+        for _ in range(DECODE_PAIRS):
+            for kernels, threads in variants:
+                torch.set_num_threads(threads)
+                if kernels == "vchat":
+                    qwen_kernels.install()
+                else:
+                    qwen_kernels.uninstall()
+                started = time.perf_counter()
+                step = torch.tensor([[token]])
+                out = model(input_ids=step, position_ids=torch.full((4, 1, 1), position), cache=cache, use_cache=True)
+                token = int(out.logits[0, -1].argmax())
+                times[f"{kernels}, {threads} thr"].append(time.perf_counter() - started)
+                position += 1
+    torch.set_num_threads(default)
+    qwen_kernels.install()
+    return {name: 1 / statistics.median(spent) for name, spent in times.items()}
 
 
 def _numel(shape: list[int]) -> int:
@@ -302,6 +302,13 @@ def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None, keep: Pat
             "peak RSS",
         ],
         rows,
+    )
+    names = [k[len("decode ") :] for k in results[sizes[0]][0] if k.startswith("decode ")]
+    _table(
+        f"Decode tokens/s by variant (median over {DECODE_PAIRS} tokens each, variants interleaved token by token; "
+        "reference = transformers' PyTorch fallback for the linear-attention layers, vchat = vchat.llm.qwen_kernels)",
+        ["model", *names],
+        [[f"Qwen3.5-{size.upper()}", *(f"{med(size, 'decode ' + n):.2f}" for n in names)] for size in sizes],
     )
 
 

@@ -423,41 +423,120 @@ def planner_tokenizer(extra: tuple[str, ...] = (), vocab_size: int = 512) -> Any
     )
 
 
-def planner_config(tokenizer: Any, layers: int = 4, init_std: float = 0.3) -> Any:
-    """A tiny Qwen3.5 (hybrid linear/full attention text model, 2-block vision tower); wide init for varied text."""
+# Qwen3.5 shapes: "0.8b" and "2b" as published in the checkpoints' config.json (hybrid layers, three Gated-DeltaNet
+# layers per full-attention one), and the tiny one the tests use. The benchmark builds the real sizes from here too,
+# so the wiring below (special-token ids, layer kinds, tied embeddings) lives in one place.
+PLANNER_SHAPES: dict[str, dict[str, dict[str, Any]]] = {
+    "tiny": {
+        "text": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "linear_key_head_dim": 16,
+            "linear_value_head_dim": 16,
+            "max_position_embeddings": 8192,
+        },
+        "vision": {
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "num_position_embeddings": 64,
+        },
+    },
+    "0.8b": {
+        "text": {
+            "hidden_size": 1024,
+            "intermediate_size": 3584,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "head_dim": 256,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 16,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_conv_kernel_dim": 4,
+            "max_position_embeddings": 262_144,
+        },
+        "vision": {
+            "depth": 12,
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_heads": 12,
+            "num_position_embeddings": 2304,
+        },
+    },
+    "2b": {
+        "text": {
+            "hidden_size": 2048,
+            "intermediate_size": 6144,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "head_dim": 256,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 16,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_conv_kernel_dim": 4,
+            "max_position_embeddings": 262_144,
+        },
+        "vision": {
+            "depth": 24,
+            "hidden_size": 1024,
+            "intermediate_size": 4096,
+            "num_heads": 16,
+            "num_position_embeddings": 2304,
+        },
+    },
+}
+QWEN35_VOCAB = 248_320  # the real vocabulary size: the embedding and the output layer are a third of the 0.8B
+
+
+def planner_config(
+    tokenizer: Any,
+    size: str = "tiny",
+    *,
+    layers: int | None = None,
+    init_std: float | None = None,
+    vocab_size: int | None = None,
+) -> Any:
+    """A Qwen3.5 config (hybrid linear/full attention text model plus vision tower) for one of PLANNER_SHAPES.
+
+    The tiny shape gets a wide init (std 0.3) so random weights give varied text; real sizes keep the default init
+    and the real vocabulary size (ids beyond the small tokenizer's are never produced by it, only by the model).
+    """
     from transformers import Qwen3_5Config
 
+    shape = PLANNER_SHAPES[size]
     ids = {token: tokenizer.convert_tokens_to_ids(token) for token in PLANNER_SPECIAL}
-    kinds = ["linear_attention"] * (layers - 1) + ["full_attention"]
-    text = {
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_hidden_layers": layers,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "linear_num_key_heads": 2,
-        "linear_num_value_heads": 4,
-        "linear_key_head_dim": 16,
-        "linear_value_head_dim": 16,
+    count = layers or shape["text"]["num_hidden_layers"]
+    # Full attention on every fourth layer and on the last (a 2-layer test model is linear then full).
+    kinds = ["full_attention" if (i + 1) % 4 == 0 or i == count - 1 else "linear_attention" for i in range(count)]
+    text: dict[str, Any] = {
+        **shape["text"],
+        "num_hidden_layers": count,
         "layer_types": kinds,
-        "vocab_size": len(tokenizer),
-        "max_position_embeddings": 8192,
+        "vocab_size": vocab_size or (len(tokenizer) if size == "tiny" else QWEN35_VOCAB),
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
-        "initializer_range": init_std,
         "tie_word_embeddings": True,
     }
+    std = init_std if init_std is not None else (0.3 if size == "tiny" else None)
+    if std is not None:
+        text["initializer_range"] = std
     vision = {
-        "depth": 2,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_heads": 2,
+        **shape["vision"],
         "patch_size": 16,
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
-        "out_hidden_size": 64,
-        "num_position_embeddings": 64,
+        "out_hidden_size": text["hidden_size"],
     }
     return Qwen3_5Config(
         text_config=text,

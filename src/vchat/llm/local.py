@@ -7,7 +7,10 @@ room (LRU) and brought back for the next reply; never a second copy. Each reply 
 Decoding is a plain token loop (no background thread): one forward per token, so a stop string, the token cap
 or a cancelled turn ends the reply within one token. The system prompt is byte-stable across a session, so its
 state (KV for the attention layers, recurrent state for the linear ones) is computed once and every step starts
-from a deep copy of it, prefilling only what is new.
+from a deep copy of it, prefilling only what is new. That state is attached to the `planner` component in the
+runtime, so it counts against the same budget as the weights and is freed when they move to another device.
+Where transformers would decode the linear-attention layers with its slow reference code (no GPU packages), the
+one-token paths of vchat.llm.qwen_kernels are used instead (same results).
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ class LocalLLM:
         self._prefix_cache: Any = None
         self._probe_text: dict[str, str] = {}
         self.use_prefix_cache = True
+        # vchat's one-token decode paths for the linear-attention layers (vchat.llm.qwen_kernels); the benchmark
+        # turns them off to measure transformers' reference code side by side. Same results either way.
+        self.fast_kernels = True
         self.last = ReplyStats()
         # Why the last reply ended: "stop" (end token or stop string) or "length" (cut at max_tokens).
         self.last_finish: str | None = None
@@ -143,6 +149,12 @@ class LocalLLM:
 
     def reset_cache(self) -> None:
         """Forget the prefix state (after the weights changed in place, e.g. fine-tuning in a test or a benchmark)."""
+        if self._manager is not None:
+            self._manager.detach_state("planner")
+        self._forget_prefix()
+
+    def _forget_prefix(self) -> None:
+        # Called by the runtime when the weights move (the state lives on their device) or are dropped.
         self._prefix_key, self._prefix_cache = None, None
 
     # -- the LLM protocol --------------------------------------------------------------------
@@ -178,6 +190,12 @@ class LocalLLM:
         try:
             with self.manager.use(*KEYS, tool="planner") as parts:
                 model, processor = parts["planner"], parts["planner.processor"]
+                from vchat.llm import qwen_kernels
+
+                if self.fast_kernels:
+                    qwen_kernels.install()
+                else:
+                    qwen_kernels.uninstall()
                 yield from self._generate(model, processor, parts.device_of("planner"), messages, stops, tools)
         except (Cancelled, KeyboardInterrupt, GeneratorExit, LLMError):
             raise
@@ -276,7 +294,7 @@ class LocalLLM:
         dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
         key = (prompt.prefix_text, id(model), str(device), str(dtype))
         if self._prefix_key != key:
-            self._prefix_cache = None  # free the old state before building the new one
+            self.reset_cache()  # free the old state before building the new one
             cache = DynamicCache(config=model.config)
             with torch.inference_mode():
                 model(
@@ -288,6 +306,10 @@ class LocalLLM:
                 )
             self._prefix_key, self._prefix_cache = key, cache
             self.last.prefix_built = True
+            # Counted in the runtime's budget beside the weights, and freed when they move off this device.
+            from vchat.runtime.memory import state_bytes
+
+            self.manager.attach_state("planner", state_bytes(cache), self._forget_prefix)
         # The linear-attention state is updated in place and cannot be cropped: every step needs its own copy.
         with torch.inference_mode():
             return copy.deepcopy(self._prefix_cache), size

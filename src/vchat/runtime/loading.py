@@ -98,9 +98,15 @@ def _quiet_transformers() -> None:
     # transformers 5 draws a per-tensor "Loading weights" bar; the manager reports loading through its own callback.
     # Its warnings (prompt longer than 77 tokens, processor backend fallbacks) would land in the middle of the
     # chat as raw log lines; vchat reports what matters in the tool's observation instead.
+    # transformers' switch also turns off huggingface_hub's bars, and with them the progress of a first-use
+    # download (the built-in planner's ~2 GB): those come back on unless the user had them off.
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
     from transformers.utils import logging
 
+    hub_bars_off = are_progress_bars_disabled()
     logging.disable_progress_bar()
+    if not hub_bars_off:
+        enable_progress_bars()
     logging.set_verbosity_error()
 
 

@@ -45,6 +45,14 @@ class _Entry:
     pins: int = 0
     swappable: bool = False  # pinned by an offload-mode call that lets its own members swap each other out
     tick: int = 0
+    # State derived from the weights and kept beside them (the planner's prefix cache): counted where they are,
+    # and released through `release` when they move or go (it lives on their device and is stale elsewhere).
+    state_bytes: int = 0
+    release: Callable[[], None] | None = None
+
+    @property
+    def held(self) -> int:
+        return self.nbytes + self.state_bytes
 
 
 class Parts(Mapping[str, Any]):
@@ -184,13 +192,37 @@ class ModelManager:
             self._trim_host(0)
 
     def device_bytes(self, device: str) -> int:
-        """Bytes of weights now on a device ("cpu": in RAM)."""
-        return sum(e.nbytes for e in self._entries.values() if e.where == device)
+        """Bytes of weights (and state attached to them) now on a device ("cpu": in RAM)."""
+        return sum(e.held for e in self._entries.values() if e.where == device)
 
     def resident(self) -> dict[str, tuple[str, int]]:
-        """Loaded components: key -> (where, bytes)."""
+        """Loaded components: key -> (where, bytes of weights and attached state)."""
         with self._lock:
-            return {k: (e.where, e.nbytes) for k, e in self._entries.items() if e.where is not None}
+            return {k: (e.where, e.held) for k, e in self._entries.items() if e.where is not None}
+
+    def attach_state(self, key: str, nbytes: int, release: Callable[[], None]) -> None:
+        """Count `nbytes` of state derived from a loaded component (e.g. a prefix cache) against the budget of the
+        device the component is on, making room there; `release()` is called (and the count dropped) when the
+        component moves, changes dtype or is dropped, since the state lives beside the weights. Replaces any state
+        attached before; `release` must not call back into the manager."""
+        with self._lock:
+            entry = self._entry(key)
+            if entry.where is None:
+                release()
+                return
+            entry.state_bytes, entry.release = nbytes, release
+            if is_accelerator(entry.where):
+                self._make_room(entry.where, 0, keep=entry)
+            else:
+                self._trim_host(0)
+            self._note_peaks(entry.where)
+
+    def detach_state(self, key: str) -> None:
+        """Stop counting a component's attached state (its owner freed it); `release` is not called."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.state_bytes, entry.release = 0, None
 
     # ----- the API for tools ---------------------------------------------------------------------------------
 
@@ -383,7 +415,9 @@ class ModelManager:
         if budget is None:
             return "resident"
         sizes = [self._size_at(e, dtypes[e.spec.key]) for e in group]
-        held = sum(e.nbytes for e in self._entries.values() if e.where == dev and e.pins > 0 and e not in group)
+        held = sum(e.held for e in self._entries.values() if e.where == dev and e.pins > 0 and e not in group)
+        # State attached to a member already on this device stays with it.
+        sizes = [s + (e.state_bytes if e.where == dev else 0) for s, e in zip(sizes, group, strict=True)]
         room = budget - held
         if sum(sizes) <= room:
             return "resident"
@@ -407,9 +441,16 @@ class ModelManager:
         self._move(entry, where, dtype)
         return True
 
+    def _release_state(self, entry: _Entry) -> None:
+        release, entry.release, entry.state_bytes = entry.release, None, 0
+        if release is not None:
+            release()
+
     def _move(self, entry: _Entry, where: str, dtype: str | None) -> None:
         started = time.perf_counter()
         leaving = entry.where
+        if where != leaving or (dtype is not None and dtype != entry.dtype):
+            self._release_state(entry)
         self._backend.move(entry.obj, where, dtype)
         elapsed = (time.perf_counter() - started) * 1000
         entry.nbytes = memory.module_bytes(entry.obj)
@@ -467,6 +508,7 @@ class ModelManager:
             self._backend.free("cpu")
 
     def _drop(self, entry: _Entry) -> None:
+        self._release_state(entry)
         if entry.where is not None and entry.spec.weighted:
             self.stats.drops += 1
             self.stats.drop_bytes += entry.nbytes

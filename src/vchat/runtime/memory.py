@@ -126,6 +126,31 @@ def module_bytes(obj: Any) -> int:
     return total
 
 
+def state_bytes(obj: Any) -> int:
+    """Bytes of the tensors held in a nest of objects, lists and dicts (a transformers cache: the KV of attention
+    layers, the conv and recurrent state of linear ones); tensors shared between places counted once."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, torch.Tensor):
+            if id(item) not in seen:
+                seen.add(id(item))
+                total += item.numel() * item.element_size()
+        elif depth >= 4 or isinstance(item, (type, torch.nn.Module)):
+            continue
+        elif isinstance(item, (list, tuple)):
+            stack.extend((value, depth + 1) for value in item)
+        elif isinstance(item, dict):
+            stack.extend((value, depth + 1) for value in item.values())
+        elif hasattr(item, "__dict__"):
+            stack.extend((value, depth + 1) for value in vars(item).values())
+    return total
+
+
 def module_params(obj: Any) -> int:
     """Number of parameters and buffer elements (tied tensors counted once)."""
     seen: set[int] = set()
