@@ -15,7 +15,7 @@ from tests.helpers import make_session, write_photo
 import vchat.images as images_module
 from vchat.config import ConfigError, load_settings
 from vchat.errors import VchatError
-from vchat.image_files import encode_png, is_whole_png, png_style
+from vchat.image_files import encode_png, is_whole_png
 from vchat.session import Session
 from vchat.tools.registry import all_tools
 from vchat.transcript import TRANSCRIPT_NAME, Transcript
@@ -143,11 +143,9 @@ def test_fast_and_small_png_keep_every_pixel_and_small_is_smaller_for_colour(mod
 
 
 def test_png_compression_setting(tmp_path: Path) -> None:
-    assert png_style("auto", batch=False) == "small" and png_style("auto", batch=True) == "fast"
-    assert png_style("small", batch=True) == "small" and png_style("fast", batch=False) == "fast"
-    assert load_settings(env={"VCHAT_PNG_COMPRESSION": "fast"}, config_path=None).png_compression == "fast"
-    with pytest.raises(ConfigError, match="png_compression must be auto, fast or small"):
+    assert load_settings(env={"VCHAT_PNG_COMPRESSION": "small"}, config_path=None).png_compression == "small"
+    with pytest.raises(ConfigError, match="png_compression must be fast or small"):
         load_settings(env={"VCHAT_PNG_COMPRESSION": "best"})
-    session = make_session(tmp_path, png_compression="fast")
-    assert session.store.png == "fast"
-    assert make_session(tmp_path).store.png == "small"
+    session = make_session(tmp_path, png_compression="small")
+    assert session.store.png == "small"
+    assert make_session(tmp_path).store.png == "fast"  # the default: encoding sits on every tool's path

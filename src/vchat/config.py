@@ -59,7 +59,7 @@ class Settings:
     vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
     # PNG encoding of outputs: auto (small in sessions, fast in `vchat batch`) | fast | small
-    png_compression: str = "auto"
+    png_compression: str = "fast"
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
     safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
     sd_max_side: int = 768  # Stable Diffusion works at most this many pixels on the long side
@@ -229,8 +229,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"sd_max_side must be at least 256, not {settings.sd_max_side}")
     if settings.max_image_pixels < 1:
         raise ConfigError("max_image_pixels must be positive")
-    if settings.png_compression not in ("auto", "fast", "small"):
-        raise ConfigError(f"png_compression must be auto, fast or small, not {settings.png_compression!r}")
+    if settings.png_compression not in ("fast", "small"):
+        raise ConfigError(f"png_compression must be fast or small, not {settings.png_compression!r}")
     if settings.base_url and not settings.base_url.strip().lower().startswith(("http://", "https://")):
         raise ConfigError(
             f"base_url {settings.base_url!r} needs a scheme: http://{settings.base_url.strip()}"

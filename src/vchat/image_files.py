@@ -21,23 +21,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TMP_SUFFIX = ".vchat.tmp"  # unfinished writes; a crash may leave one, never a half file under the real name
 PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every whole PNG
 
-# Two ways to encode a PNG (setting `png_compression`; "auto" picks by path, see `png_style`):
-# - "small": zlib level 6 with libpng's adaptive row filters, what Pillow, libpng and most tools write.
-#   Files within a few % of Pillow's; ~0.15 s for a 512x512 photo on one slow core. For outputs a
-#   person keeps one at a time (`vchat run`, the chat), where the model's seconds dwarf it.
-# - "fast": level 1 and one fixed row filter (Paeth for colour; for one-channel maps such as
-#   edges and masks, OpenCV's defaults: Sub and zlib's run-length strategy, what cv2.imwrite
-#   does): 3-5x faster than "small", colour photos ~7-12% bigger, edge maps about the same size.
-#   For `vchat batch`, where encoding is most of the cost of a fast tool.
+# Two ways to encode a PNG (setting `png_compression`, the same for sessions and batches):
+# - "fast" (default): level 1 and one fixed row filter (Paeth for colour; for one-channel maps such as
+#   edges and masks, OpenCV's defaults: Sub and zlib's run-length strategy, what cv2.imwrite does):
+#   3-5x faster than "small", colour photos ~7-12% bigger, edge maps about the same size. Encoding
+#   sits on every tool's path (a 512x512 photo: ~50 ms vs ~150 ms for "small" on one slow core, and
+#   several times that for a 1024x1024 generation), which a user waits for; 7-12% of disk is cheaper.
+# - "small": zlib level 6 with libpng's adaptive row filters, what Pillow, libpng and most tools write;
+#   for archives where size matters more than seconds.
 PNG_STYLES = ("fast", "small")
 _PILLOW_LEVEL = {"fast": 1, "small": 6}
-
-
-def png_style(setting: str, *, batch: bool) -> str:
-    """The encoding a path uses: the setting, or for "auto" fast in a batch and small elsewhere."""
-    if setting in PNG_STYLES:
-        return setting
-    return "fast" if batch else "small"
 
 
 def _cv2_params(cv2: Any, style: str, channels: int) -> list[int]:

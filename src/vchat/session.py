@@ -21,7 +21,7 @@ from vchat.binding import bind_input, bind_named
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError
 from vchat.history import Turn
-from vchat.image_files import is_whole_png, png_style
+from vchat.image_files import is_whole_png
 from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
 from vchat.tools.base import Tool
@@ -443,7 +443,7 @@ class Session:
 
 
 def _store(folder: Path, settings: Settings) -> ImageStore:
-    return ImageStore(folder, settings.max_image_pixels, png_style(settings.png_compression, batch=False))
+    return ImageStore(folder, settings.max_image_pixels, settings.png_compression)
 
 
 def _whole_image(path: Path) -> bool:

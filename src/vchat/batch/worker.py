@@ -28,7 +28,7 @@ from vchat.batch.manifest import Result
 from vchat.binding import bind_named
 from vchat.config import Settings
 from vchat.errors import ImageError, VchatError
-from vchat.image_files import encode_png, link_or_copy, png_style, write_atomic
+from vchat.image_files import encode_png, link_or_copy, write_atomic
 from vchat.images import open_image
 from vchat.tools.base import Tool
 
@@ -81,7 +81,7 @@ class Worker:
         self.emit_bytes = emit_bytes  # Ray without shared storage: return PNG bytes, the driver writes them
         self.name = name
         self.tools: dict[str, Tool] = {tool.name: tool for tool in all_tools()}
-        self.png = png_style(settings.png_compression, batch=True)
+        self.png = settings.png_compression
         self.stop = threading.Event()
         threads = io_threads()
         self._decoder = ThreadPoolExecutor(threads, thread_name_prefix="vchat-decode")
