@@ -265,3 +265,29 @@ def test_reply_deadline_is_one_line_error(hub_cache: Path) -> None:
     llm = planner(reply_deadline=1e-6)
     with pytest.raises(LLMError, match="reply_deadline"):
         reply(llm)
+
+
+def test_a_gpu_without_the_fast_kernel_packages_is_said_once_at_start(
+    hub_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    from vchat.llm import qwen_kernels
+    from vchat.runtime.manager import ModelManager
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("fla", "causal_conv1d") else real_find_spec(name, *a),
+    )
+    assert qwen_kernels.gpu_hint("cpu") is None  # they need CUDA: nothing to say on CPU
+    hint = qwen_kernels.gpu_hint("cuda:0")
+    assert hint is not None and "pip install causal-conv1d flash-linear-attention" in hint
+
+    settings = Settings()
+    settings.runtime.device = "cpu"
+    picked = select_llm(settings, ports=[])
+    assert isinstance(picked, LocalLLM) and picked.notice() is None  # downloaded, on CPU: nothing to say
+    monkeypatch.setattr(ModelManager, "device", property(lambda self: "cuda:0"))
+    assert picked.notice() == hint  # the one line the REPL and `vchat run` print when a session starts

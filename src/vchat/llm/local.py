@@ -125,6 +125,13 @@ class LocalLLM:
         return f"{self.ref} (built-in)"
 
     def notice(self) -> str | None:
+        """Said once when a session starts: the first-use line, and on a GPU a missing fast-kernel package."""
+        from vchat.llm.qwen_kernels import gpu_hint
+
+        lines = [line for line in (self._first_use(), gpu_hint(str(self.manager.device))) if line]
+        return "\n".join(lines) or None
+
+    def _first_use(self) -> str | None:
         """One line for the first use of an automatically chosen planner (model, download size, how to change)."""
         if not self.picked:
             return None

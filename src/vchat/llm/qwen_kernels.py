@@ -20,6 +20,20 @@ _MODULE = "transformers.models.qwen3_5.modeling_qwen3_5"
 # function name in the transformers module -> the package whose kernel transformers would use instead of ours
 _PACKAGES = {"causal_conv1d_update": "causal_conv1d", "torch_recurrent_gated_delta_rule": "fla"}
 _originals: dict[str, Any] = {}
+_PIP_NAMES = {"causal_conv1d": "causal-conv1d", "fla": "flash-linear-attention"}
+
+
+def gpu_hint(device: str) -> str | None:
+    """One line for a CUDA planner without the fast-kernel packages (on CPU they cannot help, so nothing)."""
+    if not device.startswith("cuda"):
+        return None
+    missing = [pip for module, pip in _PIP_NAMES.items() if importlib.util.find_spec(module) is None]
+    if not missing:
+        return None
+    return (
+        f"built-in planner on {device}: transformers runs its linear-attention layers with slower reference "
+        f"kernels; `pip install {' '.join(missing)}` gives it the fast ones"
+    )
 
 
 def install() -> bool:
