@@ -104,7 +104,8 @@ def test_a_stateless_client_names_images_by_uri_and_may_combine_its_chains(tmp_p
     from vchat.tools.registry import all_tools
 
     write_photo(tmp_path / "in")
-    spaces = Workspaces(Settings(out_dir=tmp_path / "out"), all_tools(), [tmp_path / "in"])
+    # The output folder under the allowed one, as by default (both the current folder).
+    spaces = Workspaces(Settings(out_dir=tmp_path / "in" / "out"), all_tools(), [tmp_path / "in"])
     one, two = spaces.new(stateless=True), spaces.new(stateless=True)
     assert one.session.folder != two.session.folder and one.name != two.name
     made = one.session.run_tool("flip_image", named={"image": one.inputs.handle_for("photo.png")}).images[0]
@@ -115,6 +116,9 @@ def test_a_stateless_client_names_images_by_uri_and_may_combine_its_chains(tmp_p
         two.inputs.handle_for(made.handle)
     with pytest.raises(UnknownImageError, match="names no image of this server"):
         two.inputs.handle_for(image_uri(one.session.id + ".guessed", made.handle))
+    assert one.inputs.handle_for(str(made.path)) == made.handle  # its own output, by path
+    with pytest.raises(UnsafePathError, match="belongs to another session of this server"):
+        two.inputs.handle_for(str(made.path))
     attached = two.inputs.handle_for(image_uri(one.name, made.handle))
     assert two.inputs.handle_for(image_uri(one.name, made.handle)) == attached  # attached once
     ref = two.session.store.get(attached)

@@ -148,7 +148,8 @@ class ImageInputs:
     Runs in the worker thread under the workspace's call lock (it writes into the session).
     `name` is the authority of the session's resource URIs. A stateless client (HTTP at 2026-07-28) has no
     session to keep bare handles in: it names images by URI, and may name another of its chains' images
-    (`foreign` finds them; each is attached as a new input).
+    (`foreign` finds them; each is attached as a new input). Paths into the session folders of the
+    server's other clients (`others`) are refused.
     """
 
     def __init__(
@@ -159,12 +160,14 @@ class ImageInputs:
         *,
         stateless: bool = False,
         foreign: Callable[[str], ImageRef | None] | None = None,
+        others: Callable[[], set[Path]] | None = None,
     ) -> None:
         self.session = session
         self.roots = roots
         self.name = name or session.id
         self.stateless = stateless
         self.foreign = foreign
+        self.others = others  # the session folders of every client of the server
         # (real path, mtime, size) -> handle: the same unchanged file passed twice is attached once.
         self._attached: dict[tuple[str, int, int], str] = {}
 
@@ -216,6 +219,13 @@ class ImageInputs:
             if ref.tool is not None and candidate == ref.path:
                 return ref.handle
         real = self.roots.confine(text)
+        if self.others is not None and real.parent in self.others() and real.parent != self.session.folder:
+            # The allowed folder may hold the output folder (both are the current folder by default): another
+            # client's images stay out of reach by path too, as they are by handle.
+            raise UnsafePathError(
+                f"{value!r} belongs to another session of this server; "
+                "name an image by the handle or URI its result gave"
+            )
         stat = real.stat()
         key = (str(real), stat.st_mtime_ns, stat.st_size)
         if key in self._attached and self._attached[key] in store:

@@ -64,6 +64,8 @@ class Workspaces:
         self.allow = list(allow)
         self.runtime = SharedRuntime(settings)
         self._by_name: OrderedDict[str, Workspace] = OrderedDict()
+        # Every session folder this server made, also of clients gone: none is readable by another client's path.
+        self.folders: set[Path] = set()
 
     def __iter__(self) -> Iterator[Workspace]:
         return iter(list(self._by_name.values()))
@@ -75,7 +77,9 @@ class Workspaces:
             session_id = new_session_id()
         session = ServedSession(self.settings, self.tools, self.runtime, session_id=session_id)
         name = f"{session_id}.{secrets.token_hex(12)}"
-        workspace = Workspace(session, ImageInputs(session, Roots(list(self.allow)), name), name, stateless)
+        inputs = ImageInputs(session, Roots(list(self.allow)), name, others=lambda: self.folders)
+        workspace = Workspace(session, inputs, name, stateless)
+        self.folders.add(session.folder)
         self._by_name[name] = workspace
         return workspace
 
