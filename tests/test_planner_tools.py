@@ -4,15 +4,14 @@ real in-process turn with a tiny Qwen3.5 overfitted to call a tool through its c
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 from PIL import Image, ImageOps
 from tests.test_planner_turn import (
     _overfit,
+    _turn,
     one_thread,  # noqa: F401  (fixture: one thread keeps training fast)
 )
 from tests.zoo import planner_config, planner_processor, planner_tokenizer
@@ -20,12 +19,10 @@ from tests.zoo import planner_config, planner_processor, planner_tokenizer
 from helpers import write_photo
 from vchat import prompts
 from vchat.config import Settings
-from vchat.llm.base import Message, NativeCall, ToolCalls
+from vchat.llm.base import Message, NativeCall
 from vchat.llm.local import LocalLLM
 from vchat.llm.local_tools import CallSplitter, parse_calls, template_calls
 from vchat.llm.select import select_llm
-from vchat.session import Session
-from vchat.tools.transform import FlipImage
 
 # A chat template written here in the shape of Qwen's tool templates: the tools as JSON lines in the system block,
 # calls as <tool_call> JSON, results as <tool_response> in a user turn.
@@ -145,32 +142,6 @@ def _planner_folder(folder: Path) -> Path:
     return folder
 
 
-class Recorder:
-    """Keeps the messages and tools of every native call the agent makes, then lets the real planner answer."""
-
-    def __init__(self, llm: LocalLLM) -> None:
-        self.original = llm.complete_with_tools
-        self.calls: list[tuple[list[Message], list[dict[str, Any]]]] = []
-
-    def __call__(self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]) -> Iterator[str | ToolCalls]:
-        self.calls.append((list(messages), list(tools)))
-        return self.original(messages, tools)
-
-
-def _turn(settings: Settings, llm: LocalLLM, photo: Path) -> tuple[list[Any], Recorder]:
-    shutil.rmtree(settings.out_dir, ignore_errors=True)
-    recorder = Recorder(llm)
-    llm.complete_with_tools = recorder  # type: ignore[method-assign]
-    try:
-        session = Session(settings, [FlipImage()], llm, session_id="e2e", models=llm.manager)
-        session.attach(photo)
-        steps = list(session.turn("flip the image"))
-        session.close()
-    finally:
-        del llm.complete_with_tools
-    return steps, recorder
-
-
 def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
     folder = _planner_folder(tmp_path / "planner")
     settings = Settings(
@@ -181,19 +152,19 @@ def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
     assert isinstance(llm, LocalLLM)
     photo = write_photo(tmp_path, width=64, height=48)
 
-    _, recorder = _turn(settings, llm, photo)
-    first, tools = recorder.calls[0]
+    _, calls = _turn(settings, llm, photo, "complete_with_tools")
+    first, tools = calls[0]
     assert [t["function"]["name"] for t in tools] == ["flip_image"]
     _overfit(llm, [(first, CALL)], tools=tools)
-    steps, recorder = _turn(settings, llm, photo)
+    steps, calls = _turn(settings, llm, photo, "complete_with_tools")
     assert [s.kind for s in steps][:2] == ["action", "observation"], [(s.kind, s.text) for s in steps]
-    second, _ = recorder.calls[1]
+    second, _ = calls[1]
     assert any(m["role"] == "tool" and "img2" in str(m["content"]) for m in second)  # the result went back as a tool
     (asked,) = [m for m in second if m.get("tool_calls")]
     assert json.loads(asked["tool_calls"][0]["function"]["arguments"]) == {"image": "img1"}
     _overfit(llm, [(first, CALL), (second, DONE)], tools=tools)
 
-    steps, _ = _turn(settings, llm, photo)
+    steps, _ = _turn(settings, llm, photo, "complete_with_tools")
     assert [s.kind for s in steps] == ["action", "observation", "final"], [(s.kind, s.text) for s in steps]
     assert steps[0].tool == "flip_image" and steps[2].text == DONE
     (made,) = steps[1].images

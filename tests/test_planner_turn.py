@@ -50,23 +50,29 @@ def _planner_folder(folder: Path) -> Path:
 
 
 class Recorder:
-    """Keeps the messages of every call the agent makes, then lets the real planner answer."""
+    """Keeps the messages (and, for native calls, the tools) of every call the agent makes; the real planner answers."""
 
-    def __init__(self, llm: LocalLLM) -> None:
-        self.llm = llm
-        self.calls: list[list[Message]] = []
-        self.original = llm.complete
+    def __init__(self, llm: LocalLLM, method: str) -> None:
+        self.original = getattr(llm, method)
+        self.calls: list[tuple[list[Message], Any]] = []
 
-    def __call__(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
-        self.calls.append(list(messages))
-        return self.original(messages, stop)
+    def __call__(self, messages: Sequence[Message], *args: Any, **kwargs: Any) -> Iterator[Any]:
+        # The rest: the stop strings for `complete`, the tool specs for `complete_with_tools`.
+        extra = args[0] if args else next(iter(kwargs.values()), None)
+        self.calls.append((list(messages), extra))
+        return self.original(messages, *args, **kwargs)  # type: ignore[no-any-return]
 
 
-def _turn(settings: Settings, llm: LocalLLM, photo: Path) -> tuple[list[Any], list[list[Message]]]:
-    """One turn in a fresh session with a fixed id, so every run sends byte-identical messages."""
+def _turn(
+    settings: Settings, llm: LocalLLM, photo: Path, method: str = "complete"
+) -> tuple[list[Any], list[tuple[list[Message], Any]]]:
+    """One turn in a fresh session with a fixed id, so every run sends byte-identical messages.
+
+    `method`: the planner method the agent calls (`complete`, or `complete_with_tools` with protocol = tools).
+    """
     shutil.rmtree(settings.out_dir, ignore_errors=True)
-    recorder = Recorder(llm)
-    llm.complete = recorder  # type: ignore[method-assign]
+    recorder = Recorder(llm, method)
+    setattr(llm, method, recorder)
     try:
         # The same runtime every time: the weights trained in place are the ones the planner uses.
         session = Session(settings, [FlipImage()], llm, session_id="e2e", models=llm.manager)
@@ -74,7 +80,7 @@ def _turn(settings: Settings, llm: LocalLLM, photo: Path) -> tuple[list[Any], li
         steps = list(session.turn("flip the image"))
         session.close()
     finally:
-        del llm.complete  # back to the class's method
+        delattr(llm, method)  # back to the class's method
     return steps, recorder.calls
 
 
@@ -136,13 +142,13 @@ def test_a_real_in_process_turn_runs_the_tool_and_finishes(tmp_path: Path) -> No
 
     # Learn the first reply for the messages the agent really sends (with the photo as pixels)…
     _, calls = _turn(settings, llm, photo)
-    first = calls[0]
+    first = calls[0][0]
     assert any(isinstance(m["content"], list) for m in first)  # vision on: the photo travels as pixels
     _overfit(llm, [(first, CALL)])
     # …then the second, for the messages after the tool really ran (its result shown as pixels too).
     steps, calls = _turn(settings, llm, photo)
     assert [s.kind for s in steps][:2] == ["action", "observation"]
-    second = calls[1]
+    second = calls[1][0]
     _overfit(llm, [(first, CALL), (second, DONE)])
 
     steps, calls = _turn(settings, llm, photo)

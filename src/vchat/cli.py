@@ -10,6 +10,7 @@ import typer
 
 from vchat import __version__
 from vchat.cli_argv import not_a_command, plain_flag_help, resume_value, top_level_resume
+from vchat.cli_options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
 from vchat.errors import ConfigError, UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -35,33 +36,6 @@ app = typer.Typer(
 
 # Placeholders say what to type (PATH, N, KEY=VALUE), never a Python type; flags show none (plain_flag_help).
 plain_flag_help()
-ImageOpt = Annotated[
-    list[Path] | None, typer.Option("--image", "-i", metavar="PATH", help="Attach an image (repeatable).")
-]
-ModelOpt = Annotated[str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server, e.g. http://localhost:11434/v1."),
-]
-LlmOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--llm",
-        metavar="BACKEND",
-        help="Backend: auto, openai, local[:ID_OR_FOLDER] (built-in planner), none, or scripted:FILE.",
-    ),
-]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", metavar="DIR", help="Output folder (default ./vchat-out).")]
-StepsOpt = Annotated[
-    int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per message (default 8).")
-]
-PreviewOpt = Annotated[
-    str | None,
-    typer.Option("--preview", metavar="MODE", help="Inline previews: auto, kitty, iterm, sixel, blocks, none."),
-]
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
-]
 
 
 def _stderr() -> Console:

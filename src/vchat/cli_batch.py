@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli_options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -69,18 +70,10 @@ def batch(
         int, typer.Option("--max-steps", min=1, metavar="N", help="Agent mode: most tool calls per image.")
     ] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")] = False,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
-    ] = None,
-    llm: Annotated[
-        str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, none, or scripted:FILE.")
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
-    ] = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    llm: LlmOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """The same edit over many images: a manifest as it goes, --resume to finish, exit 4 if any image failed.
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli_options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
 from vchat.errors import VchatError
 
 if TYPE_CHECKING:
@@ -45,22 +46,14 @@ def bench(
         bool,
         typer.Option("--calibrate", help="Score the three calibration planners instead of a model (scale check)."),
     ] = False,
-    model: Annotated[
-        str | None, typer.Option("--model", "-m", metavar="NAME", help="Model name on the server.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option("--base-url", metavar="URL", help="OpenAI-compatible server URL.")
-    ] = None,
-    llm: Annotated[
-        str | None, typer.Option("--llm", metavar="BACKEND", help="Backend: auto, openai, scripted:FILE…")
-    ] = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    llm: LlmOpt = None,
     max_steps: Annotated[
         int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per task (default 8).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every failed task and why.")] = False,
-    config: Annotated[
-        Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
-    ] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
     from vchat.cli import fail
