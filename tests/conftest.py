@@ -88,3 +88,14 @@ def make_manager(hub_cache: Path) -> Iterator[Callable[..., Any]]:
 
 
 # --------------------------------------------------------------------------------------------- end model runtime
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a loaded machine a second OpenMP thread waits on the first."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

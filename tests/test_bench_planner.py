@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,8 @@ pytest.importorskip("vchat.llm.local", reason="the built-in planner is not in th
 TASKS = select(builtin_tasks(), "no-tool,plain/caption,plain/map-canny,chain/detect-then-remove")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models gain nothing from threads; on a loaded machine a second thread only waits."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one torch thread (see conftest).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_bench_runs_against_the_builtin_planner(local_models: dict[str, str], tmp_path: Path) -> None:

@@ -19,15 +19,8 @@ SYSTEM = "You are vchat, an assistant that sees, makes and edits images by calli
 MESSAGES: list[Message] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "flip the image"}]
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Any:
-    """Tiny models gain nothing from threads, and on a loaded machine a second OpenMP thread waits on the first."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one torch thread (see conftest).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planner(settings: Settings | None = None, **fields: Any) -> LocalLLM:

@@ -22,14 +22,13 @@ MESSAGES: list[Message] = [
 SD = ("sd15.unet", "sd15.text_encoder", "sd15.vae")
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
+# Tiny models: one torch thread (see conftest).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+
+@pytest.fixture(autouse=True)
+def fast_kernels_back() -> Iterator[None]:
     yield
-    torch.set_num_threads(before)
     from vchat.llm import qwen_kernels
 
     qwen_kernels.install()  # the default a test that turned it off must not leak

@@ -9,11 +9,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
-from tests.test_planner_turn import (
-    _overfit,
-    _turn,
-    one_thread,  # noqa: F401  (fixture: one thread keeps training fast)
-)
+from tests.test_planner_turn import _overfit, _turn
 from tests.zoo import planner_config, planner_processor, planner_tokenizer
 
 from helpers import write_photo
@@ -49,6 +45,9 @@ TOOLS_TEMPLATE = (
 )
 CALL = '<tool_call>\n{"name": "flip_image", "arguments": {"image": "img1"}}\n</tool_call>'
 DONE = "Here it is flipped, img2."
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # training the tiny model is faster on one thread
 
 
 # -- reading calls ---------------------------------------------------------------------------------------------

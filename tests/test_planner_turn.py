@@ -25,14 +25,8 @@ CALL = 'Thought: Do I need to use a tool? Yes\nAction: flip_image\nAction Input:
 DONE = "Thought: Do I need to use a tool? No\nAI: Here it is flipped, img2."
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one torch thread (see conftest).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _planner_folder(folder: Path) -> Path:

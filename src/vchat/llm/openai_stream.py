@@ -13,9 +13,27 @@ if TYPE_CHECKING:
     from vchat.llm.openai_backend import OpenAIChat, _Call
 
 
+def mid_reply_error(chat: OpenAIChat, exc: Exception, received: int) -> Exception:
+    """The one-line LLMError for a stream that failed after `received` chars (either protocol); others unchanged."""
+    oa = chat._openai
+    if isinstance(exc, oa.APITimeoutError):  # before APIConnectionError, its base class
+        return LLMError(
+            f"{chat._where} stopped sending mid-reply: no data for {chat.timeout:g}s after {received} chars"
+        )
+    if isinstance(exc, oa.APIConnectionError):
+        return LLMError(f"the reply from {chat._where} was cut after {received} chars ({chat._cause(exc)})")
+    if isinstance(exc, oa.APIError):
+        # A server that fails mid-generation sends an error event instead of the next chunk.
+        return LLMError(
+            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {server_message(exc)}")
+        )
+    if isinstance(exc, (ValueError, TypeError, AttributeError, KeyError, IndexError)):
+        return chat._garbage(received)
+    return exc  # an LLMError of our own (runaway) or anything unexpected: raised unchanged
+
+
 def text_stream(chat: OpenAIChat, stream: Any, stops: list[str], call: _Call) -> Iterator[str]:
     """Yield content deltas; turn a cut, a stall, a runaway or garbage into an LLMError that says how far it got."""
-    oa = chat._openai
     cutter = StopCutter(stops)
     # A UTF-16 surrogate pair split over two chunks arrives as two lone halves: hold a high half back.
     held = ""
@@ -47,21 +65,11 @@ def text_stream(chat: OpenAIChat, stream: Any, stops: list[str], call: _Call) ->
                     return  # the stop string arrived: stop reading (finally closes the connection)
             if choice.finish_reason:
                 finish = str(choice.finish_reason)
-    except LLMError:
-        raise
-    except oa.APITimeoutError:
-        raise LLMError(
-            f"{chat._where} stopped sending mid-reply: no data for {chat.timeout:g}s after {received} chars"
-        ) from None
-    except oa.APIConnectionError as exc:
-        raise LLMError(f"the reply from {chat._where} was cut after {received} chars ({chat._cause(exc)})") from None
-    except oa.APIError as exc:
-        # A server that fails mid-generation sends an error event instead of the next chunk.
-        raise LLMError(
-            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {server_message(exc)}")
-        ) from None
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-        raise chat._garbage(received) from None
+    except Exception as exc:
+        error = mid_reply_error(chat, exc, received)
+        if error is exc:
+            raise
+        raise error from None
     finally:
         stream.close()
     if finish is None:

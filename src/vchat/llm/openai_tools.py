@@ -76,7 +76,6 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
     """Text deltas as they come; tool-call deltas (id and name first, arguments in pieces) joined by index."""
     from vchat.llm.openai_text import fix_surrogates, join_halves
 
-    oa = chat._openai
     slots: dict[int, dict[str, str]] = {}
     received = 0
     held = ""  # a high surrogate whose low half is in the next delta
@@ -111,22 +110,13 @@ def _stream(chat: OpenAIChat, stream: Any, call: _Call | None = None) -> Iterato
                     received += len(function.arguments or "")
             if choice.finish_reason:
                 finish = str(choice.finish_reason)
-    except oa.APITimeoutError:
-        raise LLMError(
-            f"{chat._where} stopped sending mid-reply: no data for {chat.timeout:g}s after {received} chars"
-        ) from None
-    except oa.APIConnectionError as exc:
-        raise LLMError(f"the reply from {chat._where} was cut after {received} chars ({chat._cause(exc)})") from None
-    except oa.APIError as exc:
-        from vchat.llm.openai_text import server_message
+    except Exception as exc:
+        from vchat.llm.openai_stream import mid_reply_error
 
-        raise LLMError(
-            chat._clean(f"{chat._where} reported an error mid-reply after {received} chars: {server_message(exc)}")
-        ) from None
-    except LLMError:
-        raise
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-        raise chat._garbage(received) from None
+        error = mid_reply_error(chat, exc, received)
+        if error is exc:
+            raise
+        raise error from None
     finally:
         stream.close()
     if finish is None:
