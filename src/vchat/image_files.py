@@ -10,9 +10,9 @@ import shutil
 import struct
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from PIL import Image, PngImagePlugin
 
@@ -120,28 +120,28 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     `durable` syncs before the rename, so even a power loss cannot leave a truncated file
     under the real name (a killed process never can: the rename is what publishes it).
     """
-    fd, tmp = _temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _publish(path, lambda fh: fh.write(data), durable)
 
 
 def copy_atomic(source: Path, path: Path, *, durable: bool = True) -> None:
     """Copy a file's bytes to `path` the same all-or-nothing way (no decode, no re-encode)."""
+
+    def copy(fh: BinaryIO) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+
+    _publish(path, copy, durable)
+
+
+def _publish(path: Path, fill: Callable[[BinaryIO], object], durable: bool) -> None:
+    """Fill a temporary file beside `path`, sync it when `durable`, then rename it to `path` (or remove it)."""
     fd, tmp = _temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
-            shutil.copyfileobj(src, dst, 1 << 20)
-            dst.flush()
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+            fh.flush()
             if durable:
-                os.fsync(dst.fileno())
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
