@@ -33,7 +33,7 @@ def _tokenizer() -> Any:
     """A 32k byte-level BPE trained on vchat's prompt and docs, with Qwen's specials (see tests/zoo.py)."""
     from tests.zoo import planner_tokenizer
 
-    from vchat import prompts
+    from vchat.chat import prompts
     from vchat.tools.base import offered
     from vchat.tools.registry import all_tools
 
@@ -65,7 +65,7 @@ def write_planner(size: str, folder: Path, device: str = "cpu") -> int:
 
 def _messages(turn: int) -> list[Any]:
     """What the agent sends on step 1 of a turn: the real system prompt, one earlier turn, the user's message."""
-    from vchat import prompts
+    from vchat.chat import prompts
     from vchat.tools.base import offered
     from vchat.tools.registry import all_tools
 

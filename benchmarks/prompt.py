@@ -39,15 +39,15 @@ from tests.fake_openai import FakeOpenAI, RecordedRequest  # noqa: E402
 from tests.helpers import act, answer, write_photo  # noqa: E402
 
 from vchat import agent as agent_module  # noqa: E402
+from vchat.chat.prompts import system_prompt, tools_system_prompt  # noqa: E402
+from vchat.chat.vision import DROPPED, windowed  # noqa: E402
 from vchat.config import Settings  # noqa: E402
 from vchat.llm.base import ContentPart, Message  # noqa: E402
 from vchat.llm.openai_backend import OpenAIChat  # noqa: E402
-from vchat.prompts import system_prompt, tools_system_prompt  # noqa: E402
 from vchat.session import Session  # noqa: E402
 from vchat.tools.base import offered  # noqa: E402
 from vchat.tools.registry import all_tools  # noqa: E402
 from vchat.tools.schema import function_spec  # noqa: E402
-from vchat.vision import DROPPED, windowed  # noqa: E402
 
 ENC = bpe_openai.get_encoding("o200k_base")
 DATA = Path(__file__).with_name("data") / "visual_chatgpt_prompt.json"

@@ -97,7 +97,7 @@ def main() -> None:
     from vchat.config import Settings
     from vchat.runtime import ModelManager
     from vchat.session import Session
-    from vchat.tools.controlnet import QUALITY_NEGATIVE, QUALITY_SUFFIX
+    from vchat.tools.generation.controlnet import QUALITY_NEGATIVE, QUALITY_SUFFIX
     from vchat.tools.registry import all_tools
 
     torch.set_num_threads(args.threads)

@@ -134,7 +134,7 @@ def normal_map(size: int = SIZE) -> Image.Image:
 
 def segmentation_map(size: int = SIZE) -> Image.Image:
     """Three ADE20K regions: sky, building, road."""
-    from vchat.tools.ade20k import ADE20K_PALETTE
+    from vchat.tools.perception.ade20k import ADE20K_PALETTE
 
     arr = np.zeros((size, size, 3), dtype=np.uint8)
     arr[: size // 3] = ADE20K_PALETTE[2]

@@ -17,7 +17,7 @@ from tests.helpers import act, answer, write_photo
 
 from vchat.batch.inputs import expand, name_items
 from vchat.batch.manifest import read_manifest
-from vchat.images import read_png_record
+from vchat.store.images import read_png_record
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -214,7 +214,7 @@ def test_names_mirror_folders_and_keep_suffix_on_stem_clash(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("argv", [["batch", "--ray", "in"], ["batch", "--ray"]])
 def test_bare_ray_means_auto(argv: list[str]) -> None:
-    from vchat.cli_batch import batch_argv
+    from vchat.cli.batch import batch_argv
 
     assert batch_argv(argv)[:3] == ["batch", "--ray", "auto"]
     assert batch_argv(["batch", "--ray", "10.0.0.1:6379", "in"])[2] == "10.0.0.1:6379"

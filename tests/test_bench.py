@@ -277,7 +277,7 @@ def test_standin_told_to_fail_fails_only_in_the_measured_turn(tmp_path: Path) ->
 
 
 def test_standins_keep_the_prompt_byte_identical() -> None:
-    from vchat.prompts import system_prompt
+    from vchat.chat.prompts import system_prompt
 
     world = World(TASKS[0])
     assert system_prompt(type(t) for t in standin_tools(world, TOOL_CLASSES)) == system_prompt(TOOL_CLASSES)

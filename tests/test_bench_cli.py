@@ -79,7 +79,7 @@ def test_bench_cli_json_with_a_scripted_model(tmp_path: Path) -> None:
     assert data["tasks"][1]["calls"] == [["instruct_edit(edit)"]]
     assert set(data["categories"]) == {"plain"}
     # The bench's throwaway sessions stay out of the user's sessions index.
-    from vchat.session_index import INDEX_NAME
+    from vchat.store.index import INDEX_NAME
 
     index = tmp_path / "xdg-data" / "vchat" / INDEX_NAME
     assert not index.exists() or not index.read_text().strip()

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from vchat.binding import bind_input, bind_named, expected_shape
+from vchat.chat.binding import bind_input, bind_named, expected_shape
 from vchat.errors import ToolInputError
 from vchat.tools.base import Field, Tool
-from vchat.tools.canny import CannyEdges
+from vchat.tools.maps.canny import CannyEdges
 
 
 class Replace(Tool):

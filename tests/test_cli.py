@@ -216,7 +216,7 @@ def test_run_resume_continues_a_session(tmp_path: Path) -> None:
     ],
 )
 def test_bare_resume_means_latest(argv: list[str], expected: list[str]) -> None:
-    from vchat.cli_argv import resume_value
+    from vchat.cli.argv import resume_value
 
     assert resume_value(argv) == expected
 

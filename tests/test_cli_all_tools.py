@@ -11,7 +11,7 @@ from tests.helpers import write_photo
 from tests.perception_fixtures import openpose_dir  # noqa: F401 - a fixture used by `env`
 from typer.testing import CliRunner
 
-from vchat.cli import app
+from vchat.cli.app import app
 from vchat.tools.registry import TOOL_CLASSES
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")

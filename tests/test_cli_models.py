@@ -1,4 +1,4 @@
-"""`vchat models`, `vchat models pull` and `vchat doctor` (vchat.cli_models)."""
+"""`vchat models`, `vchat models pull` and `vchat doctor` (vchat.cli.models)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from tests.helpers import answer
 from typer.testing import CliRunner
 
-from vchat.cli_models import doctor, model_rows, models_app
+from vchat.cli.models import doctor, model_rows, models_app
 from vchat.config import Settings
 from vchat.runtime.catalog import DEFAULT_MODELS
 

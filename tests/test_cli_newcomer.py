@@ -166,7 +166,7 @@ def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_pa
 
 
 def test_renderer_never_cuts_a_failure() -> None:
-    from vchat.tools.sd_common import NO_SUBSTITUTE
+    from vchat.tools.generation.common import NO_SUBSTITUTE
 
     long = (
         "generate_image failed: model sd15.unet (stable-diffusion-v1-5/stable-diffusion-v1-5) is not downloaded "
@@ -194,8 +194,8 @@ def test_chat_exit_line_says_one_image(tmp_path: Path) -> None:
 def test_save_into_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     from tests.helpers import make_session
 
+    from vchat.cli.repl import Repl
     from vchat.errors import VchatError
-    from vchat.repl import Repl
 
     session = make_session(tmp_path)
     session.attach(write_photo(tmp_path))
@@ -239,9 +239,9 @@ def test_models_with_nothing_downloaded_says_no(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("mode", "starts"), [("sixel", b"\x1bP"), ("kitty", b"\x1b_G")])
 def test_show_process_imports_no_command_line_framework(tmp_path: Path, mode: str, starts: bytes) -> None:
     photo = write_photo(tmp_path)
-    heavy = {"typer", "click", "rich", "pydantic", "vchat.cli", "vchat.session", "torch", "openai"}
+    heavy = {"typer", "click", "rich", "pydantic", "vchat.cli.app", "vchat.session", "torch", "openai"}
     # Nor the session's image store (threads, JSON, the PNG writer), nor tmux's or a terminal's probes.
-    heavy |= {"vchat.images", "vchat.image_files", "concurrent.futures", "subprocess"}
+    heavy |= {"vchat.store.images", "vchat.store.files", "concurrent.futures", "subprocess"}
     heavy |= {"pathlib", "dataclasses"}  # each costs more than its use on this path (os.path, NamedTuple)
     if mode == "kitty":  # a PNG for the terminal: numpy is for the sixel and half-block encoders only
         heavy |= {"numpy", "vchat.ui.sixel"}

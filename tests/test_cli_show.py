@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vchat.cli_show import show
+from vchat.cli.show import show
 from vchat.ui.terminal import Terminal
 
 ENV = {"TERM": "xterm-256color"}
@@ -107,6 +107,6 @@ def test_bad_mode_is_a_config_error(pictures: list[Path]) -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, vchat.cli_show; bad = {'torch', 'diffusers', 'transformers'} & set(sys.modules); print(bad)"
+    code = "import sys, vchat.cli.show; bad = {'torch', 'diffusers', 'transformers'} & set(sys.modules); print(bad)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "set()"

@@ -9,7 +9,7 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from tests.helpers import write_photo
 
-from vchat.repl import COMMANDS
+from vchat.cli.repl import COMMANDS
 from vchat.ui.completion import VchatCompleter
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.helpers import act, answer, write_photo
 
-from vchat.transcript import read_records
+from vchat.store.transcript import read_records
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 from tests.helpers import make_session, write_photo
 
-import vchat.images as images_module
+import vchat.store.images as images_module
 from vchat.config import ConfigError, load_settings
 from vchat.errors import VchatError
-from vchat.image_files import encode_png, is_whole_png
 from vchat.session import Session
+from vchat.store.files import encode_png, is_whole_png
+from vchat.store.transcript import TRANSCRIPT_NAME, Transcript
 from vchat.tools.registry import all_tools
-from vchat.transcript import TRANSCRIPT_NAME, Transcript
 
 
 def _watch_syncs(monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None) -> list[str]:

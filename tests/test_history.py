@@ -7,10 +7,10 @@ from pathlib import Path
 
 from tests.helpers import act, answer, make_session, write_photo
 
-from vchat import history
+from vchat.chat import history
+from vchat.chat.history import Turn
 from vchat.config import Settings
 from vchat.errors import Cancelled
-from vchat.history import Turn
 from vchat.llm.scripted import ScriptedLLM, ScriptedReply
 from vchat.session import Session
 from vchat.tools.registry import all_tools

@@ -13,7 +13,7 @@ from PIL import Image
 from tests.helpers import photo, write_photo
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError
-from vchat.images import ImageStore, open_image, read_png_record
+from vchat.store.images import ImageStore, open_image, read_png_record
 
 LIMIT = 64_000_000
 
@@ -283,7 +283,7 @@ def test_attached_jpeg_is_stored_as_png(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "I;16", "P"])
 def test_encoded_png_round_trips_with_its_record(mode: str) -> None:
-    from vchat.image_files import encode_png
+    from vchat.store.files import encode_png
 
     rng = np.random.default_rng(1)
     image = Image.fromarray(rng.integers(0, 255, (30, 40, 4), dtype=np.uint8), "RGBA")

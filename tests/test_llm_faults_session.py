@@ -9,7 +9,7 @@ from tests.fake_openai import FakeOpenAI, Fault
 from tests.helpers import act, answer, make_session, write_photo
 
 from vchat.llm.openai_backend import OpenAIChat
-from vchat.transcript import read_records
+from vchat.store.transcript import read_records
 
 FAULTS = {
     "401": (Fault.unauthorized(), "rejected the API key"),

@@ -22,7 +22,7 @@ from vchat.errors import LLMError
 from vchat.llm.base import Message
 from vchat.llm.openai_backend import OpenAIChat
 from vchat.llm.scripted import ScriptedLLM
-from vchat.transcript import read_records
+from vchat.store.transcript import read_records
 
 MESSAGES: list[Message] = [{"role": "user", "content": "Hello"}]
 

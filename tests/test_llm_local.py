@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from vchat.chat.vision import with_images
 from vchat.config import Settings
 from vchat.llm.base import Message
 from vchat.llm.local import LocalLLM
 from vchat.llm.select import select_llm
-from vchat.vision import with_images
 
 SYSTEM = "You are vchat, an assistant that sees, makes and edits images by calling visual tools."
 MESSAGES: list[Message] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "flip the image"}]
@@ -199,7 +199,7 @@ def test_vchat_with_no_key_and_no_server_chats_with_the_builtin_planner(tmp_path
     # The random tiny model answered: the transcript holds its reply, from the planner run in-process.
     import json
 
-    from vchat.transcript import TRANSCRIPT_NAME
+    from vchat.store.transcript import TRANSCRIPT_NAME
 
     (transcript,) = (tmp_path / "out").glob(f"*/{TRANSCRIPT_NAME}")
     records = [json.loads(line) for line in transcript.read_text().splitlines()]

@@ -10,12 +10,12 @@ from rich.console import Console
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import answer, make_session
 
+from vchat.cli.repl import Repl
 from vchat.config import Settings
 from vchat.errors import VchatError
 from vchat.llm.scripted import ScriptedLLM
 from vchat.llm.switch import settings_for
-from vchat.repl import Repl
-from vchat.transcript import read_records
+from vchat.store.transcript import read_records
 
 
 def test_settings_for_each_form() -> None:

@@ -15,14 +15,14 @@ import pytest
 from PIL import Image
 from tests.helpers import make_session, photo, write_photo
 
-from vchat.cli_mcp import allowed_roots, default_roots
+from vchat.cli.mcp import allowed_roots, default_roots
 from vchat.errors import ImageError, ToolInputError, UnknownImageError, UnsafePathError, VchatError
 from vchat.mcp_server.inputs import ImageInputs, Roots, decode_data_uri, image_uri
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.schema import input_schema
 from vchat.mcp_server.server import Progress
 from vchat.mcp_server.transport import check_listen, parse_listen
-from vchat.tools.canny import CannyEdges
+from vchat.tools.maps.canny import CannyEdges
 from vchat.tools.registry import OFFERED, TOOL_CLASSES
 
 
@@ -237,7 +237,7 @@ def test_default_roots_refuse_home_and_slash(tmp_path: Path) -> None:
 
 def test_help_does_not_import_the_sdk() -> None:
     code = (
-        "import sys\nfrom vchat.cli import app\nfor args in (['--help'], ['mcp', '--help']):\n"
+        "import sys\nfrom vchat.cli.app import app\nfor args in (['--help'], ['mcp', '--help']):\n"
         "    try:\n        app(args)\n    except SystemExit:\n        pass\n"
         "print('MCP=' + str('mcp' in sys.modules))"
     )

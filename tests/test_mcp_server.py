@@ -22,9 +22,9 @@ from PIL import Image
 from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
-from vchat.images import read_png_record
+from vchat.store.images import read_png_record
+from vchat.store.transcript import LOCK_NAME, read_records
 from vchat.tools.registry import OFFERED
-from vchat.transcript import LOCK_NAME, read_records
 
 KINDS = {"image": "string", "text": "string", "choice": "string", "int": "integer", "float": "number"}
 KINDS["bool"] = "boolean"

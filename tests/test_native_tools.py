@@ -10,9 +10,9 @@ import pytest
 from tests.fake_openai import FakeOpenAI, Fault, Reply
 from tests.helpers import answer, write_photo
 
+from vchat.chat.prompts import tools_system_prompt
 from vchat.config import Settings
 from vchat.llm.openai_backend import OpenAIChat
-from vchat.prompts import tools_system_prompt
 from vchat.session import Session
 from vchat.tools.registry import OFFERED, all_tools
 from vchat.tools.schema import input_schema

@@ -13,7 +13,7 @@ from tests.test_planner_turn import _overfit, _turn
 from tests.zoo import planner_config, planner_processor, planner_tokenizer
 
 from helpers import write_photo
-from vchat import prompts
+from vchat.chat import prompts
 from vchat.config import Settings
 from vchat.llm.base import Message, NativeCall
 from vchat.llm.local import LocalLLM

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 from tests.zoo import planner_config, planner_processor, planner_tokenizer
 
 from helpers import write_photo
-from vchat import prompts
+from vchat.chat import prompts
 from vchat.config import Settings
 from vchat.llm.base import Message
 from vchat.llm.local import KEYS, LocalLLM

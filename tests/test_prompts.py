@@ -7,7 +7,7 @@ import re
 import bpe_openai
 import pytest
 
-from vchat.prompts import SHARED_MARK, system_prompt
+from vchat.chat.prompts import SHARED_MARK, system_prompt
 from vchat.tools.registry import FAMILY_CLASSES, OFFERED, TOOL_CLASSES, all_tools, family_of
 
 # bpe-openai 0.1.4 reads its tables with importlib.resources.open_binary (deprecated, harmless).
@@ -65,7 +65,7 @@ def test_prompt_is_stable_whatever_the_order() -> None:
 
 
 def test_long_tool_text_is_capped_to_whole_lines() -> None:
-    from vchat.prompts import TOOL_TEXT_MAX, cap_tool_text
+    from vchat.chat.prompts import TOOL_TEXT_MAX, cap_tool_text
 
     detections = "\n".join(f"cat {i}: score 0.{90 - i}, box ({i}, {i}, {i + 40}, {i + 40})" for i in range(60))
     capped = cap_tool_text(detections)

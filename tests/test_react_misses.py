@@ -232,7 +232,7 @@ def test_case_count() -> None:
 
 
 def test_record_call_inputs_bind() -> None:
-    from vchat.binding import bind_input
+    from vchat.chat.binding import bind_input
     from vchat.tools.registry import tool_class
 
     call = parse_reply('img4 = transform(img3, op="flip")', TOOLS)

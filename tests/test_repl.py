@@ -14,10 +14,10 @@ import pytest
 from rich.console import Console
 from tests.helpers import act, answer, make_session, write_photo
 
+from vchat.cli.repl import Repl
 from vchat.errors import VchatError
-from vchat.repl import Repl
+from vchat.store.transcript import read_records
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
-from vchat.transcript import read_records
 
 
 class SlowTool(Tool):

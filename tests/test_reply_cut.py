@@ -14,9 +14,9 @@ from tests.fake_openai import FakeOpenAI, Fault, Reply
 from tests.helpers import act, answer, make_session, write_photo
 from tests.test_cli import vchat
 
+from vchat.cli.repl import Repl
 from vchat.config import Settings
 from vchat.llm.openai_backend import OpenAIChat
-from vchat.repl import Repl
 from vchat.session import Session
 from vchat.tools.registry import all_tools
 

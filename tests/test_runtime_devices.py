@@ -115,7 +115,7 @@ def test_is_oom() -> None:
 
 def test_importing_the_runtime_loads_no_model_library() -> None:
     code = (
-        "import sys, vchat.runtime, vchat.runtime.pipelines, vchat.runtime.hub, vchat.cli_models\n"
+        "import sys, vchat.runtime, vchat.runtime.pipelines, vchat.runtime.hub, vchat.cli.models\n"
         "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'accelerate') if m in sys.modules]\n"
         "print(','.join(heavy))"
     )

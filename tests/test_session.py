@@ -10,8 +10,8 @@ from vchat.config import Settings
 from vchat.errors import NoModelError, VchatError
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session, find_image_paths
+from vchat.store.transcript import read_records
 from vchat.tools.registry import all_tools
-from vchat.transcript import read_records
 
 
 def test_paths_typed_in_a_message_are_attached(tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from tests.test_cli import vchat
 from vchat.config import Settings
 from vchat.errors import VchatError
 from vchat.session import Session
+from vchat.store.transcript import TRANSCRIPT_NAME, read_records
 from vchat.tools.registry import all_tools
-from vchat.transcript import TRANSCRIPT_NAME, read_records
 
 
 def _full_disk() -> None:
@@ -91,7 +91,7 @@ def test_transcript_write_failing_mid_turn_is_one_line_and_the_repl_closes(
 ) -> None:
     session = make_session(tmp_path, [answer("first"), answer("second")])
     assert list(session.turn("one"))[-1].text == "first"
-    import vchat.transcript as transcript_module
+    import vchat.store.transcript as transcript_module
 
     def no_space(fd: int, data: bytes) -> int:
         raise OSError(28, "No space left on device")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tests.helpers import write_photo
 
-from vchat.session_index import all_sessions, index_path, register
+from vchat.store.index import all_sessions, index_path, register
 
 
 def run(cwd: Path, data: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,8 @@ from tests.fake_openai import FakeOpenAI, Fault
 from tests.helpers import act, answer, make_session, write_photo
 from tests.test_cli import vchat
 
+from vchat.cli.repl import Repl
 from vchat.llm.openai_backend import OpenAIChat
-from vchat.repl import Repl
 
 CLIPBOARD = "\x1b]52;c;ZWNobyBwd25lZAo=\x1b\\"  # OSC 52: write the user's clipboard
 CLEAR = "\x1b[2J\x1b[H"  # clear the screen
@@ -204,7 +204,7 @@ def _vchat_in_process(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     """`vchat ARGS` through the real command-line app in this process (fast enough for many examples)."""
     from typer.testing import CliRunner
 
-    from vchat.cli import app
+    from vchat.cli.app import app
 
     env = {"VCHAT_OUT": str(tmp_path / "out"), "NO_COLOR": "1", "COLUMNS": "200", "VCHAT_MAX_FORMAT_RETRIES": "0"}
     result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=True)
@@ -240,7 +240,7 @@ def test_property_vchat_run_over_http(
 
 
 def test_vchat_show_prints_file_names_visibly(tmp_path: Path) -> None:
-    from vchat.cli_show import show
+    from vchat.cli.show import show
 
     good = write_photo(tmp_path, f"cat{CLEAR}.png")
     bad = tmp_path / f"dog{TITLE}.png"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from vchat.chat.tool_args import is_legacy, parse_tool_args, usage
 from vchat.errors import ToolInputError
-from vchat.tool_args import is_legacy, parse_tool_args, usage
 from vchat.tools.base import Tool
 from vchat.tools.registry import TOOL_CLASSES
 

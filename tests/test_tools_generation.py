@@ -14,9 +14,9 @@ from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
 from vchat.errors import ToolError, ToolInputError
-from vchat.images import read_png_record
-from vchat.tools.generate import GenerateImage
-from vchat.tools.sd_common import NO_SUBSTITUTE
+from vchat.store.images import read_png_record
+from vchat.tools.generation.common import NO_SUBSTITUTE
+from vchat.tools.generation.generate import GenerateImage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

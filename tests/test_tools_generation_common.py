@@ -13,12 +13,14 @@ from tests.helpers import photo
 
 from vchat.config import Settings
 from vchat.errors import ToolError
-from vchat.images import ImageRef
 from vchat.runtime import COMPONENTS
-from vchat.tools import conditions, masks, safety
-from vchat.tools import sd_common as sd
-from vchat.tools.generation_set import GENERATION_TOOLS
-from vchat.tools.outpaint import canvas_layout
+from vchat.store.images import ImageRef
+from vchat.tools.generation import common as sd
+from vchat.tools.generation import safety
+from vchat.tools.generation.outpaint import canvas_layout
+from vchat.tools.generation.toolset import GENERATION_TOOLS
+from vchat.tools.maps import conditions
+from vchat.tools.perception import masks
 from vchat.tools.registry import tool_class
 
 NAMES = [

@@ -164,7 +164,7 @@ def test_the_condition_reaches_the_unet(tmp_path: Path, models: Any) -> None:
 
 def test_transparent_photo_follows_the_same_map_as_detect_then_generate(tmp_path: Path, models: Any) -> None:
     """generate_from_canny(photo) and canny_edges then generate_from_canny(map) agree, transparency included."""
-    from vchat.tools.canny import canny_map
+    from vchat.tools.maps.canny import canny_map
 
     # 96x72: already the size SD works at, so both paths detect edges at the same size.
     rgba = Image.open(write_photo(tmp_path / "src", width=96, height=72)).convert("RGBA")

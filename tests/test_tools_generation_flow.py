@@ -15,9 +15,9 @@ from tests import gen_fixtures as gf
 from tests.helpers import act, answer, photo
 
 from vchat.errors import Cancelled, ModelLoadError
-from vchat.images import read_png_record
-from vchat.tools import grounding
-from vchat.tools.sd_common import NO_SUBSTITUTE
+from vchat.store.images import read_png_record
+from vchat.tools.generation.common import NO_SUBSTITUTE
+from vchat.tools.perception import grounding
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
 

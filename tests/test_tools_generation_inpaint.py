@@ -15,7 +15,7 @@ from tests import gen_fixtures as gf
 
 import vchat.tools
 from vchat.errors import ModelLoadError
-from vchat.tools import grounding
+from vchat.tools.perception import grounding
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -119,7 +119,7 @@ def test_clipseg_when_the_grounding_module_is_missing(
     session: Any, models: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As if tools/grounding.py were not installed: the import raises ImportError.
-    monkeypatch.setitem(sys.modules, "vchat.tools.grounding", None)
+    monkeypatch.setitem(sys.modules, "vchat.tools.perception.grounding", None)
     monkeypatch.delattr(vchat.tools, "grounding")
     with clipseg_bias(models, 30.0):
         step = session.run_tool("remove_object", named={"image": "img1", "object": "square", **gf.FAST})

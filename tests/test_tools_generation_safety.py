@@ -10,7 +10,7 @@ import pytest
 from tests import gen_fixtures as gf
 
 from vchat.runtime import COMPONENTS
-from vchat.tools.safety import BLOCKED
+from vchat.tools.generation.safety import BLOCKED
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -18,12 +18,12 @@ from tests.perception_fixtures import (
     perception_session,
 )
 
-from vchat.images import read_png_record
 from vchat.runtime.catalog import COMPONENTS
-from vchat.tools import background, segment
-from vchat.tools.caption import caption
-from vchat.tools.grounding import Detection, detect_boxes, phrases_of, segment_boxes
-from vchat.tools.perception_set import PERCEPTION_TOOLS
+from vchat.store.images import read_png_record
+from vchat.tools.perception import background, segment
+from vchat.tools.perception.caption import caption
+from vchat.tools.perception.grounding import Detection, detect_boxes, phrases_of, segment_boxes
+from vchat.tools.perception.toolset import PERCEPTION_TOOLS
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
 

@@ -90,7 +90,7 @@ def test_cli_scripted_model_uses_perception_tools(tmp_path: Path, offline_hub: P
     # In-process (typer's runner, the same code as the console script) to spare a second 8 s interpreter start.
     from typer.testing import CliRunner
 
-    from vchat.cli import app
+    from vchat.cli.app import app
 
     photo = write_photo(tmp_path, width=70, height=45)
     script = tmp_path / "script.json"

@@ -18,11 +18,11 @@ from tests.perception_fixtures import (
     perception_session,
 )
 
-from vchat.images import read_png_record
-from vchat.tools import conditions
-from vchat.tools.ade20k import ADE20K_PALETTE
-from vchat.tools.depth import normal_map
-from vchat.tools.perception_util import clean_text, rgb, working_size
+from vchat.store.images import read_png_record
+from vchat.tools.maps import conditions
+from vchat.tools.perception.ade20k import ADE20K_PALETTE
+from vchat.tools.perception.depth import normal_map
+from vchat.tools.util import clean_text, rgb, working_size
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name
 

@@ -12,13 +12,8 @@ from PIL import Image
 
 from fake_openai import FakeOpenAI
 from helpers import act, answer, write_photo
-from vchat import prompts
-from vchat.config import Settings
-from vchat.llm.base import Message
-from vchat.llm.openai_backend import OpenAIChat
-from vchat.session import Session
-from vchat.tools.registry import all_tools
-from vchat.vision import (
+from vchat.chat import prompts
+from vchat.chat.vision import (
     DROPPED,
     Vision,
     decode_part,
@@ -28,6 +23,11 @@ from vchat.vision import (
     template_messages,
     windowed,
 )
+from vchat.config import Settings
+from vchat.llm.base import Message
+from vchat.llm.openai_backend import OpenAIChat
+from vchat.session import Session
+from vchat.tools.registry import all_tools
 
 
 def session(tmp_path: Path, fake: FakeOpenAI, model: str = "gpt-4o-mini", **fields: Any) -> Session:

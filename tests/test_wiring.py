@@ -6,8 +6,8 @@ from pathlib import Path
 
 from tests.helpers import write_photo
 
+from vchat.cli.wiring import build_session
 from vchat.config import Settings
-from vchat.wiring import build_session
 
 
 def test_attach_costs_nothing_by_default(tmp_path: Path) -> None:

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from vchat import history, prompts
-from vchat.binding import bind_input
+from vchat.chat import history, prompts
+from vchat.chat.binding import bind_input
+from vchat.chat.vision import Vision, windowed, with_images
 from vchat.errors import Cancelled, LLMError, ParseError, VchatError
-from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
+from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
-from vchat.vision import Vision, windowed, with_images
 
 STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
@@ -228,7 +228,7 @@ class Agent:
         """
         self.last_user_content = content if content is not None else self.user_content(user_text)
         if self.protocol == "tools":
-            from vchat import agent_native
+            from vchat.chat import native as agent_native
 
             fallback = yield from agent_native.run_native_turn(self, history)
             if fallback is None:

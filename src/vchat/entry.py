@@ -11,11 +11,11 @@ def main() -> None:
     if argv[:1] == ["show"]:
         # `vchat show` is used like imgcat, often in loops: importing the whole command line (typer, rich,
         # pydantic) cost more than decoding and encoding the picture.
-        from vchat.cli_show import quick_show
+        from vchat.cli.show import quick_show
 
         code = quick_show(argv[1:])
         if code is not None:
             sys.exit(code)
-    from vchat.cli import main as cli_main
+    from vchat.cli.app import main as cli_main
 
     cli_main()

@@ -15,18 +15,19 @@ from typing import Any
 
 from PIL import Image
 
-from vchat import __version__, history
+from vchat import __version__
 from vchat.agent import Agent, Step, run_tool
-from vchat.binding import bind_input, bind_named
+from vchat.chat import history
+from vchat.chat.binding import bind_input, bind_named
+from vchat.chat.history import Turn
+from vchat.chat.vision import Vision
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError
-from vchat.history import Turn
-from vchat.image_files import is_whole_png
-from vchat.images import ImageRef, ImageStore
 from vchat.llm.base import LLM, Message
+from vchat.store.files import is_whole_png
+from vchat.store.images import ImageRef, ImageStore
+from vchat.store.transcript import TRANSCRIPT_NAME, SessionLock, Transcript, read_records
 from vchat.tools.base import Tool
-from vchat.transcript import TRANSCRIPT_NAME, SessionLock, Transcript, read_records
-from vchat.vision import Vision
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # A token that ends in an image extension; the path may start earlier (spaces in names).
@@ -209,7 +210,7 @@ class Session:
             raise VchatError(f"cannot write the session folder {self.folder}: {exc.strerror or exc}") from None
         self._started = True
         self.created = True
-        from vchat.session_index import register
+        from vchat.store.index import register
 
         # Listed in the user data folder, so `vchat sessions` and `--resume ID` work from any folder.
         self.indexed = register(self.id, self.folder) if self.listed else False
@@ -363,7 +364,7 @@ class Session:
         self.close()
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.indexed:
-            from vchat.session_index import unregister
+            from vchat.store.index import unregister
 
             unregister(self.id)
         return True
@@ -456,7 +457,7 @@ def find_session(out_dir: Path, name: str | None) -> Path:
 
     Sessions under `out_dir` and those in the sessions index (any folder) are all candidates.
     """
-    from vchat.session_index import all_sessions
+    from vchat.store.index import all_sessions
 
     sessions = all_sessions(out_dir)
     if not sessions:

@@ -13,8 +13,8 @@ from vchat.batch.inputs import Item
 from vchat.batch.job import INPUT_HANDLE
 from vchat.config import Settings
 from vchat.errors import Cancelled, UnknownImageError
-from vchat.image_open import normalise_mode
-from vchat.images import ImageRef
+from vchat.store.images import ImageRef
+from vchat.store.reading import normalise_mode
 
 # (relative output path, image, PNG record) -> a future of (relative path, PNG bytes or None when written)
 WriteFn = Callable[[str, Image.Image, dict[str, Any]], "Future[tuple[str, bytes | None]]"]

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vchat.binding import bind_named
+from vchat.chat.binding import bind_named
 from vchat.errors import VchatError
-from vchat.images import ImageRef
+from vchat.store.images import ImageRef
 from vchat.tools.base import Tool
 
 INPUT_HANDLE = "img1"  # every image starts as img1 of its own little context or session

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vchat.image_files import is_whole_png
+from vchat.store.files import is_whole_png
 
 MANIFEST_NAME = "manifest.jsonl"
 

@@ -13,7 +13,7 @@ from vchat.batch.job import Job, check_job
 from vchat.batch.manifest import MANIFEST_NAME, Manifest, Result, is_done, read_manifest
 from vchat.config import Settings
 from vchat.errors import UsageError, VchatError
-from vchat.image_files import remove_stale_temps, write_atomic
+from vchat.store.files import remove_stale_temps, write_atomic
 
 FAIL_FAST = 8  # this many failures in a row with one same error, before any success: stop (a broken setup)
 

@@ -25,11 +25,11 @@ from vchat.batch.context import ItemContext, output_name
 from vchat.batch.inputs import Item
 from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
-from vchat.binding import bind_named
+from vchat.chat.binding import bind_named
 from vchat.config import Settings
 from vchat.errors import ImageError, VchatError
-from vchat.image_files import encode_png, link_or_copy, write_atomic
-from vchat.images import open_image
+from vchat.store.files import encode_png, link_or_copy, write_atomic
+from vchat.store.images import open_image
 from vchat.tools.base import Tool
 
 SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder

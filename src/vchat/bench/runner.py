@@ -17,13 +17,13 @@ from vchat.bench.planners import plan_replies
 from vchat.bench.scorer import Call, Score, Trace, score
 from vchat.bench.standins import World, real_tools, standin_tools
 from vchat.bench.tasks import Task
-from vchat.binding import bind_input
+from vchat.chat.binding import bind_input
 from vchat.config import Settings
 from vchat.errors import UnknownImageError, UnsafePathError, VchatError
-from vchat.images import ImageStore
 from vchat.llm.base import LLM, Message, text_of
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
+from vchat.store.images import ImageStore
 from vchat.tools.base import Tool
 
 # A model that fails this many tasks in a row with a backend error is not reachable: stop early.

@@ -20,7 +20,7 @@ from PIL import Image
 from vchat.bench.capabilities import capability_of
 from vchat.bench.tasks import Box, Scene, Task
 from vchat.errors import ToolError
-from vchat.images import ImageRef
+from vchat.store.images import ImageRef
 from vchat.tools.base import Tool, ToolContext, ToolResult
 
 if TYPE_CHECKING:

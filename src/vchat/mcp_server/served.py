@@ -10,8 +10,8 @@ from typing import Any
 from PIL import Image
 
 from vchat.config import Settings
-from vchat.images import ImageRef
 from vchat.session import Session
+from vchat.store.images import ImageRef
 
 # Session start (the sessions-index append) and discard (its rewrite) of the server's sessions, which run in
 # different worker threads, one at a time: the rewrite must not drop another session's fresh entry.

@@ -33,7 +33,7 @@ from vchat.tools.registry import capability, tool_class
 if TYPE_CHECKING:
     from vchat.agent import Step
     from vchat.config import Settings
-    from vchat.images import ImageRef
+    from vchat.store.images import ImageRef
     from vchat.tools.base import Tool
 
 T = TypeVar("T")

@@ -22,10 +22,10 @@ from urllib.parse import urlparse
 
 import anyio
 
-from vchat.images import ImageRef
 from vchat.mcp_server.inputs import URI_SCHEME, ImageInputs, Roots
 from vchat.mcp_server.served import ServedSession, SharedRuntime
 from vchat.session import new_session_id
+from vchat.store.images import ImageRef
 
 if TYPE_CHECKING:
     from vchat.config import Settings

@@ -123,7 +123,7 @@ def _build() -> dict[str, ComponentSpec]:
         ),
         ComponentSpec("pix2pix.unet", "pix2pix", "diffusers:UNet2DConditionModel", "unet", files=_diffusers("unet")),
         # The safety checker ships with some SD checkpoints only (SD 1.5 does, fine-tunes often not): its files are
-        # optional, and vchat.tools.safety runs it ("auto") only where they are present.
+        # optional, and vchat.tools.generation.safety runs it ("auto") only where they are present.
         ComponentSpec(
             "sd15.safety_checker",
             "sd15",

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from vchat.tools.base import Field, Tool
-from vchat.tools.canny import CannyEdges
-from vchat.tools.conditions import CONDITIONS
-from vchat.tools.controlnet import CONTROLNET_TOOLS
-from vchat.tools.depth import EstimateDepth, EstimateNormals
 from vchat.tools.family import ToolFamily, family_inputs
-from vchat.tools.hed import DetectHed, DetectScribble
-from vchat.tools.lines import DetectLines
-from vchat.tools.pose import DetectPose
-from vchat.tools.semantic import SegmentSemantic
+from vchat.tools.generation.controlnet import CONTROLNET_TOOLS
+from vchat.tools.maps.canny import CannyEdges
+from vchat.tools.maps.conditions import CONDITIONS
+from vchat.tools.maps.hed import DetectHed, DetectScribble
+from vchat.tools.maps.lines import DetectLines
+from vchat.tools.maps.pose import DetectPose
+from vchat.tools.perception.depth import EstimateDepth, EstimateNormals
+from vchat.tools.perception.semantic import SegmentSemantic
 from vchat.tools.transform import CropImage, FlipImage, GrayscaleImage, ResizeImage, RotateImage
 
 # One order for both map families, so `kind` reads the same in each.

@@ -6,11 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from vchat.tools.base import Tool, offered
-from vchat.tools.canny import CannyEdges
 from vchat.tools.family import ToolFamily
 from vchat.tools.family_set import FAMILY_CLASSES
-from vchat.tools.generation_set import GENERATION_TOOLS
-from vchat.tools.perception_set import PERCEPTION_TOOLS
+from vchat.tools.generation.toolset import GENERATION_TOOLS
+from vchat.tools.maps.canny import CannyEdges
+from vchat.tools.perception.toolset import PERCEPTION_TOOLS
 from vchat.tools.transform import CropImage, FlipImage, GrayscaleImage, ResizeImage, RotateImage
 
 # Every capability, one tool class each (what `vchat tools` lists and the runtime benchmark maps).

@@ -95,7 +95,7 @@ class VchatCompleter(Completer):
 
     def _tool_arguments(self, text: str) -> Iterator[Completion]:
         """After `/tool NAME `: the tool's argument names (`low=`), choices after `=`, image handles."""
-        from vchat.tool_args import completions
+        from vchat.chat.tool_args import completions
 
         assert self.tool_class is not None
         tool = self.tool_class(text.split()[1])

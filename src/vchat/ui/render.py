@@ -17,7 +17,7 @@ PIPE_WIDTH = 1000
 
 if TYPE_CHECKING:
     from vchat.agent import Step
-    from vchat.images import ImageRef, ImageStore
+    from vchat.store.images import ImageRef, ImageStore
     from vchat.tools.base import Tool
 
 ImageHook = Callable[["ImageRef"], None]
@@ -30,7 +30,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 def for_user(text: str) -> str:
     """An observation as the user should read it: without the sentences addressed to the model."""
-    from vchat.tools.sd_common import NO_SUBSTITUTE
+    from vchat.tools.generation.common import NO_SUBSTITUTE
 
     return text.replace(f"; {NO_SUBSTITUTE}", "").replace(NO_SUBSTITUTE, "").rstrip("; ")
 

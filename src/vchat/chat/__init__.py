@@ -1,0 +1,1 @@
+"""The conversation's parts: both protocols, prompts, history, binding and vision."""

@@ -1,0 +1,1 @@
+"""Every command: argv, options and wiring; the composition root."""

@@ -1,0 +1,1 @@
+"""Generation and editing tools (the diffusion family) and their shared plumbing."""

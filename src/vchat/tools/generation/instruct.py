@@ -1,0 +1,74 @@
+"""instruct_edit: change an image as an instruction says (InstructPix2Pix), keeping its size."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vchat.errors import ToolError
+from vchat.runtime.catalog import SD_SHARED
+from vchat.tools.base import Field, Tool, ToolContext, ToolResult
+from vchat.tools.generation import common as sd
+
+
+class InstructEdit(Tool):
+    """InstructPix2Pix on the shared SD base: whole-image edits described as an instruction."""
+
+    name = "instruct_edit"
+    brief = "edit a whole image by an instruction ('make it winter'): style, weather, colour, mood"
+    description = (
+        "Edit an existing image by following an instruction, such as 'make it look like winter' or 'turn the "
+        "sky purple' (InstructPix2Pix). Use for style, weather, colour or mood changes of the whole picture. "
+        "Returns the edited image at the input's size."
+    )
+    inputs = (
+        Field("image", "image", "the image to edit"),
+        Field("instruction", "text", "what to change, as an instruction"),
+        Field(
+            "image_guidance",
+            "float",
+            "how closely to keep the original (higher: fewer changes)",
+            default=1.5,
+            minimum=0.0,
+            maximum=10.0,
+        ),
+        sd.NEGATIVE,
+        sd.steps_field(20),
+        sd.guidance_field(),
+        sd.SEED,
+    )
+    components = ("pix2pix.unet", *SD_SHARED)
+
+    def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
+        """Edit at a fitted size, then return the result at the input's size."""
+        ref = args["image"]
+        instruction = str(args["instruction"]).strip()
+        if not instruction:
+            raise ToolError("the instruction is empty; say what to change")
+        image_guidance = float(args.get("image_guidance", 1.5))
+        if not 0.0 <= image_guidance <= 10.0:
+            raise ToolError(f"image_guidance must be 0..10, not {image_guidance:g}")
+        params = sd.sampling(args)
+        source = sd.edit_input(ctx, ref)
+        result = sd.run_sd(
+            ctx,
+            self.name,
+            "pix2pix",
+            params,
+            prompt=instruction,
+            image=source.work,
+            image_guidance_scale=image_guidance,
+        )
+        out = ctx.save_image(
+            source.finish(result.image),
+            tool=self.name,
+            params={
+                "instruction": instruction,
+                "image_guidance": image_guidance,
+                "work_size": list(source.work.size),
+                **params.record(),
+            },
+            parents=(ref.handle,),
+            seed=params.seed,
+        )
+        text = f"Edited {ref.handle} as instructed ({instruction!r}; {sd.describe_seed(params)})."
+        return ToolResult(text, [out], degraded=result.degraded)

@@ -1,0 +1,1 @@
+"""Condition-map detectors (edges, lines, pose) and the maps the ControlNets take."""

@@ -1,0 +1,1 @@
+"""Perception tools: captions, questions, detection, segmentation, depth, backgrounds."""
