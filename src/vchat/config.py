@@ -60,6 +60,9 @@ class Settings:
     max_image_pixels: int = 64_000_000
     # PNG encoding of outputs: auto (small in sessions, fast in `vchat batch`) | fast | small
     png_compression: str = "fast"
+    # Which default checkpoints the tools use: classic (SD 1.5 family, 4-6 GB), current (FLUX.2 [klein], SAM 3,
+    # Depth Anything V2) or auto (current where the device's memory holds it); `[models]` overrides still win.
+    tier: str = "auto"
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
     safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
     sd_max_side: int = 768  # Stable Diffusion works at most this many pixels on the long side
@@ -99,6 +102,7 @@ _SCALARS: dict[str, type] = {
     "vision_images": int,
     "max_image_pixels": int,
     "png_compression": str,
+    "tier": str,
     "caption_on_attach": bool,
     "safety_checker": str,
     "sd_max_side": int,
@@ -229,6 +233,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"sd_max_side must be at least 256, not {settings.sd_max_side}")
     if settings.max_image_pixels < 1:
         raise ConfigError("max_image_pixels must be positive")
+    if settings.tier not in ("auto", "classic", "current"):
+        raise ConfigError(f"tier must be auto, classic or current, not {settings.tier!r}")
     if settings.png_compression not in ("fast", "small"):
         raise ConfigError(f"png_compression must be fast or small, not {settings.png_compression!r}")
     if settings.base_url and not settings.base_url.strip().lower().startswith(("http://", "https://")):
