@@ -186,6 +186,10 @@ def _tool_inputs(
         elif spec.kind == "text" and spec.required and prompt:
             named[spec.name] = prompt
             prompt = None
+    # Images left after the single-image fields go to a list field (instruct_edit's references), in order.
+    for spec in tool.inputs:
+        if spec.kind == "images" and images and spec.name not in named:
+            named[spec.name], images = images, []
     if prompt:
         raise UsageError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
     return named
@@ -196,7 +200,10 @@ def _one_image_per_field(tool_name: str, images: list[Path]) -> None:
     from vchat.tools.registry import tool_class
 
     tool = tool_class(tool_name)
-    takes = sum(1 for f in tool.inputs if f.kind == "image") if tool is not None else len(images)
+    takes = len(images)
+    if tool is not None:
+        takes = sum(1 for f in tool.inputs if f.kind == "image")
+        takes += sum(int(f.maximum or 0) for f in tool.inputs if f.kind == "images")
     if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
         shown = " ".join(str(p) for p in images)
         raise UsageError(

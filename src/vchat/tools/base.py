@@ -20,8 +20,9 @@ class _Required:
 
 REQUIRED: Any = _Required()
 
-# Field kinds a tool may declare; "image" fields take a session image name.
-FIELD_KINDS = ("image", "text", "int", "float", "bool", "choice")
+# Field kinds a tool may declare; "image" fields take a session image name, "images" a list of them (`maximum`
+# caps how many).
+FIELD_KINDS = ("image", "images", "text", "int", "float", "bool", "choice")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Field:
         if self.kind == "choice":
             kind = " | ".join(self.choices)
         extra = ""
-        if self.minimum is not None or self.maximum is not None:
+        if self.kind == "images":
+            kind = "list of image names" + (f", at most {self.maximum:g}" if self.maximum is not None else "")
+        elif self.minimum is not None or self.maximum is not None:
             lo = "" if self.minimum is None else f"{self.minimum:g}"
             hi = "" if self.maximum is None else f"{self.maximum:g}"
             extra = f", {lo}..{hi}"
