@@ -6,14 +6,14 @@
 Sizes: the published configurations built on the meta device (`vchat.runtime.klein_sizes`), next to the built-in
 planner (Qwen3.5-2B, the accelerator default) built the same way. "phase" is what a klein call needs on the device
 at once: the text encoder alone while the prompt is encoded, then the transformer and VAE (the encoder has left);
-budgets compare weights only (activations come on top: see the GPU script for measured peaks).
+budgets compare weights only (activations come on top and were not measured: no GPU here).
 
 CPU time: the whole 4B transformer and Qwen3-4B in bf16 (~16 GB) do not fit beside six other jobs in this machine's
 24 GiB, so each is measured as full-width slices with random weights: the transformer with 0 blocks (embedders and
-output layer), with one double-stream block and with one single-stream block; the text encoder with one and with two
-layers (its 151,936-token output layer included, as the pipeline computes it). The full model's time is then
-stem + 5 x double + 20 x single per step, and 36 layers for the encoder; the VAE runs at full size. Speed does not
-depend on weight values. These are extrapolations from measured slices, and are labelled so in the table.
+output layer), with 2 double-stream blocks and with 3 single-stream blocks; the text encoder with 1 and with 4 layers
+(its 151,936-token output layer included, as the pipeline computes it); the VAE at full size. The differences give
+one block's time; the full model's is then stem + 5 x double + 20 x single per step, and 36 encoder layers. Speed
+does not depend on weight values. Totals are extrapolations from measured slices, and are labelled so in the table.
 """
 
 from __future__ import annotations
@@ -124,12 +124,13 @@ def transformer_times(dtype: Any, image_tokens: int, repeats: int) -> tuple[floa
 
         return _time(call, repeats)
 
+    # Several blocks per slice, so one block's time is not lost in the noise of a shared machine.
     stem = run(0, 0)
-    return stem, max(0.0, run(1, 0) - stem), max(0.0, run(0, 1) - stem)
+    return stem, max(0.0, run(2, 0) - stem) / 2, max(0.0, run(0, 3) - stem) / 3
 
 
 def encoder_times(dtype: Any, repeats: int) -> tuple[float, float]:
-    """(one-layer model, one more layer) seconds for encoding a 512-token prompt."""
+    """(one-layer model, each further layer) seconds for encoding a 512-token prompt."""
     import torch
 
     from vchat.runtime.catalog import KLEIN_TEXT_ENCODER
@@ -143,7 +144,7 @@ def encoder_times(dtype: Any, repeats: int) -> tuple[float, float]:
         return _time(lambda: model(input_ids=ids, attention_mask=mask, output_hidden_states=True), repeats)
 
     one = run(1)
-    return one, max(0.0, run(2) - one)
+    return one, max(0.0, run(4) - one) / 3
 
 
 def vae_times(dtype: Any, side: int, repeats: int) -> tuple[float, float]:
@@ -204,9 +205,13 @@ def main() -> None:
     parser.add_argument("--dtype", action="append", choices=("bfloat16", "float32"), help="repeatable")
     parser.add_argument("--size", type=int, default=512, help="image side in pixels (multiple of 16)")
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
+    from diffusers.utils import logging as diffusers_logging
+
+    # Casting a freshly built model with .to(dtype) logs a notice per build; the measurement is unaffected.
+    diffusers_logging.set_verbosity_error()
     size_table()
     if args.cpu_time:
         time_table(args.dtype or ["bfloat16"], args.size, args.repeats, args.steps)
