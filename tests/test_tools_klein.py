@@ -37,6 +37,7 @@ CLASSIC_MODEL = {
     "extend_image": DEFAULT_MODELS["sd15_inpaint"],
 }
 BOX = (25, 18, 75, 56)  # the yellow square of the 100x75 test photo
+GROUP_HOOKS = ("group_offloading", "layer_execution_tracker", "lazy_prefetch_group_offloading")
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +249,47 @@ def test_the_text_encoder_leaves_the_device_once_the_prompt_is_encoded(cache: Pa
     assert during["clipseg"][0] == "sim:0"
     assert view.degraded is None
     manager.clear()
+
+
+def test_a_budget_below_one_component_streams_through_diffusers_group_offloading(cache: Path, monkeypatch: Any) -> None:
+    """Both the transformer and the text encoder stream (no CPU fallback), and the image is the resident one's."""
+    import torch
+    from tests.zoo import SimulatedBackend
+
+    from vchat.runtime import ModelManager
+    from vchat.runtime.catalog import KLEIN_TEXT_ENCODER, KLEIN_TRANSFORMER
+    from vchat.runtime.klein import klein_pipeline
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hooked: list[tuple[bool, bool]] = []
+
+    def run(vram: int | None) -> tuple[Any, str | None]:
+        manager = ModelManager(device="sim:0", dtype="float32", backend=SimulatedBackend(), vram_budget=vram)
+
+        def on_step(pipeline: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            registry = getattr(pipeline.transformer.transformer_blocks[0], "_diffusers_hook", None)
+            hooked.append((vram is not None, registry is not None and "group_offloading" in registry.hooks))
+            return kwargs
+
+        view = klein_pipeline(manager, "edit", tool="generate_image")
+        call = {"width": 64, "height": 64, "num_inference_steps": 1, "callback_on_step_end": on_step}
+        out = view(prompt="a car", generator=torch.Generator().manual_seed(0), **call)
+        # Afterwards no group-offload hook is left and the weights are whole again, in CPU memory.
+        for key in (KLEIN_TEXT_ENCODER, KLEIN_TRANSFORMER):
+            module = manager._entries[key].obj
+            registries = [m._diffusers_hook for m in module.modules() if hasattr(m, "_diffusers_hook")]
+            assert not any(name in r.hooks for r in registries for name in GROUP_HOOKS)
+            assert {p.device.type for p in module.parameters()} == {"cpu"}
+        manager.clear()
+        return np.asarray(out.images[0]), view.degraded
+
+    resident, note = run(None)
+    streamed, degraded = run(1)
+    assert note is None and degraded is not None and "streamed layer by layer" in degraded
+    assert "ran on CPU" not in degraded  # the text encoder streamed too
+    assert hooked == [(False, False), (True, True)]
+    assert np.array_equal(resident, streamed)
 
 
 def test_images_field_binds_lists_and_strings() -> None:

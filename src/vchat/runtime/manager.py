@@ -554,7 +554,10 @@ class ModelManager:
         else:
             if entry.where == dev:
                 self._move(entry, "cpu", dtype)
-            offload.attach_sequential(entry.obj, torch_dev)
+            if entry.spec.group_offload:
+                offload.attach_group_offload(entry.obj, torch_dev)
+            else:
+                offload.attach_sequential(entry.obj, torch_dev)
         call.hooked.append(entry)
 
     def _swap_in(self, entry: _Entry, dev: str, dtype: str) -> None:
