@@ -12,14 +12,15 @@ from vchat.tools.generation import klein
 
 
 class InstructEdit(Tool):
-    """InstructPix2Pix on the shared SD base: whole-image edits described as an instruction."""
+    """Whole-image edits described as an instruction: InstructPix2Pix (classic) or FLUX.2 [klein] (current)."""
 
     name = "instruct_edit"
     brief = "edit a whole image by an instruction ('make it winter'): style, weather, colour, mood"
     description = (
         "Edit an existing image by following an instruction, such as 'make it look like winter' or 'turn the "
-        "sky purple' (InstructPix2Pix). Use for style, weather, colour or mood changes of the whole picture. "
-        "Returns the edited image at the input's size."
+        "sky purple' (InstructPix2Pix; FLUX.2 [klein] in the current tier, which also takes up to 3 reference "
+        "images the instruction draws on, e.g. 'put the dog from img2 on the sofa'). Use for style, weather, "
+        "colour or mood changes of the whole picture. Returns the edited image at the input's size."
     )
     inputs = (
         Field("image", "image", "the image to edit"),
