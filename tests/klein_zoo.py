@@ -1,16 +1,9 @@
-"""A tiny random-weight FLUX.2 [klein] checkpoint (transformer, Qwen3 text encoder, offline tokenizer, VAE), built
-once and laid out as the default hub id in a fake HF cache next to the main zoo's models."""
+"""A tiny random-weight FLUX.2 [klein] checkpoint (transformer, Qwen3 text encoder, offline tokenizer, VAE); the zoo
+(tests/zoo.py) saves it under the default hub id."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
-
-from vchat.runtime.catalog import KLEIN_ID
 
 # Real structure where the pipeline's maths depends on it: a 4-block VAE (8x cells, sides in multiples of 16), and
 # a text encoder deep enough for the hidden layers klein stacks (9, 18, 27), each only 16 wide.
@@ -100,47 +93,3 @@ def pipeline() -> Any:
         transformer=transformer,
         is_distilled=True,
     )
-
-
-def _fingerprint() -> str:
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    for package in ("torch", "diffusers", "transformers", "tokenizers", "safetensors"):
-        digest.update(f"{package}={version(package)}".encode())
-    return digest.hexdigest()[:16]
-
-
-def klein_repo() -> Path:
-    """`models--black-forest-labs--FLUX.2-klein-4B` (refs and one snapshot), built once per fingerprint."""
-    from filelock import FileLock
-
-    base = Path(os.environ.get("VCHAT_ZOO_DIR", Path(tempfile.gettempdir()) / "vchat-zoo")) / "klein"
-    base.mkdir(parents=True, exist_ok=True)
-    repo = base / _fingerprint() / ("models--" + KLEIN_ID.replace("/", "--"))
-    with FileLock(str(base / "build.lock")):
-        if not (repo / "refs" / "main").exists():
-            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=base))
-            try:
-                revision = hashlib.sha1(KLEIN_ID.encode()).hexdigest()
-                pipeline().save_pretrained(tmp / "snapshots" / revision)
-                (tmp / "refs").mkdir()
-                (tmp / "refs" / "main").write_text(revision)
-                repo.parent.mkdir(parents=True, exist_ok=True)
-                if repo.exists():
-                    shutil.rmtree(repo)
-                tmp.rename(repo)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return repo
-
-
-def merged_cache(zoo_hub: Path, into: Path) -> Path:
-    """A fake HF cache holding every zoo model and klein, as links (nothing is copied)."""
-    into.mkdir(parents=True, exist_ok=True)
-    for repo in zoo_hub.iterdir():
-        if repo.name.startswith("models--"):
-            (into / repo.name).symlink_to(repo, target_is_directory=True)
-    klein = klein_repo()
-    (into / klein.name).symlink_to(klein, target_is_directory=True)
-    return into

@@ -20,7 +20,6 @@ import pytest
 from PIL import Image
 from tests import gen_fixtures as gf
 from tests.helpers import photo
-from tests.klein_zoo import merged_cache
 
 from vchat.errors import ToolInputError
 from vchat.runtime.catalog import DEFAULT_MODELS, KLEIN_ID
@@ -41,10 +40,11 @@ GROUP_HOOKS = ("group_offloading", "layer_execution_tracker", "lazy_prefetch_gro
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cache() -> Path:
+    """The zoo's fake HF cache (klein is in it under its default id)."""
     from tests.zoo import zoo_root
 
-    return merged_cache(zoo_root() / "hub", tmp_path_factory.mktemp("hf") / "hub")
+    return zoo_root() / "hub"
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +290,22 @@ def test_a_budget_below_one_component_streams_through_diffusers_group_offloading
     assert "ran on CPU" not in degraded  # the text encoder streamed too
     assert hooked == [(False, False), (True, True)]
     assert np.array_equal(resident, streamed)
+
+
+def test_an_undistilled_checkpoint_gets_guidance_a_negative_prompt_and_its_own_steps(
+    tmp_path: Path, models: Any, received: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vchat.runtime import klein
+
+    monkeypatch.setattr(klein, "is_distilled", lambda manager: False)
+    session = _session(tmp_path, models, "current")
+    step = session.run_tool(
+        "generate_image", named={"prompt": "a car", "width": 64, "height": 64, "negative_prompt": "blur", "seed": 1}
+    )
+    (_, kwargs), *_ = received
+    assert kwargs["guidance_scale"] == 7.5 and kwargs["num_inference_steps"] == klein.BASE_STEPS
+    assert kwargs["negative_prompt_embeds"].shape == kwargs["prompt_embeds"].shape
+    assert step.images[0].params["guidance"] == 7.5 and step.images[0].params["negative_prompt"] == "blur"
 
 
 def test_images_field_binds_lists_and_strings() -> None:
