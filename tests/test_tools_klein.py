@@ -367,3 +367,21 @@ def test_vchat_run_with_a_reference_in_the_classic_tier_is_a_one_line_error(tmp_
     assert out.returncode != 0
     assert "cannot use reference images in the classic tier" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_mcp_confines_every_reference_like_a_single_image(tmp_path: Path) -> None:
+    from tests.helpers import make_session, write_photo
+
+    from vchat.errors import UnsafePathError
+    from vchat.mcp_server.inputs import ImageInputs, Roots
+    from vchat.tools.generation.instruct import InstructEdit
+
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    write_photo(allowed, "a.png")
+    write_photo(allowed, "b.png")
+    secret = write_photo(outside, "secret.png")
+    inputs = ImageInputs(make_session(tmp_path), Roots([allowed]))
+    bound = inputs.bind(InstructEdit, {"image": "a.png", "instruction": "x", "references": ["b.png"]})
+    assert bound["image"] == "img1" and bound["references"] == ["img2"]
+    with pytest.raises(UnsafePathError):
+        inputs.bind(InstructEdit, {"image": "a.png", "instruction": "x", "references": [str(secret)]})
