@@ -385,3 +385,17 @@ def test_mcp_confines_every_reference_like_a_single_image(tmp_path: Path) -> Non
     assert bound["image"] == "img1" and bound["references"] == ["img2"]
     with pytest.raises(UnsafePathError):
         inputs.bind(InstructEdit, {"image": "a.png", "instruction": "x", "references": [str(secret)]})
+
+
+def test_components_in_tier_name_klein_only_where_a_tool_switches() -> None:
+    from vchat.runtime.catalog import KLEIN_SHARED
+    from vchat.tools.generation.klein import components_in_tier
+    from vchat.tools.registry import tool_class
+
+    for name in SWITCHED:
+        tool = tool_class(name)
+        assert tool is not None
+        assert set(KLEIN_SHARED) <= set(components_in_tier(tool, "current"))
+        assert not set(KLEIN_SHARED) & set(components_in_tier(tool, "classic"))
+    canny = tool_class("generate_from_canny")
+    assert canny is not None and components_in_tier(canny, "current") == components_in_tier(canny, "classic")

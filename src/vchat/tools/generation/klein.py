@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from vchat.errors import ToolError
 from vchat.runtime.catalog import KLEIN, KLEIN_SHARED
 from vchat.runtime.tiers import active_tier
-from vchat.tools.base import ToolContext
+from vchat.tools.base import Tool, ToolContext
 from vchat.tools.generation import common as sd
 
 if TYPE_CHECKING:
@@ -30,6 +30,16 @@ COMPONENTS = KLEIN_SHARED
 def current(ctx: ToolContext) -> bool:
     """True when this session's tools run the current tier (FLUX.2 [klein] for generation and edits)."""
     return active_tier(ctx.settings) == "current"
+
+
+def components_in_tier(tool: type[Tool], tier: str) -> tuple[str, ...]:
+    """The runtime components a tool locks in a tier: `current_components` where it switches to klein, else its own.
+
+    For benchmarks and `vchat models` (what to size or fetch per tier); tools that do not switch use the same
+    components in both tiers.
+    """
+    current = getattr(tool, "current_components", None)
+    return tuple(current) if tier == "current" and current is not None else tuple(tool.components)
 
 
 def model_id(ctx: ToolContext, key: str) -> str:
@@ -147,7 +157,17 @@ def describe(params: sd.Sampling, run: KleinRun) -> str:
     return text if run.distilled else f"{text}, guidance {params.guidance:g}"
 
 
-__all__ = ["COMPONENTS", "KLEIN", "current", "edit_input", "fit", "lineage", "references", "run_klein"]
+__all__ = [
+    "COMPONENTS",
+    "KLEIN",
+    "components_in_tier",
+    "current",
+    "edit_input",
+    "fit",
+    "lineage",
+    "references",
+    "run_klein",
+]
 
 
 def object_mask(ctx: ToolContext, image: Image.Image, text: str, tool: str) -> Any:
