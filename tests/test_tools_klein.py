@@ -82,19 +82,35 @@ def _photo(folder: Path, name: str, width: int, height: int, seed: int) -> Path:
 
 
 @pytest.fixture
-def square_mask(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The text-to-mask step finds the test photo's square (tiny random detectors find nothing reliable)."""
-    from vchat.tools.perception import grounding
+def square_mask(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The text-to-mask step finds the test photo's square (tiny random detectors find nothing reliable).
+
+    Both finders are patched, the classic one (Grounding DINO boxes, SAM masks) and, where masks has it, SAM 3's;
+    returns the method the current tier's masks then report.
+    """
+    from vchat.tools.perception import grounding, masks
+
+    def scaled(image: Image.Image) -> tuple[int, ...]:
+        scale = image.width / 100
+        return tuple(round(v * scale) for v in BOX)
 
     def box_mask(ctx: Any, image: Image.Image, boxes: Any, **_: Any) -> Image.Image:
         mask = Image.new("L", image.size, 0)
-        scale = image.width / 100
-        mask.paste(255, tuple(round(v * scale) for v in BOX))
+        mask.paste(255, scaled(image))
         return mask
+
+    def concept_mask(ctx: Any, image: Image.Image, text: str, tool: str, **_: Any) -> Any:
+        left, top, right, bottom = scaled(image)
+        found = np.zeros((image.height, image.width), dtype=bool)
+        found[top:bottom, left:right] = True
+        return masks.ObjectMask(found, "sam3")
 
     found = [grounding.Detection("square", 0.9, tuple(float(v) for v in BOX))]
     monkeypatch.setattr(grounding, "detect_boxes", lambda ctx, image, text, **kw: list(found))
     monkeypatch.setattr(grounding, "segment_boxes", box_mask)
+    current = hasattr(masks, "sam3_mask")
+    monkeypatch.setattr(masks, "sam3_mask", concept_mask, raising=False)
+    return "sam3" if current else "grounding_dino+sam"
 
 
 @pytest.fixture
@@ -129,7 +145,7 @@ def _args(tool: str) -> dict[str, Any]:
 @pytest.mark.parametrize("tier", ["classic", "current"])
 @pytest.mark.parametrize("tool", SWITCHED)
 def test_each_switched_tool_runs_in_both_tiers_and_records_its_model(
-    tmp_path: Path, models: Any, received: list[Any], square_mask: None, tool: str, tier: str
+    tmp_path: Path, models: Any, received: list[Any], square_mask: str, tool: str, tier: str
 ) -> None:
     session = _session(tmp_path, models, tier)
     step = session.run_tool(tool, named=_args(tool))
@@ -191,7 +207,7 @@ def test_the_classic_tier_refuses_references_in_one_line(
 
 
 def test_masks_feed_remove_and_replace_and_the_rest_stays(
-    tmp_path: Path, models: Any, received: list[Any], square_mask: None
+    tmp_path: Path, models: Any, received: list[Any], square_mask: str
 ) -> None:
     session = _session(tmp_path, models, "current")
     step = session.run_tool("replace_object", named={"image": "img1", "object": "square", "replacement": "a ball"})
@@ -202,7 +218,7 @@ def test_masks_feed_remove_and_replace_and_the_rest_stays(
     # The mask is the square (found at the 96x80 working size) grown by the dilation margin, nothing else.
     assert mask.shape == (80, 96)
     assert mask[int(37 * 80 / 75), int(50 * 96 / 100)] and not mask[2, 2] and not mask[-3, -3]
-    assert made.params["mask"] == "grounding_dino+sam"
+    assert made.params["mask"] == square_mask
     before = np.asarray(photo(100, 75, seed=0).convert("RGB"))
     after = gf.pixels(made)
     far = np.ones(before.shape[:2], dtype=bool)
