@@ -89,6 +89,10 @@ def square_mask(monkeypatch: pytest.MonkeyPatch) -> str:
     returns the method the current tier's masks then report.
     """
     from vchat.tools.perception import grounding, masks
+    from vchat.tools.registry import all_tools
+
+    # Every tool module imported first: one that imports `detect_boxes` by name must keep the real one after this.
+    all_tools()
 
     def scaled(image: Image.Image) -> tuple[int, ...]:
         scale = image.width / 100

@@ -171,10 +171,10 @@ __all__ = [
 
 
 def object_mask(ctx: ToolContext, image: Image.Image, text: str, tool: str) -> Any:
-    """The mask the current tier's remove/replace repaint: the one place that picks the text-to-mask model.
+    """The mask the current tier's remove/replace repaint: the one call site of the text-to-mask step.
 
-    Today it is the classic finder (Grounding DINO + SAM, else CLIPSeg); SAM 3's text-prompted masks replace it
-    here when they are available.
+    `masks.find_mask` picks the finder by tier (Grounding DINO + SAM, else CLIPSeg; SAM 3 in the current tier
+    where the masks module has it); another finder for klein's edits goes here.
     """
     from vchat.tools.perception import masks
 
