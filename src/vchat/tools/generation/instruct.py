@@ -17,10 +17,8 @@ class InstructEdit(Tool):
     name = "instruct_edit"
     brief = "edit a whole image by an instruction ('make it winter'): style, weather, colour, mood"
     description = (
-        "Edit an existing image by following an instruction, such as 'make it look like winter' or 'turn the "
-        "sky purple' (InstructPix2Pix; FLUX.2 [klein] in the current tier, which also takes up to 3 reference "
-        "images the instruction draws on, e.g. 'put the dog from img2 on the sofa'). Use for style, weather, "
-        "colour or mood changes of the whole picture. Returns the edited image at the input's size."
+        "Edit an image by an instruction, e.g. 'make it look like winter' (InstructPix2Pix; in the current tier "
+        "FLUX.2 [klein], which also uses up to 3 reference images). Returns the edited image at the input's size."
     )
     inputs = (
         Field("image", "image", "the image to edit"),
