@@ -312,13 +312,13 @@ def images_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print a session's images as a lineage tree."""
-    from vchat.session import Session
+    from vchat.resume import resume_session
     from vchat.tools.registry import all_tools
     from vchat.ui.render import images_tree
 
     try:
         settings = _settings(config, out_dir=out)
-        loaded, warning = Session.resume(settings, all_tools(), None, session, mark=False)
+        loaded, warning = resume_session(settings, all_tools(), None, session, mark=False)
         if warning:
             from vchat.ui.render import print_warning
 
