@@ -86,9 +86,9 @@ def test_each_tool_through_the_agent(tmp_path: Path, models: Any, tool: str) -> 
 def test_cancel_stops_within_a_step_and_writes_nothing(tmp_path: Path, models: Any, tool: str) -> None:
     session, args = _session(tmp_path, models, tool)
     images = len(session.store)
-    seen = gf.cancel_after_first_step(session)
+    seen, observers = gf.cancel_after_first_step(session)
     with pytest.raises(Cancelled):
-        session.run_tool(tool, named=args)
+        session.run_tool(tool, named=args, observers=observers)
     denoising = [done for done, _total, label in seen if label == "denoising"]
     assert denoising == [1]  # stopped right after the first of two steps
     left = [name for name in gf.files_in(session.folder) if name != "session.jsonl"]

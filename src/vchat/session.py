@@ -7,6 +7,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,15 @@ ProgressHook = Callable[[int, int, str], None]
 def new_session_id() -> str:
     """Sortable, unique enough for one user's folder: date, time and 4 random hex digits."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+@dataclass(frozen=True)
+class Observers:
+    """Who is told what happens during one turn or tool call: streamed model text, progress, attached images."""
+
+    text: Callable[[str], None] | None = None
+    progress: ProgressHook | None = None
+    attach: Callable[[ImageRef], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,10 +91,10 @@ class Session:
         self.turns: list[Turn] = list(reopened.turns) if reopened is not None else []
         self.history: list[Message] = history.messages(self.turns, settings.history_budget, self.protocol)
         self.cancel_event = threading.Event()
-        self.on_progress: ProgressHook | None = None
-        self.on_text: Callable[[str], None] | None = None
-        # Called for each image the user attaches (the CLI wires caption-on-attach here).
+        # The session's own hook for each image the user attaches (the CLI wires caption-on-attach here).
         self.on_attach: Callable[[Session, ImageRef], None] | None = None
+        # Who is told about the running turn or tool call; passed to turn() / run_tool(), reset after it.
+        self._observers = Observers()
         self._models = models
         self._started = reopened is not None  # a reopened session's folder, lock and transcript exist already
         self.indexed = True  # False when the sessions index could not be written (see store.index)
@@ -128,14 +138,14 @@ class Session:
 
     def progress(self, done: int, total: int, label: str) -> None:
         """Forward a tool's progress to the UI; also where a cancelled turn stops."""
-        if self.on_progress is not None:
-            self.on_progress(done, total, label)
+        if self._observers.progress is not None:
+            self._observers.progress(done, total, label)
         self.check_cancelled()
 
     def _loading_progress(self, done: int, total: int, label: str) -> None:
         # Loading weights is not cancellable midway (a half-moved module is useless), so no check here.
-        if self.on_progress is not None:
-            self.on_progress(done, total, label)
+        if self._observers.progress is not None:
+            self._observers.progress(done, total, label)
 
     def check_cancelled(self) -> None:
         """Raise Cancelled when the user pressed Ctrl-C during this turn."""
@@ -191,6 +201,8 @@ class Session:
         self._start()
         if self.on_attach is not None:
             self.on_attach(self, ref)
+        if self._observers.attach is not None:
+            self._observers.attach(ref)
         self.transcript.write("image", image=ref.to_dict())
         return ref
 
@@ -203,8 +215,26 @@ class Session:
             text = text.replace(typed, ref.handle, 1)
         return text, refs
 
-    def turn(self, text: str) -> Iterator[Step]:
+    @contextmanager
+    def observed(self, observers: Observers | None) -> Iterator[None]:
+        """Tell `observers` what happens until the block ends (a turn, a tool call, an MCP request).
+
+        None keeps whoever is observing already (a tool call inside an observed request).
+        """
+        previous = self._observers
+        if observers is not None:
+            self._observers = observers
+        try:
+            yield
+        finally:
+            self._observers = previous
+
+    def turn(self, text: str, observers: Observers | None = None) -> Iterator[Step]:
         """Run one user message through the agent; every step is written to the transcript."""
+        with self.observed(observers):
+            yield from self._turn(text)
+
+    def _turn(self, text: str) -> Iterator[Step]:
         if self.llm is None:
             raise NoModelError("no language model is connected")
         text = text.strip()
@@ -220,7 +250,7 @@ class Session:
             self.store,
             max_steps=self.settings.max_steps,
             max_format_retries=self.settings.max_format_retries,
-            on_text=self.on_text,
+            on_text=self._observers.text,
             protocol=self.protocol,
             vision=self.vision(),
         )
@@ -271,8 +301,18 @@ class Session:
         record = step.to_dict()
         self.transcript.write("step", **record)
 
-    def run_tool(self, name: str, raw: str | None = None, named: Mapping[str, Any] | None = None) -> Step:
+    def run_tool(
+        self,
+        name: str,
+        raw: str | None = None,
+        named: Mapping[str, Any] | None = None,
+        observers: Observers | None = None,
+    ) -> Step:
         """Run one tool directly (no model): `vchat run --tool` and the REPL's `/tool`."""
+        with self.observed(observers):
+            return self._run_tool(name, raw, named)
+
+    def _run_tool(self, name: str, raw: str | None, named: Mapping[str, Any] | None) -> Step:
         tool = self.tools.get(name)
         if tool is None:
             raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")

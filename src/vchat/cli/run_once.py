@@ -15,7 +15,7 @@ from rich.markup import escape
 
 from vchat.agent import Step
 from vchat.errors import Cancelled, ToolInputError, UnknownImageError, UsageError, VchatError
-from vchat.session import Session
+from vchat.session import Observers, Session
 from vchat.ui.progress import ProgressReporter
 from vchat.ui.render import StepRenderer, for_user, print_error, print_warning
 from vchat.ui.safe import safe_json, safe_line, safe_text
@@ -124,7 +124,6 @@ def run_once(
     signal.signal(signal.SIGTERM, _interrupt)
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
     progress = ProgressReporter(err) if err.is_terminal else None
-    session.on_progress = progress
     steps: list[Step] = []
     final: str | None = None
     error: str | None = None
@@ -135,10 +134,11 @@ def run_once(
             # The whole call is checked before anything is made: a mistake leaves no session behind.
             check_tool_inputs(session, tool, tool_inputs(session, tool, prompt, args, _placeholders(len(images))))
         # Inside the try: attaching starts the session, and a full disk there is one line like any other.
-        attached = [session.attach(path) for path in images]
+        with session.observed(Observers(progress=progress)):  # a caption on attach may load weights
+            attached = [session.attach(path) for path in images]
         if tool is not None:
             named = tool_inputs(session, tool, prompt, args, attached)
-            step = session.run_tool(tool, named=named)
+            step = session.run_tool(tool, named=named, observers=Observers(progress=progress))
             steps.append(step)
             if progress is not None:
                 progress.stop()
@@ -149,7 +149,7 @@ def run_once(
                 error, code = final, EXIT_ERROR
         else:
             assert prompt is not None
-            for step in session.turn(prompt):
+            for step in session.turn(prompt, Observers(progress=progress)):
                 steps.append(step)
                 if progress is not None:
                     progress.stop()

@@ -27,6 +27,7 @@ from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.progress import Progress
 from vchat.mcp_server.schema import OUTPUT_SCHEMA, input_schema
 from vchat.mcp_server.workspaces import Workspace, Workspaces
+from vchat.session import Observers
 from vchat.tools.base import offered
 from vchat.tools.registry import capability, tool_class
 
@@ -335,18 +336,18 @@ class VchatServer:
         """Bind the arguments, run the tool through the client's session, build the result (worker thread)."""
         session = workspace.session
         session.fresh.clear()  # images kept from a call that failed halfway
-        session.on_progress = progress
         try:
             named = workspace.inputs.bind(type(tool), arguments, client_roots)
-            with self.workspaces.runtime.bound(session.progress_of_loading):
+            with (
+                session.observed(Observers(progress=progress)),
+                self.workspaces.runtime.bound(session.progress_of_loading),
+            ):
                 step = session.run_tool(tool.name, named=named)
         except Cancelled:
             session.transcript.write("cancelled", tool=tool.name)
             return tool_error(f"{tool.name} cancelled; images made before are kept")
         except VchatError as exc:
             return tool_error(str(exc))
-        finally:
-            session.on_progress = None
         if _failed(step, tool.name):
             return tool_error(step.observation or "")
         return self._result(workspace, step)
