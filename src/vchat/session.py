@@ -16,11 +16,12 @@ from typing import Any
 from PIL import Image
 
 from vchat import __version__
-from vchat.agent import Agent, Step, run_tool
+from vchat.agent import Agent
 from vchat.chat import history
 from vchat.chat.binding import bind_input, bind_named
 from vchat.chat.history import Turn
 from vchat.chat.paths import find_image_paths
+from vchat.chat.steps import Step, run_tool
 from vchat.chat.vision import Vision
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from vchat.agent import Step
+from vchat.chat.steps import Step
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
 from vchat.session import Observers, Session

@@ -13,11 +13,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from vchat.agent import Step
+from vchat.chat.steps import Step
 from vchat.errors import Cancelled, ToolInputError, UnknownImageError, UsageError, VchatError
 from vchat.session import Observers, Session
 from vchat.ui.progress import ProgressReporter
-from vchat.ui.render import StepRenderer, for_user, print_error, print_warning
+from vchat.ui.render import StepRenderer, print_error, print_warning
 from vchat.ui.safe import safe_json, safe_line, safe_text
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GAVE_UP = 0, 1, 2, 3
@@ -144,9 +144,9 @@ def run_once(
                 progress.stop()
             if not sys.stdout.isatty():  # at a terminal stdout already shows the result: once is enough
                 renderer.step(step)
-            final = for_user(step.observation) if step.observation is not None else None
-            if final and final.startswith(f"{tool} failed:"):
-                error, code = final, EXIT_ERROR
+            final = step.text or None
+            if step.failure is not None:
+                error, code = step.text, EXIT_ERROR
         else:
             assert prompt is not None
             for step in session.turn(prompt, Observers(progress=progress)):

@@ -32,7 +32,7 @@ from vchat.tools.base import offered
 from vchat.tools.registry import capability, tool_class
 
 if TYPE_CHECKING:
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
     from vchat.config import Settings
     from vchat.store.images import ImageRef
     from vchat.tools.base import Tool
@@ -55,11 +55,6 @@ def tool_error(message: str) -> types.CallToolResult:
     """A failed call as the client's model should see it: one line, flagged as an error."""
     line = " ".join(message.split()) or "the tool failed"
     return types.CallToolResult(content=[types.TextContent(text=line)], is_error=True)
-
-
-def _failed(step: Step, tool: str) -> bool:
-    # run_tool turns a tool's own failure into an observation: "<tool> failed: <reason>".
-    return not step.images and (step.observation or "").startswith(f"{tool} failed:")
 
 
 def _root_paths(result: types.ListRootsResult) -> list[Path]:
@@ -348,8 +343,8 @@ class VchatServer:
             return tool_error(f"{tool.name} cancelled; images made before are kept")
         except VchatError as exc:
             return tool_error(str(exc))
-        if _failed(step, tool.name):
-            return tool_error(step.observation or "")
+        if step.failure is not None:
+            return tool_error(step.observation or step.text)
         return self._result(workspace, step)
 
     def _result(self, workspace: Workspace, step: Step) -> types.CallToolResult:
