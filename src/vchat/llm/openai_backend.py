@@ -49,7 +49,7 @@ class OpenAIChat:
         reply_deadline: float | None = 300.0,
         http_client: Any = None,
     ) -> None:
-        """`http_client`: an `httpx2.Client` (the openai client's HTTP library) to send through, e.g. a MockTransport."""
+        """`http_client`: an `httpx2.Client` (the openai client's HTTP library) to send through (a MockTransport)."""
         # Imported here: the client takes a noticeable fraction of a second to import, and `vchat --help` must not.
         import openai
 
