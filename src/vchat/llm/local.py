@@ -230,7 +230,7 @@ class LocalLLM:
     ) -> _Prompt:
         import torch
 
-        from vchat.chat.vision import template_messages
+        from vchat.llm.pixels import template_messages
 
         chat, images = template_messages(messages)
         if tools:

@@ -109,7 +109,7 @@ class OpenAIChat:
     @property
     def supports_vision(self) -> bool:
         """Whether the model name belongs to a family known to take images (`vision = "auto"` asks this)."""
-        from vchat.chat.vision import model_sees
+        from vchat.llm.pixels import model_sees
 
         return model_sees(self.model) and not self.vision_refused
 
