@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from vchat.config import Settings
-    from vchat.store.images import ImageRef
+    from vchat.store.refs import ImageRef
 
 
 class _Required:
