@@ -78,7 +78,7 @@ class Agent:
 
     def vision_refused(self) -> Step | None:
         """After a backend turned images down: vision off for the rest of the session, said once."""
-        if self.vision is None or not getattr(self.llm, "vision_refused", False):
+        if self.vision is None or not self.llm.vision_refused:
             return None
         self.vision = None
         return Step("notice", text=f"{self.llm.name} does not take images: vision is off for this session")
@@ -166,7 +166,7 @@ class Agent:
             if cut and not isinstance(parsed, FinalAnswer):
                 # A step cut at the token cap may have lost the end of its input: it is not run, the model is told.
                 format_failures += 1
-                cap = getattr(self.llm, "max_tokens", None)
+                cap = self.llm.max_tokens
                 if format_failures > self.max_format_retries:
                     yield Step("error", text=prompts.cut_limit(cap, format_failures), reply=reply, reason="length")
                     return
@@ -178,7 +178,7 @@ class Agent:
             format_failures = 0
             if isinstance(parsed, FinalAnswer):
                 if cut:  # the answer is shown as it is, with one line saying it may be incomplete
-                    cap = getattr(self.llm, "max_tokens", None)
+                    cap = self.llm.max_tokens
                     yield Step("notice", text=prompts.cut_notice(cap, answer=True), reply=reply, reason="length")
                 flagged = invented_handles(parsed.text, self.store)
                 yield Step("final", text=parsed.text, reply=reply, thought=_thought_of(reply), flagged=flagged)

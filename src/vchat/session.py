@@ -113,9 +113,8 @@ class Session:
         self._llm = value
         # The built-in planner is a component of this session's runtime: one budget, never a second copy,
         # and the session's cancel flag stops its decoding within a token.
-        bind = getattr(value, "bind_runtime", None)
-        if bind is not None:
-            bind(lambda: self.models, lambda: self.cancel_event.is_set())
+        if value is not None:
+            value.bind_runtime(lambda: self.models, lambda: self.cancel_event.is_set())
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
@@ -292,9 +291,9 @@ class Session:
         mode, llm = self.settings.vision, self.llm
         if llm is None or mode == "off" or self.settings.vision_images == 0:
             return None
-        if getattr(llm, "vision_refused", False):
+        if llm.vision_refused:
             return None  # the server turned images down earlier in this session
-        if mode == "auto" and not getattr(llm, "supports_vision", False):
+        if mode == "auto" and not llm.supports_vision:
             return None
         return Vision(self.settings.vision_max_side, self.settings.vision_images)
 

@@ -329,8 +329,7 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     console.print(f"[bold]vchat[/] — {escape(safe_line(llm.name)) if llm else 'no language model'}; /help for commands")
     if llm is None:
         console.print(f"[dim]{escape(connect_hint())}[/]")
-    notice = getattr(llm, "notice", None)
-    first_use = notice() if callable(notice) else None
+    first_use = llm.notice() if llm is not None else None
     if first_use:
         console.print(f"[dim]{escape(first_use)}[/]")
     for path in images:
