@@ -19,6 +19,7 @@ from vchat import __version__
 from vchat.agent import Agent
 from vchat.chat import history
 from vchat.chat.binding import bind_input, bind_named
+from vchat.chat.calls import find_tool
 from vchat.chat.history import Turn
 from vchat.chat.paths import find_image_paths
 from vchat.chat.steps import Step, run_tool
@@ -313,9 +314,7 @@ class Session:
             return self._run_tool(name, raw, named)
 
     def _run_tool(self, name: str, raw: str | None, named: Mapping[str, Any] | None) -> Step:
-        tool = self.tools.get(name)
-        if tool is None:
-            raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
+        tool = find_tool(self.tools, name)
         args = (
             bind_named(type(tool), named, self.store.resolve)
             if named is not None

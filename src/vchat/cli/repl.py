@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from vchat.chat.calls import find_tool
 from vchat.chat.steps import Step
 from vchat.cli.repl_input import edit_in_editor, interrupt_cancels, lines_from_stdin, prompt_lines
 from vchat.config import Settings
@@ -205,11 +206,7 @@ class Repl:
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
-        known = self.session.tools.get(tool)
-        if known is None:
-            from vchat.tools.registry import unknown_tool_message
-
-            raise VchatError(unknown_tool_message(tool, sorted(self.session.tools), lister="/tools"))
+        known = find_tool(self.session.tools, tool, lister="/tools")
         if not raw.strip() and any(spec.required for spec in known.inputs):
             # `/tool NAME` alone: how to call it, rather than an error about a missing input.
             self.console.print(f"usage: {escape(usage(type(known)))}")
