@@ -10,6 +10,7 @@ from vchat.chat import history, prompts
 from vchat.chat.binding import bind_input
 from vchat.chat.steps import Step, failed_step, invented_handles, run_tool
 from vchat.chat.vision import Vision, windowed, with_images
+from vchat.config import Protocol
 from vchat.errors import LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
@@ -47,7 +48,7 @@ class Agent:
         max_steps: int = 8,
         max_format_retries: int = 2,
         on_text: Callable[[str], None] | None = None,
-        protocol: str = "react",
+        protocol: Protocol = "react",
         vision: Vision | None = None,
     ) -> None:
         self.llm = llm

@@ -7,6 +7,7 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -295,11 +296,11 @@ class Repl:
         self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
 
     def _preview(self, rest: str) -> None:
-        from vchat.config import PREVIEW_MODES
+        from vchat.config import PREVIEW_MODES, PreviewMode
 
         if rest not in PREVIEW_MODES:
             raise VchatError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}")
-        self.session.settings.preview = rest
+        self.session.settings.preview = cast(PreviewMode, rest)
         if self.previewer is not None:
             self.previewer.set_mode(rest)
             self.console.print(f"previews: {self.previewer.mode} ({self.previewer.terminal.reason})")

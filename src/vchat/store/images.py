@@ -58,7 +58,7 @@ class ImageStore:
     def __init__(self, folder: Path, max_pixels: int = 64_000_000, png: str = "small") -> None:
         self.folder = folder
         self.max_pixels = max_pixels
-        self.png = png  # encoding of outputs: "small" or "fast" (see image_files.PNG_STYLES)
+        self.png = png  # encoding of outputs: "small" or "fast" (see store.files.PNG_STYLES)
         self._refs: dict[str, ImageRef] = {}
         self._next = 1
         # Attached images just decoded: the first load reuses the pixels instead of decoding again.
