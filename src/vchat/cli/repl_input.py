@@ -75,6 +75,7 @@ def prompt_lines(session: Session, commands: Sequence[str]) -> Iterable[str]:
     from prompt_toolkit.key_binding import KeyBindings
     from prompt_toolkit.key_binding.key_processor import KeyPressEvent
 
+    from vchat.chat.tool_args import completions
     from vchat.ui.completion import VchatCompleter
 
     data = Path(user_data_dir("vchat", appauthor=False))
@@ -89,7 +90,7 @@ def prompt_lines(session: Session, commands: Sequence[str]) -> Iterable[str]:
         commands,
         tool_names=lambda: list(session.tools),
         handles=lambda: [ref.handle for ref in session.store],
-        tool_class=lambda name: type(session.tools[name]) if name in session.tools else None,
+        arguments=lambda name, word: completions(type(session.tools[name]), word) if name in session.tools else (),
     )
     prompt: PromptSession[str] = PromptSession(
         history=FileHistory(str(data / "history")),
