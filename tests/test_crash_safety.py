@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from tests.helpers import act, answer, write_photo
 
 from vchat.store.transcript import read_records
@@ -23,6 +24,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     script = tmp_path / "slow.json"

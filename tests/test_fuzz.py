@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.helpers import make_session, write_photo
@@ -49,6 +50,7 @@ REPLIES = st.lists(st.one_of(KEYWORDS, st.text(max_size=20)), max_size=25).map("
 
 @settings(max_examples=400, deadline=None)
 @given(REPLIES)
+@pytest.mark.slow
 def test_parser_returns_a_meaning_or_parse_error(text: str) -> None:
     try:
         result = parse_reply(text, TOOLS)
