@@ -72,6 +72,7 @@ def test_reference_plans_score_100_percent(calibration: dict[str, list[TaskResul
     assert all(r.score.honesty is not False for r in calibration["reference"])
 
 
+@pytest.mark.slow
 def test_answering_at_once_scores_no_more_than_the_no_tool_share(calibration: dict[str, list[TaskResult]]) -> None:
     no_tool_share = sum(not t.needs_tool for t in TASKS) / len(TASKS)
     results = calibration["at-once"]

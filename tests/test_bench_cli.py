@@ -40,6 +40,7 @@ def test_bench_over_http_scores_the_reference_and_takes_tokens_from_the_server(t
     assert sum(sum(t["tokens_in"]) for t in report["tasks"]) == len(server.chat_requests)
 
 
+@pytest.mark.slow
 def test_bench_over_http_with_native_tool_calls(tmp_path: Path) -> None:
     tasks = select(TASKS, "chain,failure")
     replies: list[str | Reply] = []
@@ -99,6 +100,7 @@ def test_bench_cli_list_and_calibrate(tmp_path: Path) -> None:
     assert rates == {"reference plans": 1.0, "answer at once": 0.0, "random tool": 0.0}
 
 
+@pytest.mark.slow
 def test_bench_cli_errors_are_one_line(tmp_path: Path) -> None:
     unknown = vchat(tmp_path, "bench", "--filter", "no-such-task", "--calibrate")
     assert unknown.returncode == 1 and "no task matches" in unknown.stderr

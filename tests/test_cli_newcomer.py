@@ -70,6 +70,7 @@ def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "hi=9"], "did you mean high?"),
     ],
 )
+@pytest.mark.slow
 def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     write_photo(tmp_path)
     out = vchat(tmp_path, *args, stdin="")
@@ -84,6 +85,7 @@ def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str],
 # Item 9: messages that point the way.
 
 
+@pytest.mark.slow
 def test_unknown_tool_suggests_the_close_names(tmp_path: Path) -> None:
     out = vchat(tmp_path, "run", "--tool", "canny", "-i", str(write_photo(tmp_path)))
     assert "did you mean canny_edges" in out.stderr

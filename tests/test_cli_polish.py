@@ -43,6 +43,7 @@ def test_options_before_run_apply_to_it(tmp_path: Path) -> None:
     assert [image["handle"] for image in json.loads(out.stdout)["images"]] == ["img1", "img2"]
 
 
+@pytest.mark.slow
 def test_out_before_sessions_applies(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     assert vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo), "-o", str(tmp_path / "x")).returncode == 0

@@ -64,6 +64,7 @@ def test_parser_returns_a_meaning_or_parse_error(text: str) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(REPLIES, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_a_turn_never_crashes_whatever_the_model_says(replies: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

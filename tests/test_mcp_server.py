@@ -190,6 +190,7 @@ def http_server(tmp_path: Path, folders: dict[str, Path]) -> Iterator[str]:
     assert f"on http://127.0.0.1:{port}/mcp" in err and "Traceback" not in err, err
 
 
+@pytest.mark.slow
 def test_http_calls_and_a_handshake_client_with_roots(http_server: str, folders: dict[str, Path]) -> None:
     async def roots(ctx: ClientRequestContext) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=folders["outside"].as_uri())])

@@ -73,6 +73,7 @@ def test_safe_json_escapes_c1_bidi_and_lone_surrogates_and_round_trips() -> None
 # -- vchat run over real HTTP ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_answer_and_steps_are_neutralised_on_stdout_and_stderr(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     thought = f"Thought: Do I need to use a tool? Yes {TITLE}\nAction: canny_edges\nAction Input: img1 {CLEAR}"
