@@ -148,8 +148,7 @@ def run(
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            check_tool_call(tool, list(arg or []))
-            one_image_per_field(tool, image or [])
+            one_image_per_field(check_tool_call(tool, list(arg or [])), image or [])
         from vchat.store.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
