@@ -10,7 +10,7 @@ import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
-from vchat.cli.common import EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
+from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
 from vchat.errors import UsageError, VchatError
 
@@ -353,7 +353,7 @@ def main() -> None:
         app(args=argv, prog_name="vchat")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

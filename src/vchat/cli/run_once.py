@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from vchat.chat.calls import find_tool
 from vchat.chat.steps import Step
-from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_OK, EXIT_USAGE, stop_on_sigterm
+from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, stop_on_sigterm
 from vchat.cli.tool_call import check_tool_inputs, placeholders, tool_inputs
 from vchat.errors import Cancelled, UsageError, VchatError
 from vchat.session import Observers, Session
@@ -112,7 +112,7 @@ def run_once(
     except (KeyboardInterrupt, Cancelled):
         if progress is not None:
             progress.stop()  # first: stopping a transient bar erases lines printed under it
-        error, code = "cancelled; finished images and steps are saved", 130
+        error, code = "cancelled; finished images and steps are saved", EXIT_INTERRUPTED
         err.print(f"[yellow]{error}[/]")
     except VchatError as exc:
         if progress is not None:
