@@ -110,3 +110,26 @@ def test_run_tool_directly(tmp_path: Path) -> None:
     records, _ = read_records(session.transcript.path)
     assert any(r["type"] == "tool" for r in records)
     assert json.loads(session.transcript.path.read_text().splitlines()[-1])["kind"] == "observation"
+
+
+def test_observers_hear_one_call_and_are_gone_after_it(tmp_path: Path) -> None:
+    from tests.helpers import make_session, write_photo
+
+    from vchat.session import Observers
+
+    session = make_session(tmp_path, [answer("a square")])
+    texts: list[str] = []
+    attached: list[str] = []
+    photo = write_photo(tmp_path)
+    list(
+        session.turn(f"what is {photo}?", Observers(text=texts.append, attach=lambda ref: attached.append(ref.handle)))
+    )
+    assert "".join(texts).endswith("a square") and attached == ["img1"]
+    session.attach(photo)  # outside the turn: nobody is told
+    assert attached == ["img1"]
+    seen: list[str] = []
+    with session.observed(Observers(progress=lambda done, total, label: seen.append(label))):
+        session.run_tool("flip_image", named={"image": "img1"})  # no observers of its own: the block's hear it
+        session.progress(1, 1, "step")
+    session.progress(1, 1, "after")
+    assert seen[-1] == "step" and "after" not in seen
