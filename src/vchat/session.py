@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -30,6 +30,9 @@ from vchat.llm.base import LLM, Message
 from vchat.store.images import ImageRef, ImageStore
 from vchat.store.transcript import TRANSCRIPT_NAME, SessionLock, Transcript
 from vchat.tools.base import Tool
+
+if TYPE_CHECKING:
+    from vchat.runtime.manager import ModelManager
 
 ProgressHook = Callable[[int, int, str], None]
 
@@ -68,7 +71,7 @@ class Session:
         llm: LLM | None = None,
         *,
         session_id: str | None = None,
-        models: Any = None,
+        models: ModelManager | None = None,
         listed: bool = True,
         reopened: Reopened | None = None,
     ) -> None:
@@ -154,7 +157,7 @@ class Session:
             raise Cancelled("cancelled")
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelManager:
         """The visual model manager, created on first use (loading nothing yet)."""
         if self._models is None:
             from vchat.runtime import ModelManager
