@@ -278,18 +278,27 @@ def run(
 
 @app.command("tools")
 def tools_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too).", show_default=False),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
 ) -> None:
-    """List the tools the model can use."""
-    from vchat.tools.registry import TOOL_CLASSES, family_of
-    from vchat.ui.render import listing_console, tools_table
+    """List the tools the model and MCP clients see (old names in brackets stay callable)."""
+    import sys
 
-    notes = {}
-    for cls in TOOL_CLASSES:
-        found = family_of(cls.name)
-        if found is not None:  # the model is offered the family; the old name works everywhere too
-            notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
-    listing_console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
+    from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class, unknown_tool_message
+    from vchat.ui.tool_list import listing_width, tool_lines
+
+    chosen = list(OFFERED)
+    if names:
+        found = [tool_class(name) for name in names]
+        missing = [name for name, cls in zip(names, found, strict=True) if cls is None]
+        if missing:
+            known = [t.name for t in (*OFFERED, *TOOL_CLASSES)]
+            fail_on(UsageError(unknown_tool_message(missing[0], sorted(set(known)))))
+        chosen, verbose = [cls for cls in found if cls is not None], True
+    sys.stdout.write("".join(line + "\n" for line in tool_lines(chosen, verbose=verbose, width=listing_width())))
 
 
 @app.command("sessions")
