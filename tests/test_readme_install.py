@@ -115,7 +115,8 @@ def test_cpu_line_and_ray_recipe_run_as_written_on_a_fresh_clone(tmp_path: Path)
     node = _venv(tmp_path / "node-venv", host)
     build, install = ray_install_lines()
     script = f"set -e\ncd {clone}\n. {clone}/.venv/bin/activate\n{build}\ndeactivate\n"
-    script += f". {node}/bin/activate\npython -m ensurepip --default-pip >/dev/null\n{install}\nvchat --help >/dev/null\n"
+    script += f". {node}/bin/activate\npython -m ensurepip --default-pip >/dev/null\n"
+    script += f"{install}\nvchat --help >/dev/null\n"
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     where, version = _where(node, env)

@@ -280,7 +280,7 @@ def run(
 def tools_cmd(
     names: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too).", show_default=False),
+        typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
 ) -> None:
