@@ -25,8 +25,9 @@ DEFAULT_CELL: Final = (10, 20)
 NEUTRAL_BG: Final = (128, 128, 128)
 # Small images (icons, 64² masks) may grow to stay legible, but not into a blur.
 MAX_UPSCALE: Final = 2.0
-# Growing a picture by a few percent to fill whole cells only softens it, and costs a resample of every pixel.
-SLIGHT_UPSCALE: Final = 1.05
+# Growing a picture by less than half only softens it (a 600×400 photo made 660×440 to fill the box) and
+# costs a resample of every pixel; small pictures (icons, 64² masks) still grow, up to MAX_UPSCALE.
+SLIGHT_UPSCALE: Final = 1.5
 KITTY_CHUNK: Final = 4096
 
 ESC: Final = b"\x1b"
@@ -248,12 +249,15 @@ def render_preview(
     rows: int,
     cell_px: tuple[int, int] = DEFAULT_CELL,
     tmux: bool = False,
+    placeholders: bool = False,
 ) -> bytes:
     """Bytes that show `image` in a cols×rows cell box in `mode`, ending at the start of a line.
 
     With `tmux`, graphics go through passthrough: space is reserved with newlines first (so
     tmux scrolls and knows the lines are taken), the picture is drawn inside a saved/restored
-    cursor, then the cursor is moved below it in tmux's own model of the screen.
+    cursor, then the cursor is moved below it in tmux's own model of the screen. With
+    `placeholders` too (kitty mode, a terminal that draws kitty's Unicode placeholders), the
+    picture is sent through passthrough once and shown by placeholder text that tmux keeps.
     """
     if mode == "none":
         return b""
@@ -270,6 +274,12 @@ def render_preview(
 
     scaled = scale_to_cells(image, cols, rows, cell_px)
     cells = cells_for(scaled.size, cols, rows, cell_px)
+    if mode == "kitty" and placeholders:
+        from vchat.ui.kitty_unicode import new_image_id, placeholder_text, transmit_chunks
+
+        image_id = new_image_id()
+        sent = b"".join(tmux_wrap(c) for c in transmit_chunks(_png(scaled), cells, image_id))
+        return sent + placeholder_text(cells, image_id)
     if mode == "kitty":
         # Each chunk in its own passthrough: tmux drops passthrough sequences over ~1 MB.
         chunks = _kitty_chunks(scaled, cells, move_cursor=False)

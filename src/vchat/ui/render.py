@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from vchat.ui.result_line import result_line
 from vchat.ui.safe import safe_line, safe_text
 
 # Rich lays tables out to the console's width; into a pipe that is 80 columns unless told otherwise.
@@ -71,7 +72,7 @@ class StepRenderer:
             style = "yellow" if failed else "green"
             first = for_user(step.observation or "").splitlines()[0] if step.observation else ""
             # A failure is never cut: it often ends with the command that fixes it (`vchat models pull …`).
-            shown = escape(safe_line(first)) if failed else _short(first)
+            shown = escape(safe_line(first)) if failed else escape(result_line(first))
             c.print(f"  [{style}]{shown}[/] [dim]({step.seconds:.1f}s)[/]")
             for ref in step.images:
                 if self.on_image is not None:

@@ -75,3 +75,13 @@ def outer_env(env: Mapping[str, str], state: TmuxState) -> dict[str, str]:
     if kind.startswith("foot"):
         outer["TERM"] = "foot"
     return outer
+
+
+def over_ssh(env: Mapping[str, str]) -> bool:
+    """Whether this process runs in an ssh session (its terminal's answers cross the network)."""
+    return bool(env.get("SSH_CONNECTION") or env.get("SSH_TTY") or env.get("SSH_CLIENT"))
+
+
+def draws_placeholders(env: Mapping[str, str], state: TmuxState) -> bool:
+    """Whether the terminal tmux runs in draws kitty's Unicode placeholders (kitty 0.28+, Ghostty)."""
+    return env_hint(outer_env(env, state)).reason in ("kitty", "Ghostty")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final, NamedTuple
 
 from vchat.errors import ConfigError
@@ -14,6 +14,11 @@ DEFAULT_CELL: Final = (10, 20)
 # Generous: the reply may cross an ssh link, and we only wait when a terminal is silent,
 # since every terminal answers DA1 (the sentinel) as soon as it has read the batch.
 QUERY_TIMEOUT: Final = 1.0
+TIMEOUT_VAR: Final = "VCHAT_PREVIEW_TIMEOUT"  # seconds to wait for the terminal's answer (a slow ssh link)
+TMUX_HINT: Final = (
+    "tmux is not passing images through, so previews are half-blocks: "
+    "`tmux set -g allow-passthrough on` (and the same line in ~/.tmux.conf) shows them in full"
+)
 TMUX_TIMEOUT: Final = 0.5
 
 # The kitty query draws nothing: a 1×1 RGB image sent with a=q is checked, answered and dropped.
@@ -78,6 +83,8 @@ class Terminal(NamedTuple):
     cell_px: tuple[int, int]
     tmux: bool  # graphics must go through tmux passthrough (preview.render_preview(tmux=…))
     reason: str  # what decided the mode, for `vchat doctor` and --debug
+    hint: str = ""  # said once to the user when previews are worse than they could be, and how to fix it
+    placeholders: bool = False  # kitty through tmux as Unicode placeholders (preview.render_preview(placeholders=…))
 
     def box(self, max_rows: int | None = None) -> tuple[int, int]:
         """A preview box (cols, rows): the full width, leaving two rows for the caption and prompt."""
@@ -131,3 +138,17 @@ def normalise_mode(value: str | None, origin: str) -> str | None:
     if mode not in MODES:
         raise ConfigError(f"{origin}: preview must be one of auto, {', '.join(MODES)}, not {value!r}")
     return mode
+
+
+def query_timeout(env: Mapping[str, str]) -> float:
+    """Seconds to wait for the terminal's answer: VCHAT_PREVIEW_TIMEOUT, else QUERY_TIMEOUT."""
+    text = env.get(TIMEOUT_VAR, "").strip()
+    if not text:
+        return QUERY_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 30:
+        raise ConfigError(f"{TIMEOUT_VAR} must be seconds between 0 and 30 (e.g. 2 over a slow ssh link), not {text!r}")
+    return value

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-from vchat.ui.term_hints import env_hint, in_tmux, outer_env
+from vchat.ui.term_hints import draws_placeholders, env_hint, in_tmux, outer_env, over_ssh
 from vchat.ui.term_probe import probe_tmux, read_winsize, tty_query
 from vchat.ui.term_records import (
     CELL_QUERY,
@@ -21,6 +21,7 @@ from vchat.ui.term_records import (
     KITTY_QUERY,
     MODES,
     QUERY_TIMEOUT,
+    TMUX_HINT,
     TMUX_TIMEOUT,
     Hint,
     QueryFn,
@@ -30,6 +31,7 @@ from vchat.ui.term_records import (
     WinSize,
     normalise_mode,
     parse_reply,
+    query_timeout,
 )
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "KITTY_QUERY",
     "MODES",
     "QUERY_TIMEOUT",
+    "TMUX_HINT",
     "TMUX_TIMEOUT",
     "Hint",
     "QueryReply",
@@ -67,16 +70,18 @@ def detect(
     query: QueryFn | None = None,
     tmux_probe: Callable[[], TmuxState] | None = None,
     winsize: Callable[[], WinSize | None] | None = None,
-    timeout: float = QUERY_TIMEOUT,
+    timeout: float | None = None,
 ) -> Terminal:
     """Resolve the preview mode: `flag` (--preview) > VCHAT_PREVIEW > environment hints > query.
 
     `is_tty`: stdout is a terminal (default: sys.stdout.isatty()). Without one, auto and
     VCHAT_PREVIEW give "none" (paths only) so a shell-wide setting never sends escapes into
     a pipe; only an explicit flag forces a mode. `can_query`: the terminal may be asked
-    (default: stdin is a terminal too). Every probe is injectable for tests.
+    (default: stdin is a terminal too). `timeout`: seconds to wait for the terminal's answer
+    (default: VCHAT_PREVIEW_TIMEOUT, else QUERY_TIMEOUT). Every probe is injectable for tests.
     """
     env = os.environ if env is None else env
+    timeout = query_timeout(env) if timeout is None else timeout
     if is_tty is None:
         is_tty = _isatty(sys.stdout)
     if can_query is None:
@@ -117,7 +122,8 @@ def detect(
     else:
         mode, reason, reply = _auto(env_hint(env), can_query, ask, timeout)
 
-    wrap = False
+    wrap = placeholders = False
+    hint = ""
     if tmux and mode in GRAPHICS:
         # tmux would swallow kitty/iTerm2 escapes; sixel it may draw itself (tmux ≥ 3.4 with
         # sixel built in), which a query answered by tmux told us and which needs no wrapping.
@@ -125,13 +131,26 @@ def detect(
         wrap = not native_sixel and tmux_state().passthrough
         if wrap:
             reason += ", tmux passthrough"
+            placeholders = mode == "kitty" and draws_placeholders(env, tmux_state())
+            if placeholders:
+                reason += ", Unicode placeholders"
+    auto = not forced and not (from_env and is_tty) and is_tty
+    if auto and tmux and mode == "blocks" and not tmux_state().passthrough:
+        hint = TMUX_HINT
+    elif auto and mode == "blocks" and reply is not None and not reply.answered:
+        hint = (
+            f"the terminal did not answer the graphics query in {timeout:g} s, so previews are half-blocks: "
+            f"on a slow link set VCHAT_PREVIEW_TIMEOUT=3, or choose with --preview kitty|iterm|sixel"
+        )
+    if is_tty and over_ssh(env):
+        reason += ", over ssh"
 
     if cell is None and reply is not None:
         cell = reply.cell_px
     if cell is None and mode in GRAPHICS and can_query and reply is None:
         # Pixel-exact protocols need the cell size; TIOCGWINSZ had none, so ask for it alone.
         cell = parse_reply(ask(CELL_QUERY + DA1_QUERY, timeout)).cell_px
-    return Terminal(mode, max(1, cols), max(1, rows), cell or DEFAULT_CELL, wrap, reason)
+    return Terminal(mode, max(1, cols), max(1, rows), cell or DEFAULT_CELL, wrap, reason, hint, placeholders)
 
 
 def _isatty(stream: object) -> bool:
