@@ -15,8 +15,8 @@ from rich.console import Console
 from tests.helpers import answer, write_photo
 from tests.test_cli import vchat
 
-from vchat.agent import Step
-from vchat.ui.render import StepRenderer, for_user, plural
+from vchat.chat.steps import Step
+from vchat.ui.render import StepRenderer, plural
 
 # Item 6: help shows what to type, never a Python type name.
 
@@ -166,19 +166,25 @@ def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_pa
 
 
 def test_renderer_never_cuts_a_failure() -> None:
-    from vchat.tools.generation.common import NO_SUBSTITUTE
+    from vchat.errors import ToolUnavailable
 
     long = (
         "generate_image failed: model sd15.unet (stable-diffusion-v1-5/stable-diffusion-v1-5) is not downloaded "
         "(HF_HUB_OFFLINE is set); run `vchat models pull sd15` with network access, or set [models] sd15 to a "
-        f"folder; {NO_SUBSTITUTE}"
+        "folder"
+    )
+    step = Step(
+        "observation",
+        long,
+        tool="generate_image",
+        observation=f"{long}; {ToolUnavailable.for_model}",
+        failure="blocked",
     )
     buffer = io.StringIO()
-    StepRenderer(Console(file=buffer, width=100)).step(Step("observation", tool="generate_image", observation=long))
+    StepRenderer(Console(file=buffer, width=100)).step(step)
     text = " ".join(buffer.getvalue().split())
     assert "or set [models] sd15 to a folder" in text and "…" not in text
-    assert NO_SUBSTITUTE not in text
-    assert for_user(long).endswith("to a folder")
+    assert ToolUnavailable.for_model not in text
 
 
 def test_plurals() -> None:

@@ -86,11 +86,11 @@ def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     # The killed turn is in the model's history: what was asked, what it made, that it was cut short.
     from vchat.config import Settings
     from vchat.llm.scripted import ScriptedLLM
-    from vchat.session import Session
+    from vchat.resume import resume_session
     from vchat.tools.registry import all_tools
 
     llm = ScriptedLLM([answer("ok")])
-    resumed, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), llm)
+    resumed, _ = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), llm)
     list(resumed.turn("what did you make?"))
     sent = [m["content"] for m in llm.calls[0]]
     killed = next(i for i, text in enumerate(sent) if isinstance(text, str) and text.startswith("edges then flip"))

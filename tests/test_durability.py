@@ -15,7 +15,7 @@ from tests.helpers import make_session, write_photo
 import vchat.store.images as images_module
 from vchat.config import ConfigError, load_settings
 from vchat.errors import VchatError
-from vchat.session import Session
+from vchat.resume import resume_session
 from vchat.store.files import encode_png, is_whole_png
 from vchat.store.transcript import TRANSCRIPT_NAME, Transcript
 from vchat.tools.registry import all_tools
@@ -100,7 +100,7 @@ def test_a_failed_image_sync_commits_nothing_and_close_says_so(tmp_path: Path, m
     assert "transcript" not in events  # a transcript naming images that may not be on disk is not committed
     # The session is closed all the same (its lock released): it can be resumed.
     monkeypatch.undo()
-    again, _ = Session.resume(session.settings, all_tools(), None, session.id)
+    again, _ = resume_session(session.settings, all_tools(), None, session.id)
     again.close()
 
 
@@ -113,7 +113,7 @@ def test_resume_treats_an_image_cut_short_as_missing(tmp_path: Path) -> None:
     session.close()
     out = step.images[0].path
     out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
-    resumed, warning = Session.resume(session.settings, all_tools(), None, session.id)
+    resumed, warning = resume_session(session.settings, all_tools(), None, session.id)
     try:
         assert warning is not None and "img2 missing" in warning
         assert [ref.handle for ref in resumed.store] == ["img1"]

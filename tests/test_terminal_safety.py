@@ -187,7 +187,7 @@ def test_property_repl_renderer_never_emits_raw_controls(tmp_path: Path, reply: 
     replies = [reply, act("canny_edges", reply[:300]), answer(reply)]
     repl, out = _terminal_repl(tmp_path, replies)
     repl.handle("x")
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
 
     repl.renderer.step(Step("error", text=error))
     repl.renderer.step(Step("observation", tool=error[:20], observation=error))

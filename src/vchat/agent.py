@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from vchat.chat import history, prompts
 from vchat.chat.binding import bind_input
+from vchat.chat.steps import Step, failed_step, invented_handles, run_tool
 from vchat.chat.vision import Vision, windowed, with_images
-from vchat.errors import Cancelled, LLMError, ParseError, VchatError
+from vchat.errors import LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.store.images import ImageRef, ImageStore
@@ -21,46 +20,6 @@ STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
 # An observation the model gets back is cut here: a tool error that quotes a 1 MB input must not echo it whole.
 MAX_OBSERVATION_CHARS = 4000
-_HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
-
-
-@dataclass
-class Step:
-    """One thing that happened in a turn; yielded by the loop, rendered by ui, stored in the transcript."""
-
-    kind: str  # action | observation | final | error | retry | notice
-    text: str = ""
-    tool: str | None = None
-    input: str | None = None
-    observation: str | None = None
-    seconds: float = 0.0
-    images: list[ImageRef] = field(default_factory=list)
-    thought: str | None = None
-    reply: str | None = None  # the model's raw reply that led to this step
-    flagged: list[str] = field(default_factory=list)  # image names a final answer invented
-    degraded: str | None = None
-    # error steps: llm | unreadable | step_limit | length; retry and notice steps: length when a reply was
-    # cut at the token cap (max_tokens)
-    reason: str | None = None
-    record: str | None = None  # for observation steps: the compact line kept in history (`img3 = tool(img2)`)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record for --json and the transcript."""
-        return {
-            "kind": self.kind,
-            "text": self.text,
-            "tool": self.tool,
-            "input": self.input,
-            "observation": self.observation,
-            "seconds": round(self.seconds, 4),
-            "images": [ref.handle for ref in self.images],
-            "thought": self.thought,
-            "reply": self.reply,
-            "flagged": self.flagged,
-            "degraded": self.degraded,
-            "reason": self.reason,
-            "record": self.record,
-        }
 
 
 def _thought_of(reply: str) -> str | None:
@@ -73,66 +32,6 @@ def _for_model(text: str) -> str:
     if len(text) <= MAX_OBSERVATION_CHARS:
         return text
     return text[:MAX_OBSERVATION_CHARS] + f"… ({len(text) - MAX_OBSERVATION_CHARS} more chars cut)"
-
-
-def invented_handles(text: str, store: ImageStore) -> list[str]:
-    """Image handles a text names that the session does not have."""
-    names: list[str] = []
-    for match in _HANDLE_IN_TEXT.finditer(text):
-        handle = f"img{int(match.group(1))}"
-        if handle not in store and handle not in names:
-            names.append(handle)
-    return names
-
-
-def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: str) -> Step:
-    """Run one bound tool call and turn its result or failure into an observation step.
-
-    The observation names new images by handle only (the UI shows their paths from
-    `step.images`): a path costs the model ~25 tokens and is of no use to it.
-    """
-    started = time.perf_counter()
-    call = history.call_text(tool, args)
-    try:
-        result = tool.run(ctx, **args)
-    except (Cancelled, KeyboardInterrupt):
-        raise
-    except VchatError as exc:
-        text = f"{tool.name} failed: {exc}"
-        return Step(
-            "observation",
-            tool=tool.name,
-            input=raw_input,
-            observation=text,
-            seconds=time.perf_counter() - started,
-            record=history.failed_record(call, str(exc)),
-        )
-    except Exception as exc:  # a bug or an environment fault inside the tool: the model hears it
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        why = f"{type(exc).__name__}{': ' + detail if detail else ''}"
-        return Step(
-            "observation",
-            tool=tool.name,
-            input=raw_input,
-            observation=f"{tool.name} failed: {why}",
-            seconds=time.perf_counter() - started,
-            record=history.failed_record(call, why),
-        )
-    text = prompts.cap_tool_text(result.text.strip())
-    if result.images:
-        text += f"\nNew image{'s' if len(result.images) > 1 else ''} {', '.join(r.handle for r in result.images)}."
-    if result.degraded:
-        text += f"\n(note: {result.degraded})"
-    return Step(
-        "observation",
-        tool=tool.name,
-        input=raw_input,
-        observation=text.strip(),
-        seconds=time.perf_counter() - started,
-        images=list(result.images),
-        degraded=result.degraded,
-        record=history.made_record(call, [r.handle for r in result.images], result.text),
-    )
 
 
 class Agent:
@@ -315,7 +214,7 @@ class Agent:
             text = f"unknown tool {call.tool!r}; valid tools: {names}"
             self._last_observation = text
             record = history.failed_record(raw_call, "unknown tool")
-            yield Step("observation", tool=call.tool, input=call.input, observation=text, record=record)
+            yield failed_step(call.tool, call.input, "unknown_tool", text, record)
             return
         try:
             args = bind_input(type(tool), call.input, self.store.resolve)
@@ -323,7 +222,7 @@ class Agent:
             text = f"bad input for {tool.name}: {exc}"
             self._last_observation = text
             record = history.failed_record(raw_call, f"bad input: {exc}")
-            yield Step("observation", tool=tool.name, input=call.input, observation=text, record=record)
+            yield failed_step(tool.name, call.input, "bad_input", text, record)
             return
         step = run_tool(tool, args, self.ctx, call.input)
         self._last_observation = step.observation or ""

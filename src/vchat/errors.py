@@ -59,6 +59,14 @@ class ModelLoadError(VchatError):
     """Weights could not be loaded (missing offline, corrupt, out of memory)."""
 
 
+class ToolUnavailable(ModelLoadError):
+    """A tool cannot run now (weights missing offline, out of memory): the model must not substitute another."""
+
+    # Told to the model whenever an SD tool cannot run, because Visual ChatGPT's models quietly fell back to
+    # generating a fresh image instead of editing and claimed success.
+    for_model = "this tool cannot run now; tell the user so and do not use another tool in its place"
+
+
 class Cancelled(VchatError):
     """The user cancelled the running turn (Ctrl-C)."""
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vchat.agent import Step
 from vchat.bench.capabilities import capability_of
 from vchat.bench.planners import plan_replies
 from vchat.bench.scorer import Call, Score, Trace, score
 from vchat.bench.standins import World, real_tools, standin_tools
 from vchat.bench.tasks import Task
 from vchat.chat.binding import bind_input
+from vchat.chat.steps import Step
 from vchat.config import Settings
 from vchat.errors import UnknownImageError, UnsafePathError, VchatError
 from vchat.llm.base import LLM, Message, text_of
@@ -210,7 +210,7 @@ def run_task(
                 trace.calls.append(pending)
             elif step.kind == "observation" and pending is not None:
                 pending.observation = step.observation or ""
-                if pending.observation.startswith(f"bad input for {pending.tool}"):
+                if step.failure == "bad_input":
                     pending.refused = pending.observation  # the agent's binder refused it: the tool never ran
                 pending.outputs = [ref.handle for ref in step.images]
                 pending = None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli.common import fail
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
 from vchat.errors import VchatError
 
@@ -56,8 +57,6 @@ def bench(
     config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
-    from vchat.cli.app import fail
-
     try:
         code = _bench(
             as_json,

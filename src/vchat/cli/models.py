@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vchat import __version__
+from vchat.cli.common import stderr
 from vchat.errors import VchatError
 
 if TYPE_CHECKING:
@@ -39,14 +40,10 @@ def _stdout() -> Console:
     return listing_console()
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from vchat.ui.render import print_error
 
-    print_error(_stderr(), message)  # escaped: a key typed as `[/x]` or a `[models]` hint is text, not markup
+    print_error(stderr(), message)  # escaped: a key typed as `[/x]` or a `[models]` hint is text, not markup
     return typer.Exit(code)
 
 
@@ -147,7 +144,7 @@ def pull_command(
     from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
 
     settings = _load(ctx, None)
-    err = _stderr()
+    err = stderr()
     wanted = list(keys or [])
     unknown = [k for k in wanted if k not in DEFAULT_MODELS and k not in COMPONENTS]
     if unknown:

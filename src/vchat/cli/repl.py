@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from vchat.agent import Step
+from vchat.chat.steps import Step
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
-from vchat.session import Session
+from vchat.session import Observers, Session
 from vchat.store.images import ImageRef
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
@@ -95,22 +95,17 @@ class Repl:
                 # The model's text: shown as plain text with control characters neutralised, never markup.
                 self.console.print(Text(safe_text(shown)), end="", soft_wrap=True)
 
-        def on_attach(session: Session, ref: ImageRef) -> None:
+        def on_attach(ref: ImageRef) -> None:
             # A path typed in the message: the same feedback as /attach, before the model answers.
-            if attach_hook is not None:
-                attach_hook(session, ref)
             thinking.stop()
             self._announce(ref, ref.source or str(ref.path))
             thinking.start()
 
-        attach_hook = self.session.on_attach
-        self.session.on_attach = on_attach
-        self.session.on_text = on_text
-        self.session.on_progress = progress
+        observers = Observers(text=on_text, progress=progress, attach=on_attach)
         thinking.start()
         try:
             with interrupt_cancels(self.session):
-                for step in self.session.turn(text):
+                for step in self.session.turn(text, observers):
                     thinking.stop()
                     progress.stop()
                     self._show(step, streamer)
@@ -127,9 +122,6 @@ class Repl:
             thinking.stop()
             progress.stop()
             self._after_answer.clear()
-            self.session.on_text = None
-            self.session.on_progress = None
-            self.session.on_attach = attach_hook
 
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
         if step.kind == "notice" and step.reason == "length":
@@ -233,17 +225,15 @@ class Repl:
         # `img1 low=50` as a shell user types it; JSON and `img1, 50` as the model writes them.
         named = parse_tool_args(type(known), raw) if known is not None and not is_legacy(raw) else None
         progress = ProgressReporter(Console(stderr=True))
-        self.session.on_progress = progress
         try:
             with interrupt_cancels(self.session, tool_phase=True):
-                step = self.session.run_tool(tool, raw.strip(), named=named)
+                step = self.session.run_tool(tool, raw.strip(), named=named, observers=Observers(progress=progress))
         except (KeyboardInterrupt, Cancelled):
             progress.stop()  # first: stopping a transient bar erases the lines printed under it
             self.console.print("[yellow]cancelled[/] [dim](no image was written)[/]")
             return
         finally:
             progress.stop()
-            self.session.on_progress = None
         self.renderer.step(Step("action", tool=step.tool, input=step.input))
         self.renderer.step(step)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from vchat.config import Settings
 from vchat.errors import VchatError
+from vchat.resume import resume_session
 from vchat.session import Session
 from vchat.store.images import ImageRef
 
@@ -31,7 +32,7 @@ def build_session(settings: Settings, *, llm: str, resume: str | None = None) ->
         raise VchatError(f"no language model found; {connect_hint()}")
     warning = None
     if resume is not None:
-        session, warning = Session.resume(settings, all_tools(), model, None if resume == "latest" else resume)
+        session, warning = resume_session(settings, all_tools(), model, None if resume == "latest" else resume)
     else:
         session = Session(settings, all_tools(), model)
     if settings.caption_on_attach:

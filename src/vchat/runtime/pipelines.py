@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from vchat.runtime.catalog import CONTROLNETS, SD_SHARED
 
 if TYPE_CHECKING:
-    from vchat.runtime.manager import ModelManager, Parts
+    from vchat.runtime.parts import ComponentHost, Parts
 
 # kind -> (diffusers pipeline class, its UNet component, default scheduler; None keeps the checkpoint's own)
 VIEWS: dict[str, tuple[str, str, str | None]] = {
@@ -80,7 +80,7 @@ class SDPipelineView:
 
     def __init__(
         self,
-        manager: ModelManager,
+        manager: ComponentHost,
         kind: str,
         *,
         controlnet: str | None = None,
@@ -98,7 +98,7 @@ class SDPipelineView:
     def bind(self, parts: Parts) -> Any:
         """The cached pipeline over exactly these component objects."""
         cache_key = (self.kind, self.controlnet, self.scheduler, self.components)
-        return self.manager._bound_view(
+        return self.manager.bound_view(
             cache_key, parts, lambda: build_pipeline(self.kind, parts, self.controlnet, self.scheduler)
         )
 

@@ -17,7 +17,7 @@ from vchat.ui.safe import safe_line, safe_text
 PIPE_WIDTH = 1000
 
 if TYPE_CHECKING:
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
     from vchat.store.images import ImageRef, ImageStore
     from vchat.tools.base import Tool
 
@@ -27,13 +27,6 @@ ImageHook = Callable[["ImageRef"], None]
 def _short(text: str, limit: int = 160) -> str:
     """One line of outside text, control characters neutralised, markup escaped, cut at `limit`."""
     return escape(safe_line(text, limit))
-
-
-def for_user(text: str) -> str:
-    """An observation as the user should read it: without the sentences addressed to the model."""
-    from vchat.tools.generation.common import NO_SUBSTITUTE
-
-    return text.replace(f"; {NO_SUBSTITUTE}", "").replace(NO_SUBSTITUTE, "").rstrip("; ")
 
 
 def plural(count: int, word: str) -> str:
@@ -66,11 +59,11 @@ class StepRenderer:
                 c.print(f"[dim italic]thought: {_short(step.thought, 400)}[/]")
             c.print(f"[bold cyan]→ {_short(step.tool or '?', 60)}[/] [dim]{_short(step.input or '', 120)}[/]")
         elif step.kind == "observation":
-            failed = " failed:" in (step.observation or "") or (step.observation or "").startswith(
-                ("unknown tool", "bad input")
-            )
+            failed = step.failure is not None
             style = "yellow" if failed else "green"
-            first = for_user(step.observation or "").splitlines()[0] if step.observation else ""
+            # What the user reads (a Step built with the model's text alone shows that).
+            words = step.text or step.observation or ""
+            first = words.splitlines()[0] if words else ""
             # A failure is never cut: it often ends with the command that fixes it (`vchat models pull …`).
             shown = escape(safe_line(first)) if failed else escape(result_line(first))
             c.print(f"  [{style}]{shown}[/] [dim]({step.seconds:.1f}s)[/]")

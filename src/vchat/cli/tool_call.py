@@ -1,0 +1,109 @@
+"""One tool call from the command line (`run --tool`, `batch --tool`): looked up, checked and bound up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vchat.errors import ToolInputError, UnknownImageError, UsageError
+
+if TYPE_CHECKING:
+    from vchat.session import Session
+
+
+def check_tool_call(tool_name: str, pairs: list[str]) -> None:
+    """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
+
+    Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
+    """
+    from vchat.chat.binding import check_arg_keys, parse_arg_pairs
+    from vchat.tools.registry import all_tools, tool_class, unknown_tool_message
+
+    tool = tool_class(tool_name)
+    if tool is None:
+        raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
+    check_arg_keys(tool, list(parse_arg_pairs(pairs)))
+
+
+def tool_inputs(
+    session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
+) -> dict[str, Any]:
+    """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
+    tool = session.tools.get(tool_name)
+    if tool is None:
+        from vchat.tools.registry import unknown_tool_message
+
+        raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
+    from vchat.chat.binding import parse_arg_pairs
+
+    named: dict[str, Any] = dict(parse_arg_pairs(pairs))
+    images = [ref.handle for ref in attached]
+    for spec in tool.inputs:
+        if spec.name in named:
+            continue
+        if spec.kind == "image" and images:
+            named[spec.name] = images.pop(0)
+        elif spec.kind == "text" and spec.required and prompt:
+            named[spec.name] = prompt
+            prompt = None
+    if prompt:
+        raise UsageError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
+    return named
+
+
+def one_image_per_field(tool_name: str, images: list[Path]) -> None:
+    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
+    from vchat.tools.registry import tool_class
+
+    tool = tool_class(tool_name)
+    takes = sum(1 for f in tool.inputs if f.kind == "image") if tool is not None else len(images)
+    if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
+        shown = " ".join(str(p) for p in images)
+        raise UsageError(
+            f"{tool_name} takes {takes} image{'s' if takes != 1 else ''} but {len(images)} were given; "
+            f"to run it on each: vchat batch --tool {tool_name} {shown} --out DIR"
+        )
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """Stands for an input image while a call is checked, before any image is copied into a session."""
+
+    handle: str
+
+
+def placeholders(count: int) -> list[Any]:
+    """Stand-ins for `count` input images while a call is checked."""
+    return [_Placeholder(f"<input {n}>") for n in range(1, count + 1)]
+
+
+def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
+    """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
+    from vchat.chat.binding import bind_named, field_for_key
+
+    found = session.tools.get(tool)
+    if found is None:
+        raise UsageError(f"unknown tool {tool!r}; run `vchat tools` to list them")
+    cls = type(found)
+    given = {spec.name for spec in (field_for_key(cls, key) for key in named) if spec is not None}
+    for spec in cls.inputs:
+        if spec.required and spec.name not in given:
+            how = {"image": "-i PATH", "text": f'the text, e.g. vchat run --tool {tool} "…"'}
+            raise UsageError(f"{tool} needs {spec.name}: give {how.get(spec.kind, f'--arg {spec.name}=VALUE')}")
+
+    def resolve(name: str) -> Any:
+        # The images given with -i are checked already (open_image); a handle named in --arg must exist.
+        if name.startswith("<input "):
+            return name
+        try:
+            return session.store.resolve(name)
+        except UnknownImageError:
+            known = ", ".join(ref.handle for ref in session.store)
+            where = f"this session has {known}" if known else "give files with -i PATH"
+            raise UsageError(f"--arg: there is no image {name!r}; {where}") from None
+
+    try:
+        bind_named(cls, named, resolve)
+    except ToolInputError as exc:  # the model hears these as observations; here the user typed them
+        raise UsageError(str(exc)) from None
