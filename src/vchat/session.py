@@ -90,6 +90,8 @@ class Session:
         self.protocol = settings.protocol
         # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
         self.turns: list[Turn] = list(reopened.turns) if reopened is not None else []
+        # What `/model` chose ({llm, model, base_url}); written with the session so --resume reconnects to it.
+        self.model_choice: dict[str, str | None] | None = None
         self.history: list[Message] = history.messages(self.turns, settings.history_budget, self.protocol)
         self.cancel_event = threading.Event()
         # The session's own hook for each image the user attaches (the CLI wires caption-on-attach here).
@@ -178,6 +180,7 @@ class Session:
                     version=__version__,
                     model=self.llm.name if self.llm is not None else None,
                     cwd=str(Path.cwd()),
+                    **({"choice": self.model_choice} if self.model_choice else {}),
                 )
         except (OSError, VchatError) as exc:
             # A full disk (or a read-only folder) at the very start: one line, and no empty session left
@@ -286,6 +289,18 @@ class Session:
     def _remember(self, turn: Turn) -> None:
         self.turns.append(turn)
         self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+
+    def forget(self, last: bool) -> int:
+        """`/undo` (last=True: the last turn) or `/clear` (every turn); recorded, so a resumed session forgets too.
+
+        Returns how many turns were forgotten; the images they made stay in the session.
+        """
+        gone = min(1, len(self.turns)) if last else len(self.turns)
+        if gone:
+            del self.turns[len(self.turns) - gone :]
+            self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+            self.transcript.write("undo" if last else "clear")
+        return gone
 
     def vision(self) -> Vision | None:
         """How the planner is shown images this turn: `vision` on/off, or auto (the backend says it can see)."""

@@ -75,7 +75,8 @@ def main_callback(
         )
         from vchat.cli.repl import run_repl
 
-        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview, llm_flags=chosen)
     except VchatError as exc:
         fail_on(exc)
     raise typer.Exit(code)
@@ -156,7 +157,8 @@ def run(
             open_image(path.expanduser(), settings.max_image_pixels)
         from vchat.cli.wiring import build_session
 
-        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume, llm_flags=chosen)
         code = run_once(
             session,
             prompt,

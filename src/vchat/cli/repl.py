@@ -260,8 +260,11 @@ class Repl:
         for name in ("llm", "model", "base_url"):
             setattr(self.session.settings, name, getattr(settings, name))
         self.session.settings.models = settings.models
+        # The choice itself (never a key), so that --resume reconnects where the chat left off.
+        choice = {"llm": settings.llm, "model": settings.model, "base_url": settings.base_url}
+        self.session.model_choice = choice  # a session not yet on disk writes it in its first record
         if self.session.transcript.path.exists():
-            self.session.transcript.write("model", model=llm.name if llm is not None else None)
+            self.session.transcript.write("model", model=llm.name if llm is not None else None, choice=choice)
         if llm is None:
             self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
         else:
@@ -274,15 +277,12 @@ class Repl:
             self.message(text.strip())
 
     def _undo(self, _: str) -> None:
-        if len(self.session.history) < 2:
+        if not self.session.forget(last=True):
             raise VchatError("nothing to undo")
-        del self.session.history[-2:]
-        self.session.transcript.write("undo")
         self.console.print("forgot the last exchange (its images stay in the session)")
 
     def _clear(self, _: str) -> None:
-        self.session.history.clear()
-        self.session.transcript.write("clear")
+        self.session.forget(last=False)
         self.console.print("conversation cleared; images kept")
 
     def _save(self, rest: str) -> None:
@@ -365,18 +365,25 @@ def _lines_from_stdin() -> Iterable[str]:
         yield line.rstrip("\n")
 
 
-def run_repl(settings: Settings, images: list[Path], resume: str | None = None, preview_flag: str | None = None) -> int:
-    """Interactive chat; returns the exit code."""
+def run_repl(
+    settings: Settings,
+    images: list[Path],
+    resume: str | None = None,
+    preview_flag: str | None = None,
+    *,
+    llm_flags: bool = False,
+) -> int:
+    """Interactive chat; returns the exit code (`llm_flags`: --llm, --model or --base-url was given)."""
     from vchat.cli.wiring import build_session
     from vchat.llm.select import connect_hint
 
     console = Console(highlight=False)
-    session, warning = build_session(settings, llm="optional", resume=resume)
+    session, warning = build_session(settings, llm="optional", resume=resume, llm_flags=llm_flags)
     llm = session.llm
     if warning:
         print_warning(console, warning)
     if resume is not None:
-        turns = plural(len(session.history) // 2, "turn")
+        turns = plural(len(session.turns), "turn")
         console.print(f"resumed session {session.id}: {plural(len(session.store), 'image')}, {turns}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
