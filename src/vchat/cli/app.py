@@ -242,15 +242,17 @@ def images_cmd(
 
 
 @app.command("doctor")
-def doctor_cmd(config: ConfigOpt = None) -> None:
-    """Check the setup: device, memory, model cache, offline state, what would download."""
+def doctor_cmd(
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, llm: LlmOpt = None, config: ConfigOpt = None
+) -> None:
+    """Check the setup: the language model (exit 1 when it does not answer), device, memory, model cache."""
     from vchat.cli.models import doctor
 
     try:
-        settings = settings_from_flags(config)
+        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
     except VchatError as exc:
         fail_on(exc)
-    doctor(settings)
+    raise typer.Exit(0 if doctor(settings) else 1)
 
 
 @app.command("show")

@@ -176,8 +176,11 @@ def pull_command(
         err.print(f"[green]done[/] {escape(repo_id)} -> {escape(str(path))}")
 
 
-def doctor(settings: Settings) -> None:
-    """Print the language model (and whether it answers), then what the runtime sees: device, memory, cache, network."""
+def doctor(settings: Settings) -> bool:
+    """Print the language model (and whether it answers), then what the runtime sees: device, memory, cache, network.
+
+    Returns False when the language model that would be used does not answer (or cannot be built).
+    """
     from vchat.runtime import devices, hub, memory
 
     console = _stdout()
@@ -188,7 +191,9 @@ def doctor(settings: Settings) -> None:
     from vchat.llm.check import llm_rows
     from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
 
-    rows.extend(llm_rows(settings))
+    llm_report = llm_rows(settings)
+    rows.extend(llm_report)
+    answered = not any(text.startswith(("no:", "error:")) for _, text in llm_report)
     unknown = sorted(k for k in settings.models if k not in DEFAULT_MODELS and k not in COMPONENTS)
     if unknown:
         rows.append(("[models]", f"unknown key(s) ignored: {', '.join(unknown)}; `vchat models` lists the keys"))
@@ -235,6 +240,7 @@ def doctor(settings: Settings) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         console.print(f"{label:<{width}}  {value}", markup=False)
+    return answered
 
 
 def _budget_text(setting: str, free: int, total: int, accelerator: bool) -> str:

@@ -48,7 +48,16 @@ def tool_inputs(
             named[spec.name] = prompt
             prompt = None
     if prompt:
-        raise UsageError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
+        # Words after a tool with no text input fill its other inputs in order, as `/tool flip_image img1 vertical`.
+        import shlex
+
+        from vchat.chat.tool_args import parse_tool_args
+
+        given = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in named.items())
+        try:
+            named = {**parse_tool_args(type(tool), f"{given} {prompt}"), **named}
+        except ToolInputError as exc:
+            raise UsageError(f"{tool_name} has no text input for {prompt!r} ({exc}); use --arg KEY=VALUE") from None
     return named
 
 

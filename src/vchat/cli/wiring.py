@@ -68,6 +68,8 @@ def build_session(
         raise VchatError(
             f"{exc} (the model this session chose with /model; --llm, --model or --base-url pick another)"
         ) from None
+    if llm == "required" and model is None and settings.llm == "none":
+        raise VchatError("the language model is off (llm = none); a request needs one, or run a tool with --tool NAME")
     if llm == "required" and model is None:
         raise VchatError(f"no language model found; {connect_hint()}")
     warning = None

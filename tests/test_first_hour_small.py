@@ -1,0 +1,44 @@
+"""Small things a new user trips over: positional values after `run --tool`, `--llm none`, `vchat doctor`'s verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.fake_openai import FakeOpenAI
+from tests.helpers import answer, write_photo
+from tests.test_cli import vchat
+
+
+def test_run_tool_takes_values_in_order_like_the_chat(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    out = vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo), "vertical")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Vertical flip of img1")
+    bad = vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo), "sideways")
+    assert bad.returncode == 2 and "horizontal, vertical" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_run_tool_still_refuses_words_no_input_takes(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    out = vchat(tmp_path, "run", "--tool", "grayscale_image", "-i", str(photo), "very grey please")
+    assert out.returncode == 2 and "has no text input" in out.stderr
+
+
+def test_llm_none_says_the_model_is_off_not_missing(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "run", "describe it", "--llm", "none")
+    assert out.returncode == 1
+    assert "language model is off" in out.stderr and "no language model found" not in out.stderr
+
+
+def test_doctor_fails_when_the_model_does_not_answer_and_says_so_once(tmp_path: Path) -> None:
+    out = vchat(tmp_path, "doctor", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--llm", "openai")
+    assert out.returncode == 1, out.stdout + out.stderr
+    answers = next(line for line in out.stdout.splitlines() if line.startswith("answers"))
+    assert answers.count("server running") == 1, answers
+
+
+def test_doctor_takes_the_model_flags_and_passes_when_it_answers(tmp_path: Path) -> None:
+    with FakeOpenAI([answer("ok")], models=["m1"]) as fake:
+        out = vchat(tmp_path, "doctor", "--base-url", fake.url, "--model", "m1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"m1 @ 127.0.0.1:{fake.port}" in out.stdout and "answers         yes" in out.stdout
