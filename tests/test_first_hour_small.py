@@ -42,3 +42,39 @@ def test_doctor_takes_the_model_flags_and_passes_when_it_answers(tmp_path: Path)
         out = vchat(tmp_path, "doctor", "--base-url", fake.url, "--model", "m1")
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"m1 @ 127.0.0.1:{fake.port}" in out.stdout and "answers         yes" in out.stdout
+
+
+def test_steps_command_sets_the_limit_the_hint_names(tmp_path: Path) -> None:
+    import io
+
+    import pytest
+    from rich.console import Console
+    from tests.helpers import act, make_session
+
+    from vchat.cli.repl import Repl
+    from vchat.errors import VchatError
+
+    loop = [act("flip_image", '{"image": "img1"}')] * 3
+    session = make_session(tmp_path, [*loop, answer("done")])
+    session.attach(write_photo(tmp_path))
+    out = io.StringIO()
+    repl = Repl(session, Console(file=out, width=200))
+    repl.handle("/steps 2")
+    repl.handle("flip it a lot")
+    text = out.getvalue()
+    assert "stopped after 2 tool steps" in text and "/steps N in the chat" in text
+    repl.handle("/steps")
+    assert "up to 2 tool steps per message" in out.getvalue()
+    with pytest.raises(VchatError, match="usage: /steps N"):
+        repl.handle("/steps many")
+
+
+def test_a_clean_exit_leaves_no_lock_file(tmp_path: Path) -> None:
+    from tests.helpers import make_session
+
+    session = make_session(tmp_path, [answer("hi")])
+    list(session.turn("hello"))
+    assert (session.folder / ".lock").exists()  # held while open
+    session.close()
+    assert not (session.folder / ".lock").exists()
+    assert sorted(p.name for p in session.folder.iterdir()) == ["session.jsonl"]

@@ -42,6 +42,7 @@ SLASH_HELP = {
     "/clear": "forget the whole conversation (images stay)",
     "/save HANDLE PATH": "copy an image out of the session folder",
     "/preview MODE": "inline previews: auto, kitty, iterm, sixel, blocks, none",
+    "/steps [N]": "show or set how many tool steps the model may take per message",
     "/quit": "leave (Ctrl-D works too)",
 }
 COMMANDS = (*(key.split()[0] for key in SLASH_HELP), "/exit")
@@ -169,6 +170,7 @@ class Repl:
             "/clear": self._clear,
             "/save": self._save,
             "/preview": self._preview,
+            "/steps": self._steps,
         }.get(name)
         if handler is None:
             raise VchatError(f"unknown command {name}; /help lists them (start with // to send a message)")
@@ -302,6 +304,15 @@ class Repl:
         except OSError as exc:
             raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
         self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
+
+    def _steps(self, rest: str) -> None:
+        if not rest:
+            self.console.print(f"up to {self.session.settings.max_steps} tool steps per message; /steps N changes it")
+            return
+        if not rest.isdigit() or not 1 <= int(rest) <= 100:
+            raise VchatError("usage: /steps N, a number of tool steps from 1 to 100")
+        self.session.settings.max_steps = int(rest)
+        self.console.print(f"up to {rest} tool steps per message")
 
     def _preview(self, rest: str) -> None:
         from vchat.config import PREVIEW_MODES
