@@ -78,3 +78,22 @@ def test_a_clean_exit_leaves_no_lock_file(tmp_path: Path) -> None:
     session.close()
     assert not (session.folder / ".lock").exists()
     assert sorted(p.name for p in session.folder.iterdir()) == ["session.jsonl"]
+
+
+def test_the_denoising_bar_counts_the_steps_asked_for(tmp_path: Path, hub_cache: Path) -> None:
+    """SD 1.5's PNDM scheduler runs 5 timesteps for 4 steps; the bar must not say 5 of 4 (or 31 of 30)."""
+    from tests.helpers import make_session
+
+    from vchat.session import Observers
+
+    session = make_session(tmp_path)
+    seen: list[tuple[int, int]] = []
+    observers = Observers(
+        progress=lambda done, total, label: seen.append((done, total)) if label == "denoising" else None
+    )
+    inputs = {"prompt": "a car", "steps": 4, "width": 64, "height": 64}
+    step = session.run_tool("generate_image", None, inputs, observers=observers)
+    assert step.failure is None, step.observation
+    assert len(seen) == 5  # every timestep reported, the extra one too
+    assert {total for _, total in seen} == {4} and max(done for done, _ in seen) == 4
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
