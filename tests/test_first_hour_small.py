@@ -97,3 +97,25 @@ def test_the_denoising_bar_counts_the_steps_asked_for(tmp_path: Path, hub_cache:
     assert len(seen) == 5  # every timestep reported, the extra one too
     assert {total for _, total in seen} == {4} and max(done for done, _ in seen) == 4
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_sessions_name_a_tool_only_session_by_its_first_call(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path)
+    made = vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo), "vertical")
+    assert made.returncode == 0, made.stderr
+    listing = vchat(tmp_path, "sessions")
+    row = next(line for line in listing.stdout.splitlines() if line.startswith("20"))
+    assert "(tool) flip_image" in row, listing.stdout
+    helptext = vchat(tmp_path, "sessions", "--help").stdout
+    assert "default ./vchat-out" not in helptext and "index lists every" in helptext
+
+
+def test_batch_resume_with_nothing_to_do_prints_no_rate(tmp_path: Path) -> None:
+    from vchat.batch.runner import Summary
+
+    idle = Summary(total=3, skipped=3, seconds=0.01, manifest="out/manifest.jsonl")
+    assert idle.line() == "batch: nothing to do, 3 already done; manifest out/manifest.jsonl"
+    ran = Summary(total=3, done=1, skipped=2, seconds=2.0, manifest="m")
+    assert "(0.5 images/s)" in ran.line()
+    stopped = Summary(total=3, seconds=0.5, manifest="m", stopped="interrupted")
+    assert "3 not run" in stopped.line() and "nothing to do" not in stopped.line()

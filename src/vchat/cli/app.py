@@ -205,7 +205,13 @@ def tools_cmd(
 
 
 @app.command("sessions")
-def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
+def sessions_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="DIR", help="Also list sessions under DIR (the index lists every folder)."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
     """List saved sessions, newest first."""
     from vchat.cli.sessions import print_sessions
 
