@@ -119,3 +119,11 @@ def test_batch_resume_with_nothing_to_do_prints_no_rate(tmp_path: Path) -> None:
     assert "(0.5 images/s)" in ran.line()
     stopped = Summary(total=3, seconds=0.5, manifest="m", stopped="interrupted")
     assert "3 not run" in stopped.line() and "nothing to do" not in stopped.line()
+
+
+def test_offline_pull_of_a_cached_model_says_it_is_there(tmp_path: Path, hub_cache: Path) -> None:
+    out = vchat(tmp_path, "models", "pull", "planner", VCHAT_DEVICE="cpu")
+    assert out.returncode == 0, out.stderr
+    assert "already downloaded: planner" in out.stderr
+    missing = vchat(tmp_path, "models", "pull", "planner", "sd15", VCHAT_DEVICE="cpu", HF_HUB_CACHE=str(tmp_path / "x"))
+    assert missing.returncode == 1 and "already downloaded" not in missing.stderr  # nothing cached there: offline

@@ -166,6 +166,15 @@ def pull_command(
 
         with contextlib.suppress(ImportError, VchatError):
             settings.models["planner"] = planner_default(resolve_device(settings.runtime.device))
+    if keys:
+        # Named models already in the cache need no network: say so, even offline, and fetch only the rest.
+        cached = {row["key"] for row in model_rows(settings) if row["cached"] == "yes" or row["local"]}
+        here = [k for k in wanted if k in cached]
+        if here:
+            err.print(f"already downloaded: {', '.join(here)} (in {hub.cache_dir()})")
+        wanted = [k for k in wanted if k not in cached]
+        if not wanted:
+            return
     try:
         hub.ensure_pullable()
         err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
