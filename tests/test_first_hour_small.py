@@ -127,3 +127,19 @@ def test_offline_pull_of_a_cached_model_says_it_is_there(tmp_path: Path, hub_cac
     assert "already downloaded: planner" in out.stderr
     missing = vchat(tmp_path, "models", "pull", "planner", "sd15", VCHAT_DEVICE="cpu", HF_HUB_CACHE=str(tmp_path / "x"))
     assert missing.returncode == 1 and "already downloaded" not in missing.stderr  # nothing cached there: offline
+
+
+def test_an_identical_call_is_not_run_again_and_the_model_is_told(tmp_path: Path) -> None:
+    from tests.helpers import act, make_session
+
+    same = act("flip_image", '{"image": "img1", "direction": "vertical"}')
+    replies = [same, act("flip_image", "img1, vertical"), answer("done")]
+    session = make_session(tmp_path, replies)
+    session.attach(write_photo(tmp_path))
+    steps = [s for s in session.turn("flip it") if s.kind == "observation"]
+    assert len(steps) == 2
+    assert steps[0].failure is None and steps[1].failure == "bad_input"
+    assert "already called flip_image with exactly this input" in (steps[1].observation or "")
+    assert len(session.store) == 2  # img1 and the one flip: the repeat made nothing
+    told = session.llm.calls[-1][-1]["content"]  # type: ignore[union-attr]
+    assert "already called flip_image" in str(told)
