@@ -143,3 +143,23 @@ def test_an_identical_call_is_not_run_again_and_the_model_is_told(tmp_path: Path
     assert len(session.store) == 2  # img1 and the one flip: the repeat made nothing
     told = session.llm.calls[-1][-1]["content"]  # type: ignore[union-attr]
     assert "already called flip_image" in str(told)
+
+
+def test_agent_batch_failure_lines_name_the_file(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import act
+
+    photo = write_photo(tmp_path / "in", "holiday.png")
+    script = tmp_path / "loop.json"
+    script.write_text(json.dumps([act("flip_image", "img1"), act("rotate_image", "img1, 90"), answer("x")]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VCHAT_"))}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "c"), XDG_DATA_HOME=str(tmp_path / "d"))
+    cmd = [sys.executable, "-m", "vchat", "batch", "flip", "in", "--out", "o", "--llm", f"scripted:{script}"]
+    out = subprocess.run([*cmd, "--max-steps", "1"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert out.returncode == 4, out.stderr
+    failed = [line for line in out.stderr.splitlines() if line.startswith("failed:")]
+    assert failed and str(photo) in failed[0] and "stopped after 1 tool steps" in failed[0]
