@@ -163,3 +163,16 @@ def test_agent_batch_failure_lines_name_the_file(tmp_path: Path) -> None:
     assert out.returncode == 4, out.stderr
     failed = [line for line in out.stderr.splitlines() if line.startswith("failed:")]
     assert failed and str(photo) in failed[0] and "stopped after 1 tool steps" in failed[0]
+
+
+def test_a_loading_line_comes_before_the_model_libraries_are_imported(tmp_path: Path) -> None:
+    from tests.helpers import make_session
+
+    from vchat.session import Observers
+
+    session = make_session(tmp_path)
+    seen: list[tuple[int, int, str]] = []
+    with session.observed(Observers(progress=lambda done, total, label: seen.append((done, total, label)))):
+        manager = session.models
+        assert session.models is manager  # made once, said once
+    assert seen == [(0, 0, "loading models…")]

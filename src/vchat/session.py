@@ -159,6 +159,8 @@ class Session:
     def models(self) -> Any:
         """The visual model manager, created on first use (loading nothing yet)."""
         if self._models is None:
+            # Importing torch and the model libraries takes seconds before the first weight loads: say so.
+            self._loading_progress(0, 0, "loading models…")
             from vchat.runtime import ModelManager
 
             self._models = ModelManager.from_settings(self.settings, progress=self._loading_progress)
