@@ -124,3 +124,22 @@ def test_cpu_line_and_ray_recipe_run_as_written_on_a_fresh_clone(tmp_path: Path)
     assert not where.is_relative_to(clone.resolve()) and where.is_relative_to(node.resolve()), where
     assert version == __version__
     assert (clone / "dist" / f"vchat_cli-{__version__}-py3-none-any.whl").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_readme_test_command_installs_and_runs_tests_on_a_fresh_clone(tmp_path: Path) -> None:
+    """`scripts/test` alone, in a fresh clone with no venv: it makes one, installs the test needs, runs pytest."""
+    clone = _clone(tmp_path)
+    host = _host_packages(tmp_path)
+    env = _env(tmp_path)
+    # The venv scripts/test would make, made here first so that it sees the host's packages (offline).
+    _venv(clone / ".venv", host)
+    subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "ensurepip", "--default-pip"], env=env, check=True)
+    done = subprocess.run(
+        ["scripts/test", "tests/test_distribution.py"], cwd=clone, capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "passed" in done.stdout and "scripts/test: pytest took" in done.stderr
+    where, _ = _where(clone / ".venv", env)
+    assert where.is_relative_to(clone.resolve())
