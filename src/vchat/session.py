@@ -90,8 +90,7 @@ class Session:
         self.protocol = settings.protocol
         # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
         self.turns: list[Turn] = list(reopened.turns) if reopened is not None else []
-        # What `/model` chose ({llm, model, base_url}); written with the session so --resume reconnects to it.
-        self.model_choice: dict[str, str | None] | None = None
+        self.model_choice: dict[str, str | None] | None = None  # what /model chose, for --resume
         self.history: list[Message] = history.messages(self.turns, settings.history_budget, self.protocol)
         self.cancel_event = threading.Event()
         # The session's own hook for each image the user attaches (the CLI wires caption-on-attach here).
@@ -159,8 +158,7 @@ class Session:
     def models(self) -> Any:
         """The visual model manager, created on first use (loading nothing yet)."""
         if self._models is None:
-            # Importing torch and the model libraries takes seconds before the first weight loads: say so.
-            self._loading_progress(0, 0, "loading models…")
+            self._loading_progress(0, 0, "loading models…")  # importing torch takes seconds: say so
             from vchat.runtime import ModelManager
 
             self._models = ModelManager.from_settings(self.settings, progress=self._loading_progress)
@@ -293,10 +291,7 @@ class Session:
         self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
 
     def forget(self, last: bool) -> int:
-        """`/undo` (last=True: the last turn) or `/clear` (every turn); recorded, so a resumed session forgets too.
-
-        Returns how many turns were forgotten; the images they made stay in the session.
-        """
+        """`/undo` (the last turn) or `/clear` (all), recorded for --resume; how many went (images stay)."""
         gone = min(1, len(self.turns)) if last else len(self.turns)
         if gone:
             del self.turns[len(self.turns) - gone :]
