@@ -215,7 +215,7 @@ def test_package_top_level_stays_small() -> None:
 
 # Owned by other work streams and over the limit when this check was written: the planner's
 # engineer keeps llm/local.py, the newcomer's keeps ui/terminal.py. Remove a name once it fits.
-OVER_400_KNOWN: set[str] = set()
+OVER_400_KNOWN = {"vchat.llm.local", "vchat.ui.terminal"}
 
 
 @pytest.mark.parametrize("path", MODULES, ids=_module)

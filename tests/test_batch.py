@@ -17,7 +17,7 @@ from tests.helpers import act, answer, write_photo
 
 from vchat.batch.inputs import expand, name_items
 from vchat.batch.manifest import read_manifest
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

@@ -16,6 +16,7 @@ from vchat.bench.standins import World, standin_tools
 from vchat.bench.suite import builtin_tasks
 from vchat.bench.tasks import CATEGORIES, Task
 from vchat.config import Settings
+from vchat.llm.base import LLM
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
 
@@ -316,7 +317,7 @@ class _Stats:
         self.prompt_tokens, self.new_tokens = prompt, new
 
 
-class _CountingModel:
+class _CountingModel(LLM):
     """Keeps per-reply stats like the built-in planner (a new object per reply)."""
 
     name = "counting"

@@ -1,4 +1,4 @@
-"""A new user's first hour (issue 14): help placeholders, exit codes, messages that point the way, offline pull."""
+"""A new user's first hour: help placeholders, exit codes, messages that point the way, offline pull."""
 
 from __future__ import annotations
 

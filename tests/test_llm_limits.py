@@ -1,4 +1,4 @@
-"""A misbehaving model or server cannot hang vchat or lose a turn (issue 13): limits, deadline, odd text.
+"""A misbehaving model or server cannot hang vchat or lose a turn: limits, deadline, odd text.
 
 Over real HTTP against tests/fake_openai.py: max_tokens is sent, an endless stream is cut, a
 stream that only keeps the link alive hits the deadline, surrogate pairs split across chunks
@@ -74,7 +74,7 @@ def test_endless_stream_in_vchat_run_is_one_line_and_exits(tmp_path: Path) -> No
         out = vchat(tmp_path, "run", "hi", "--json", "--base-url", server.url, "-m", "m", VCHAT_MAX_TOKENS="64")
     assert out.returncode == 1
     data = json.loads(out.stdout)
-    # The first request failed and nothing was made: no session is left behind (issue 14).
+    # The first request failed and nothing was made: no session is left behind.
     assert "ran past" in data["error"] and data["session"] is None
     assert not (tmp_path / "out").is_dir() or not any((tmp_path / "out").iterdir())
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [f"error: {data['error']}"]

@@ -22,7 +22,7 @@ from PIL import Image
 from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.store.transcript import LOCK_NAME, read_records
 from vchat.tools.registry import OFFERED
 

@@ -1,4 +1,4 @@
-"""A session survives a full disk, a broken transcript, a second opener and a symlink (issue 13)."""
+"""A session survives a full disk, a broken transcript, a second opener and a symlink."""
 
 from __future__ import annotations
 

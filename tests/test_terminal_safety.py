@@ -1,4 +1,4 @@
-"""Nothing the model, a server or a file name sends reaches the terminal as a control sequence (issue 13).
+"""Nothing the model, a server or a file name sends reaches the terminal as a control sequence.
 
 Model replies, server error bodies, tool inputs and file names go through `vchat run` (a real
 subprocess, the real client over real HTTP) and the REPL's renderer (a console that is a

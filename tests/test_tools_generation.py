@@ -14,7 +14,7 @@ from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
 from vchat.errors import ToolError, ToolInputError, ToolUnavailable
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.generation.generate import GenerateImage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -15,7 +15,7 @@ from tests import gen_fixtures as gf
 from tests.helpers import act, answer, photo
 
 from vchat.errors import Cancelled, ModelLoadError, ToolUnavailable
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.perception import grounding
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")

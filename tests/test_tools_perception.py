@@ -19,7 +19,7 @@ from tests.perception_fixtures import (
 )
 
 from vchat.runtime.catalog import COMPONENTS
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.perception import background, segment
 from vchat.tools.perception.caption import caption
 from vchat.tools.perception.grounding import Detection, detect_boxes, phrases_of, segment_boxes

@@ -18,7 +18,7 @@ from tests.perception_fixtures import (
     perception_session,
 )
 
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.maps import conditions
 from vchat.tools.perception.ade20k import ADE20K_PALETTE
 from vchat.tools.perception.depth import normal_map

@@ -10,6 +10,7 @@ from vchat.chat import history, prompts
 from vchat.chat.binding import bind_input
 from vchat.chat.steps import Step, failed_step, invented_handles, run_tool
 from vchat.chat.vision import Vision, windowed, with_images
+from vchat.config import Protocol
 from vchat.errors import LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
@@ -47,7 +48,7 @@ class Agent:
         max_steps: int = 8,
         max_format_retries: int = 2,
         on_text: Callable[[str], None] | None = None,
-        protocol: str = "react",
+        protocol: Protocol = "react",
         vision: Vision | None = None,
     ) -> None:
         self.llm = llm
@@ -80,7 +81,7 @@ class Agent:
 
     def vision_refused(self) -> Step | None:
         """After a backend turned images down: vision off for the rest of the session, said once."""
-        if self.vision is None or not getattr(self.llm, "vision_refused", False):
+        if self.vision is None or not self.llm.vision_refused:
             return None
         self.vision = None
         return Step("notice", text=f"{self.llm.name} does not take images: vision is off for this session")
@@ -168,7 +169,7 @@ class Agent:
             if cut and not isinstance(parsed, FinalAnswer):
                 # A step cut at the token cap may have lost the end of its input: it is not run, the model is told.
                 format_failures += 1
-                cap = getattr(self.llm, "max_tokens", None)
+                cap = self.llm.max_tokens
                 if format_failures > self.max_format_retries:
                     yield Step("error", text=prompts.cut_limit(cap, format_failures), reply=reply, reason="length")
                     return
@@ -180,7 +181,7 @@ class Agent:
             format_failures = 0
             if isinstance(parsed, FinalAnswer):
                 if cut:  # the answer is shown as it is, with one line saying it may be incomplete
-                    cap = getattr(self.llm, "max_tokens", None)
+                    cap = self.llm.max_tokens
                     yield Step("notice", text=prompts.cut_notice(cap, answer=True), reply=reply, reason="length")
                 flagged = invented_handles(parsed.text, self.store)
                 yield Step("final", text=parsed.text, reply=reply, thought=_thought_of(reply), flagged=flagged)

@@ -8,11 +8,18 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vchat.errors import ConfigError
 
 PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
+# The settings with a fixed set of values (validated in `_validate`; these types let mypy check the comparisons).
+Protocol = Literal["react", "tools"]
+VisionMode = Literal["auto", "on", "off"]
+PngStyle = Literal["fast", "small"]
+Tier = Literal["auto", "classic", "current"]
+SafetyMode = Literal["auto", "on", "off"]
+PreviewMode = Literal["auto", "kitty", "iterm", "sixel", "blocks", "none"]
 KEEP_POLICIES = ("resident", "offload")
 
 
@@ -49,25 +56,25 @@ class Settings:
     temperature: float = 0.0  # 0: greedy (deterministic); above 0 the built-in planner samples
     top_p: float = 1.0  # nucleus sampling for the built-in planner (used only when temperature > 0)
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
-    # -- the language model's protocol and limits (issues 10, 11, 13) --
-    protocol: str = "react"  # react (text ReAct, any model) | tools (native function calling)
+    # -- the language model's protocol and limits --
+    protocol: Protocol = "react"  # react (text ReAct, any model) | tools (native function calling)
     history_budget: int = 6000  # estimated tokens of earlier turns kept in full; older ones condensed (0: never)
     max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
     reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
-    vision: str = "auto"  # auto | on | off: give the planner the newest images as pixels
+    vision: VisionMode = "auto"  # auto | on | off: give the planner the newest images as pixels
     vision_max_side: int = 448  # long side, in pixels, of images shown to the planner
     vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
-    # PNG encoding of outputs: auto (small in sessions, fast in `vchat batch`) | fast | small
-    png_compression: str = "fast"
+    # PNG encoding of outputs: fast (default) | small; see store/files.py PNG_STYLES for what each costs
+    png_compression: PngStyle = "fast"
     # Which default checkpoints the tools use: classic (SD 1.5 family, 4-6 GB), current (FLUX.2 [klein], SAM 3,
     # Depth Anything V2) or auto (current where the device's memory holds it); `[models]` overrides still win.
-    tier: str = "auto"
+    tier: Tier = "auto"
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
-    safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
+    safety_checker: SafetyMode = "auto"  # auto (when the checkpoint ships one) | on | off
     sd_max_side: int = 768  # Stable Diffusion works at most this many pixels on the long side
     sd_upscale_small: bool = False  # run small inputs at 512 px instead of their own size
-    preview: str = "auto"
+    preview: PreviewMode = "auto"
     verbose: bool = False
     debug: bool = False
     config_path: Path | None = None

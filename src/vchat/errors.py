@@ -19,10 +19,6 @@ class ToolInputError(VchatError):
     """A tool call's input does not fit the tool's fields; told to the model."""
 
 
-class UnknownToolError(VchatError):
-    """The model named a tool that does not exist; told to the model."""
-
-
 class UnknownImageError(VchatError):
     """An image name that the session does not know; told to the model."""
 
@@ -49,10 +45,6 @@ class ToolsUnsupported(LLMError):
 
 class NoModelError(LLMError):
     """No language model is configured or reachable."""
-
-
-class StopUnsupportedError(LLMError):
-    """The server refused the `stop` parameter; the caller retries without it."""
 
 
 class ModelLoadError(VchatError):

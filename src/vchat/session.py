@@ -19,6 +19,7 @@ from vchat import __version__
 from vchat.agent import Agent
 from vchat.chat import history
 from vchat.chat.binding import bind_input, bind_named
+from vchat.chat.calls import find_tool
 from vchat.chat.history import Turn
 from vchat.chat.paths import find_image_paths
 from vchat.chat.steps import Step, run_tool
@@ -114,9 +115,8 @@ class Session:
         self._llm = value
         # The built-in planner is a component of this session's runtime: one budget, never a second copy,
         # and the session's cancel flag stops its decoding within a token.
-        bind = getattr(value, "bind_runtime", None)
-        if bind is not None:
-            bind(lambda: self.models, lambda: self.cancel_event.is_set())
+        if value is not None:
+            value.bind_runtime(lambda: self.models, lambda: self.cancel_event.is_set())
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
@@ -304,9 +304,9 @@ class Session:
         mode, llm = self.settings.vision, self.llm
         if llm is None or mode == "off" or self.settings.vision_images == 0:
             return None
-        if getattr(llm, "vision_refused", False):
+        if llm.vision_refused:
             return None  # the server turned images down earlier in this session
-        if mode == "auto" and not getattr(llm, "supports_vision", False):
+        if mode == "auto" and not llm.supports_vision:
             return None
         return Vision(self.settings.vision_max_side, self.settings.vision_images)
 
@@ -326,9 +326,7 @@ class Session:
             return self._run_tool(name, raw, named)
 
     def _run_tool(self, name: str, raw: str | None, named: Mapping[str, Any] | None) -> Step:
-        tool = self.tools.get(name)
-        if tool is None:
-            raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
+        tool = find_tool(self.tools, name)
         args = (
             bind_named(type(tool), named, self.store.resolve)
             if named is not None

@@ -100,13 +100,11 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
 
 def validate(settings: Settings, job: Job) -> None:
     """Refuse a bad job before any image is read: unknown tool, bad --arg, no model."""
+    from vchat.chat.calls import find_tool
     from vchat.tools.registry import all_tools
 
     if job.tool:
-        tools = all_tools()
-        tool = next((t for t in tools if t.name == job.tool), None)
-        if tool is None:
-            raise UsageError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
+        tool = find_tool({t.name: t for t in all_tools()}, job.tool)
         try:
             check_job(tool, job)
         except VchatError as exc:

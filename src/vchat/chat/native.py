@@ -9,7 +9,7 @@ from vchat.chat import prompts
 from vchat.chat.steps import Step, invented_handles
 from vchat.chat.vision import Vision
 from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import LLM, Message, NativeCall, ToolCalls, cut_at_cap, supports_tools
+from vchat.llm.base import LLM, Message, NativeCall, ToolCalls, cut_at_cap
 from vchat.react import ToolCall
 from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
@@ -76,7 +76,7 @@ def _ask(agent: Agent, messages: Sequence[Message], specs: Sequence[dict[str, An
     text: list[str] = []
     calls: ToolCalls | None = None
     agent.ctx.check_cancelled()
-    for item in agent.llm.complete_with_tools(agent.visible(messages), specs):  # type: ignore[attr-defined]
+    for item in agent.llm.complete_with_tools(agent.visible(messages), specs):
         agent.ctx.check_cancelled()
         if isinstance(item, ToolCalls):
             calls = item
@@ -98,7 +98,7 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
     message. A refusal of `tools` (or a backend without them) is only a fallback on the
     turn's first request, before any tool has run.
     """
-    if not supports_tools(agent.llm):
+    if not agent.llm.supports_tools:
         return f"{agent.llm.name} has no native tool calling"
     specs = tool_specs(agent)
     messages: list[Message] = [
@@ -109,7 +109,7 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
     tool_steps = 0
     retries = 0  # empty replies and replies cut at the token cap, bounded like unreadable ReAct replies
     first = True
-    cap = getattr(agent.llm, "max_tokens", None)
+    cap = agent.llm.max_tokens
     while True:
         try:
             text, calls = _ask(agent, messages, specs)

@@ -190,7 +190,8 @@ def tools_cmd(
     """List the tools the model and MCP clients see (old names in brackets stay callable)."""
     import sys
 
-    from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class, unknown_tool_message
+    from vchat.chat.calls import unknown_tool_message
+    from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class
     from vchat.ui.tool_list import listing_width, tool_lines
 
     chosen = list(OFFERED)

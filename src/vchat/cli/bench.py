@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from vchat.config import Settings
     from vchat.tools.base import Tool
 
-CALIBRATION = ("reference", "answer-at-once", "random-tool")
-
 
 def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,

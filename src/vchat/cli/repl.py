@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from vchat.chat.calls import find_tool
 from vchat.chat.steps import Step
+from vchat.cli.repl_input import edit_in_editor, interrupt_cancels, lines_from_stdin, prompt_lines
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
 from vchat.session import Observers, Session
@@ -63,7 +60,6 @@ class Repl:
         self.previewer = previewer
         self.show_image = show_image or previewer or (lambda ref: None)
         self.renderer = StepRenderer(console, verbose=session.settings.verbose, on_image=self.show_image)
-        self.pending_edit = False
         # Notices about the answer being streamed (cut at the token cap), printed under it when it is whole.
         self._after_answer: list[Step] = []
 
@@ -213,11 +209,7 @@ class Repl:
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
-        known = self.session.tools.get(tool)
-        if known is None:
-            from vchat.tools.registry import unknown_tool_message
-
-            raise VchatError(unknown_tool_message(tool, sorted(self.session.tools), lister="/tools"))
+        known = find_tool(self.session.tools, tool, lister="/tools")
         if not raw.strip() and any(spec.required for spec in known.inputs):
             # `/tool NAME` alone: how to call it, rather than an error about a missing input.
             self.console.print(f"usage: {escape(usage(type(known)))}")
@@ -315,65 +307,16 @@ class Repl:
         self.console.print(f"up to {rest} tool steps per message")
 
     def _preview(self, rest: str) -> None:
-        from vchat.config import PREVIEW_MODES
+        from vchat.config import PREVIEW_MODES, PreviewMode
 
         if rest not in PREVIEW_MODES:
             raise VchatError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}")
-        self.session.settings.preview = rest
+        self.session.settings.preview = cast(PreviewMode, rest)
         if self.previewer is not None:
             self.previewer.set_mode(rest)
             self.console.print(f"previews: {self.previewer.mode} ({self.previewer.terminal.reason})")
         else:
             self.console.print(f"previews: {rest}")
-
-
-@contextmanager
-def interrupt_cancels(session: Session, tool_phase: bool = False) -> Iterator[None]:
-    """Ctrl-C during a turn: stop the model's stream at once; stop a tool at its next step.
-
-    A tool is told through the session's cancel flag so it can stop between denoising steps
-    and leave no half-written file; a second Ctrl-C interrupts it outright.
-    """
-    presses = 0
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal presses
-        presses += 1
-        session.cancel_event.set()
-        if presses > 1 or not (tool_phase or session.phase == "tool"):
-            raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (embedded use): leave Ctrl-C as it is
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def edit_in_editor(initial: str) -> str:
-    """Let the user write a message in $VISUAL / $EDITOR (vi when neither is set)."""
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w+", suffix=".md", prefix="vchat-", delete=False) as fh:
-        fh.write(initial)
-        path = fh.name
-    try:
-        result = subprocess.run([*shlex.split(editor), path], check=False)
-        if result.returncode != 0:
-            raise VchatError(f"{editor} exited with {result.returncode}; nothing sent")
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VchatError(f"editor {editor!r} not found; set $EDITOR") from None
-    finally:
-        Path(path).unlink(missing_ok=True)
-
-
-def _lines_from_stdin() -> Iterable[str]:
-    for line in sys.stdin:
-        yield line.rstrip("\n")
 
 
 def run_repl(
@@ -402,8 +345,7 @@ def run_repl(
     console.print(f"[bold]vchat[/] — {escape(safe_line(llm.name)) if llm else 'no language model'}; /help for commands")
     if llm is None:
         console.print(f"[dim]{escape(connect_hint())}[/]")
-    notice = getattr(llm, "notice", None)
-    first_use = notice() if callable(notice) else None
+    first_use = llm.notice() if llm is not None else None
     if first_use:
         console.print(f"[dim]{escape(first_use)}[/]")
     for path in images:
@@ -411,7 +353,7 @@ def run_repl(
             repl.command(f"/attach {path}")
         except VchatError as exc:
             print_error(console, str(exc))
-    lines = _prompt_lines(repl) if interactive else _lines_from_stdin()
+    lines = prompt_lines(session, COMMANDS) if interactive else lines_from_stdin()
     try:
         for line in lines:
             try:
@@ -441,52 +383,3 @@ def run_repl(
                 soft_wrap=True,  # a command to copy must never be broken across lines
             )
     return 0
-
-
-def _prompt_lines(repl: Repl) -> Iterable[str]:
-    """Lines from prompt_toolkit; Ctrl-C on an empty line twice, or Ctrl-D, exits."""
-    from platformdirs import user_data_dir
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
-    from prompt_toolkit.key_binding import KeyBindings
-    from prompt_toolkit.key_binding.key_processor import KeyPressEvent
-
-    from vchat.ui.completion import VchatCompleter
-
-    data = Path(user_data_dir("vchat", appauthor=False))
-    data.mkdir(parents=True, exist_ok=True)
-    bindings = KeyBindings()
-
-    @bindings.add("escape", "enter")  # Alt-Enter / Esc-Enter: a new line instead of sending
-    def _newline(event: KeyPressEvent) -> None:
-        event.current_buffer.insert_text("\n")
-
-    session = repl.session
-    completer = VchatCompleter(
-        COMMANDS,
-        tool_names=lambda: list(session.tools),
-        handles=lambda: [ref.handle for ref in session.store],
-        tool_class=lambda name: type(session.tools[name]) if name in session.tools else None,
-    )
-    prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(data / "history")),
-        completer=completer,
-        complete_while_typing=False,
-        key_bindings=bindings,
-        enable_history_search=False,  # Ctrl-R reverse search stays available
-        prompt_continuation="  ",
-    )
-    interrupts = 0
-    while True:
-        try:
-            line = prompt.prompt("› ")
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts >= 2:
-                return
-            print("(Ctrl-C again or Ctrl-D to quit)")
-            continue
-        except EOFError:
-            return
-        interrupts = 0
-        yield line

@@ -65,8 +65,7 @@ def run_once(
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
         print_warning(err, warning)
-    notice = getattr(session.llm, "notice", None)
-    first_use = notice() if callable(notice) else None
+    first_use = session.llm.notice() if session.llm is not None else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.

@@ -18,47 +18,40 @@ def check_tool_call(tool_name: str, pairs: list[str]) -> None:
     Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
     """
     from vchat.chat.binding import check_arg_keys, parse_arg_pairs
-    from vchat.tools.registry import all_tools, tool_class, unknown_tool_message
+    from vchat.chat.calls import find_tool
+    from vchat.tools.registry import all_tools
 
-    tool = tool_class(tool_name)
-    if tool is None:
-        raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
-    check_arg_keys(tool, list(parse_arg_pairs(pairs)))
+    tool = find_tool({tool.name: tool for tool in all_tools()}, tool_name)
+    check_arg_keys(type(tool), list(parse_arg_pairs(pairs)))
 
 
 def tool_inputs(
     session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
 ) -> dict[str, Any]:
     """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
-    tool = session.tools.get(tool_name)
-    if tool is None:
-        from vchat.tools.registry import unknown_tool_message
-
-        raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
     from vchat.chat.binding import parse_arg_pairs
+    from vchat.chat.calls import fill_inputs, find_tool
 
-    named: dict[str, Any] = dict(parse_arg_pairs(pairs))
+    tool = find_tool(session.tools, tool_name)
+    given = parse_arg_pairs(pairs)
     images = [ref.handle for ref in attached]
-    for spec in tool.inputs:
-        if spec.name in named:
-            continue
-        if spec.kind == "image" and images:
-            named[spec.name] = images.pop(0)
-        elif spec.kind == "text" and spec.required and prompt:
-            named[spec.name] = prompt
-            prompt = None
-    if prompt:
-        # Words after a tool with no text input fill its other inputs in order, as `/tool flip_image img1 vertical`.
-        import shlex
+    try:
+        return fill_inputs(type(tool), given, images, prompt)
+    except ToolInputError as exc:  # the person typed it: a bad command line
+        if not prompt:
+            raise UsageError(str(exc)) from None
+        refused = exc
+    # Words after a tool with no text input fill its other inputs in order, as `/tool flip_image img1 vertical`.
+    import shlex
 
-        from vchat.chat.tool_args import parse_tool_args
+    from vchat.chat.tool_args import parse_tool_args
 
-        given = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in named.items())
-        try:
-            named = {**parse_tool_args(type(tool), f"{given} {prompt}"), **named}
-        except ToolInputError as exc:
-            raise UsageError(f"{tool_name} has no text input for {prompt!r} ({exc}); use --arg KEY=VALUE") from None
-    return named
+    named = fill_inputs(type(tool), given, images)
+    words = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in named.items())
+    try:
+        return {**parse_tool_args(type(tool), f"{words} {prompt}"), **named}
+    except ToolInputError as exc:
+        raise UsageError(f"{refused} ({exc})") from None
 
 
 def one_image_per_field(tool_name: str, images: list[Path]) -> None:
@@ -90,11 +83,9 @@ def placeholders(count: int) -> list[Any]:
 def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
     """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
     from vchat.chat.binding import bind_named, field_for_key
+    from vchat.chat.calls import find_tool
 
-    found = session.tools.get(tool)
-    if found is None:
-        raise UsageError(f"unknown tool {tool!r}; run `vchat tools` to list them")
-    cls = type(found)
+    cls = type(find_tool(session.tools, tool))
     given = {spec.name for spec in (field_for_key(cls, key) for key in named) if spec is not None}
     for spec in cls.inputs:
         if spec.required and spec.name not in given:

@@ -116,8 +116,8 @@ def _ask(llm: LLM, timeout: float) -> tuple[str, str | None, float]:
 
 
 def _fix(llm: LLM) -> str:
-    base_url = getattr(llm, "base_url", None)
-    if isinstance(base_url, str) and is_local_url(base_url):
+    base_url = llm.base_url
+    if base_url is not None and is_local_url(base_url):
         return "is the server running, with that model loaded? Check with `curl " + base_url + "/models`"
     if isinstance(base_url, str):
         return "check OPENAI_API_KEY, the model name (--model) and the network"

@@ -11,7 +11,7 @@ from typing import Any
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of, wire_message
+from vchat.llm.base import LLM, Message, ToolCalls, cut_at_stop, text_of, wire_message
 from vchat.llm.openai_call import Call, ReplyInfo
 from vchat.llm.openai_errors import Wording, translate
 from vchat.llm.openai_stream import text_stream
@@ -33,8 +33,11 @@ _IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj"
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
 
 
-class OpenAIChat:
+class OpenAIChat(LLM):
     """A chat model behind an OpenAI-compatible /chat/completions endpoint; streams by default."""
+
+    supports_tools = True
+    base_url: str
 
     def __init__(
         self,
@@ -76,7 +79,7 @@ class OpenAIChat:
             key = LOCAL_PLACEHOLDER_KEY
         # Parameters this model refused once; not sent again by this instance.
         self._dropped: set[str] = set()
-        # Why the server ended the last reply and the tokens it counted (`last_finish`, `last_usage`).
+        # What the worker thread learns about the reply it reads; `last_finish` and `last_usage` once it is over.
         self._reply = ReplyInfo()
         # Set when the server turned down image parts: they are sent as text from then on (the agent says so once).
         self.vision_refused = False
@@ -109,19 +112,9 @@ class OpenAIChat:
     @property
     def supports_vision(self) -> bool:
         """Whether the model name belongs to a family known to take images (`vision = "auto"` asks this)."""
-        from vchat.chat.vision import model_sees
+        from vchat.llm.pixels import model_sees
 
         return model_sees(self.model) and not self.vision_refused
-
-    @property
-    def last_finish(self) -> str | None:
-        """Why the server ended the last reply: "stop", "length" (cut at max_tokens), "tool_calls"; None if unknown."""
-        return self._reply.finish
-
-    @property
-    def last_usage(self) -> tuple[int, int] | None:
-        """(prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`)."""
-        return self._reply.usage
 
     @property
     def stop_supported(self) -> bool:
@@ -140,6 +133,7 @@ class OpenAIChat:
             {"role": m["role"], "content": text_of(m) if self.vision_refused else m["content"]} for m in messages
         ]
         self._reply = ReplyInfo()
+        self.last_finish = self.last_usage = None
 
         def reply(call: Call, started: float) -> Iterator[str]:
             response = self._create(payload, stops, started, call)
@@ -198,6 +192,7 @@ class OpenAIChat:
             # Finished, failed, cancelled (Ctrl-C closes this generator) or past the deadline: the worker stops,
             # at its next chunk or, for a server that sends only keep-alive comments, when the link is closed.
             call.abandoned.set()
+            self.last_finish, self.last_usage = self._reply.finish, self._reply.usage
             if call.stream is not None:
                 with contextlib.suppress(Exception):
                     call.stream.close()
@@ -223,6 +218,7 @@ class OpenAIChat:
         if self.vision_refused:
             payload = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
         self._reply = ReplyInfo()
+        self.last_finish = self.last_usage = None
 
         def reply(call: Call, started: float) -> Iterator[str | ToolCalls]:
             # Through `_create`, as a text-protocol request: a refused optional parameter is dropped and the request

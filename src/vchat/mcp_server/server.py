@@ -21,6 +21,7 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vchat import __version__
+from vchat.chat.calls import UnknownTool, find_tool
 from vchat.errors import Cancelled, VchatError
 from vchat.mcp_server.inputs import URI_SCHEME, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
@@ -187,9 +188,10 @@ class VchatServer:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        tool = self.tools.get(params.name)
-        if tool is None:
-            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools/list names them")
+        try:
+            tool = find_tool(self.tools, params.name, lister="tools/list")
+        except UnknownTool as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         arguments = dict(params.arguments or {})
         workspace: Workspace | None = None
         first = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from vchat.store.images import ImageRef
+from vchat.store.refs import ImageRef
 from vchat.ui.render import print_error
 
 
