@@ -54,6 +54,7 @@ class Tmux:
         words = ["env", "-i", *(f"{k}={shlex.quote(v)}" for k, v in env.items())]
         command = " ".join([*words, shlex.quote(sys.executable), "-m", "vchat", *(shlex.quote(a) for a in args)])
         self.tmux("respawn-pane", "-k", "-t", self.target, "-c", str(tmp_path), command)
+        self.tmux("clear-history", "-t", self.target)  # what a previous run printed must not satisfy wait_for
 
     def type(self, text: str) -> None:
         self.tmux("send-keys", "-t", self.target, "-l", text)
@@ -132,6 +133,7 @@ def test_model_switch_is_kept_after_resume(tmux: Tmux, tmp_path: Path) -> None:
         tmux.wait_for("Server hello.")
         tmux.quit()
         tmux.run(tmp_path, ["--resume"], config)
+        tmux.wait_for("resumed session")
         screen = tmux.wait_for("/help for commands")
         assert f"vchat — m1 @ 127.0.0.1:{fake.port}" in screen
         tmux.type("still there?")
