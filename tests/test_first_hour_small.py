@@ -176,3 +176,19 @@ def test_a_loading_line_comes_before_the_model_libraries_are_imported(tmp_path: 
         manager = session.models
         assert session.models is manager  # made once, said once
     assert seen == [(0, 0, "loading models…")]
+
+
+def test_doctor_shows_the_planner_dtype_apart(capsys: object) -> None:
+    from vchat.cli.models import doctor
+    from vchat.config import Settings
+
+    settings = Settings(llm="none")
+    settings.runtime.device = "cpu"
+    assert doctor(settings) is True  # nothing to ask: the model is off on purpose
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    row = next(line for line in out.splitlines() if line.startswith("dtype"))
+    assert "float32 (tools), bfloat16 (planner)" in row
+    settings.runtime.dtype = "float32"
+    doctor(settings)
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dtype"))  # type: ignore[attr-defined]
+    assert "float32 (setting 'float32')" in row and "planner" not in row

@@ -215,7 +215,13 @@ def doctor(settings: Settings) -> bool:
         free, total = devices.device_memory(device)
         name = devices.device_name(device)
         rows.append(("device", f"{device}: {name} (setting {rt.device!r})"))
-        rows.append(("dtype", f"{devices.resolve_dtype(rt.dtype, device)} (setting {rt.dtype!r})"))
+        tools_dtype = devices.resolve_dtype(rt.dtype, device)
+        # The built-in planner has a dtype of its own (bf16) when the setting is auto: say both when they differ.
+        from vchat.runtime.catalog import component
+
+        planner_dtype = devices.resolve_dtype(rt.dtype, device, preferred=component("planner").preferred_dtype)
+        both = tools_dtype if planner_dtype == tools_dtype else f"{tools_dtype} (tools), {planner_dtype} (planner)"
+        rows.append(("dtype", f"{both} (setting {rt.dtype!r})"))
         if devices.is_accelerator(device):
             vram = _budget_text(rt.vram_budget, free, total, accelerator=True)
             rows.append(
