@@ -69,3 +69,19 @@ def test_one_tool_by_an_old_name_shows_its_inputs(tmp_path: Path) -> None:
     assert out.stdout.startswith("flip_image") and "• direction" in out.stdout
     bad = vchat_tools(tmp_path, "flip_imag")
     assert bad.returncode == 2 and "did you mean flip_image" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_the_chat_lists_the_same_tools(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+    from tests.helpers import make_session
+
+    from vchat.cli.repl import Repl
+
+    out = io.StringIO()
+    repl = Repl(make_session(tmp_path), Console(file=out, width=100))
+    repl.handle("/tools")
+    lines = out.getvalue().splitlines()
+    assert _named(lines) == sorted(t.name for t in OFFERED)
+    assert max(len(line) for line in lines) <= 100

@@ -22,7 +22,7 @@ from vchat.session import Observers, Session
 from vchat.store.images import ImageRef
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
-from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning, tools_table
+from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning
 from vchat.ui.safe import safe_line, safe_text
 from vchat.ui.stream import AnswerStreamer
 
@@ -156,9 +156,7 @@ class Repl:
             "/attach": self._attach,
             "/images": lambda _: self.console.print(escape(images_tree(self.session.store))),
             "/show": lambda arg: self.show_image(self.session.store.resolve(arg or self._latest())),
-            "/tools": lambda arg: self.console.print(
-                tools_table([type(t) for t in self.session.tools.values()], verbose=arg in ("-v", "--verbose"))
-            ),
+            "/tools": self._tools,
             "/tool": self._tool,
             "/model": self._model,
             "/edit": self._edit,
@@ -296,6 +294,15 @@ class Repl:
         except OSError as exc:
             raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
         self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
+
+    def _tools(self, arg: str) -> None:
+        # What the model is offered (the families, old names in brackets), as `vchat tools` lists it.
+        from vchat.tools.base import offered
+        from vchat.ui.tool_list import tool_lines
+
+        shown = offered([type(t) for t in self.session.tools.values()])
+        for line in tool_lines(shown, verbose=arg in ("-v", "--verbose"), width=self.console.width):
+            self.console.print(Text(line))
 
     def _steps(self, rest: str) -> None:
         if not rest:
