@@ -128,3 +128,12 @@ def test_show_says_the_hint_once_on_stderr(tmp_path: object) -> None:
     assert show(paths, None, out, err=err, terminal=term) == 0
     assert err.getvalue().count("allow-passthrough on") == 1
     assert out.getvalue().count("▀".encode()) > 0 and str(paths[1]).encode() in out.getvalue()
+
+
+def test_a_picture_wider_than_the_placeholders_can_name_is_drawn_directly() -> None:
+    from vchat.ui.preview import PLACEHOLDER_CELLS
+
+    assert PLACEHOLDER_CELLS == MAX_CELLS
+    wide = Image.new("RGB", (4000, 100), (0, 90, 0))
+    data = render_preview(wide, "kitty", cols=400, rows=10, tmux=True, placeholders=True)
+    assert b"U=1" not in data and PLACEHOLDER.encode() not in data and b"\x1bPtmux;" in data

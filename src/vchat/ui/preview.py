@@ -29,6 +29,8 @@ MAX_UPSCALE: Final = 2.0
 # costs a resample of every pixel; small pictures (icons, 64² masks) still grow, up to MAX_UPSCALE.
 SLIGHT_UPSCALE: Final = 1.5
 KITTY_CHUNK: Final = 4096
+# kitty's placeholders can name 297 rows and columns (one combining mark each); wider pictures are drawn directly.
+PLACEHOLDER_CELLS: Final = 297
 
 ESC: Final = b"\x1b"
 ST: Final = b"\x1b\\"
@@ -274,7 +276,7 @@ def render_preview(
 
     scaled = scale_to_cells(image, cols, rows, cell_px)
     cells = cells_for(scaled.size, cols, rows, cell_px)
-    if mode == "kitty" and placeholders:
+    if mode == "kitty" and placeholders and max(cells) <= PLACEHOLDER_CELLS:
         from vchat.ui.kitty_unicode import new_image_id, placeholder_text, transmit_chunks
 
         image_id = new_image_id()
