@@ -132,7 +132,7 @@ def test_scripted_backend_from_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["run", "edges", "-i", "missing.png", "--llm", "none"], "no such file"),
-        (["run", "hello", "--llm", "none"], "no language model found"),
+        (["run", "hello", "--llm", "none"], "the language model is off (llm = none)"),
         (["run", "hello", "--base-url", "https://api.example.com/v1"], "OPENAI_API_KEY"),
     ],
 )
