@@ -192,3 +192,36 @@ def test_doctor_shows_the_planner_dtype_apart(capsys: object) -> None:
     doctor(settings)
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("dtype"))  # type: ignore[attr-defined]
     assert "float32 (setting 'float32')" in row and "planner" not in row
+
+
+def test_a_lock_taken_on_a_removed_lock_file_is_taken_again(tmp_path: Path, monkeypatch: object) -> None:
+    """The holder removes `.lock` on release; a second vchat that opened the old file re-takes a fresh one."""
+    import os
+
+    from vchat.store import transcript
+    from vchat.store.transcript import SessionLock, TranscriptError
+
+    first, second = SessionLock(tmp_path), SessionLock(tmp_path)
+    first.acquire()
+    real_open = os.open
+    opened: list[int] = []
+
+    def open_then_release(path: object, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)  # type: ignore[arg-type]
+        if not opened:
+            opened.append(fd)
+            first.release()  # the holder leaves between this open and the flock: its file is unlinked
+        return fd
+
+    monkeypatch.setattr(transcript.os, "open", open_then_release)  # type: ignore[attr-defined]
+    second.acquire()
+    monkeypatch.undo()  # type: ignore[attr-defined]
+    third = SessionLock(tmp_path)
+    try:
+        third.acquire()
+    except TranscriptError as exc:
+        assert "open in another vchat" in str(exc)
+    else:
+        raise AssertionError("two vchats hold the same session")
+    second.release()
+    assert not (tmp_path / ".lock").exists()
