@@ -59,3 +59,14 @@ def test_unknown_setting_suggests_the_close_one(tmp_path: Path) -> None:
 def test_model_command_refuses_a_malformed_address() -> None:
     with pytest.raises(VchatError, match="not a valid address"):
         settings_for(Settings(), ["http://localhost:11434:/v1", "qwen"], None)
+
+
+def test_only_the_address_that_wins_is_checked(tmp_path: Path) -> None:
+    env = {"OPENAI_BASE_URL": "http://127.0.0.1:abc/v1"}
+    settings = load_settings({"base_url": "http://localhost:11434/v1"}, env=env, config_path=None)
+    assert settings.base_url == "http://localhost:11434/v1"
+    config = tmp_path / "config.toml"
+    config.write_text('base_url = "http://localhost:x/v1"\n')
+    with pytest.raises(ConfigError, match=r"config.toml: base_url 'http://localhost:x/v1' is not a valid"):
+        load_settings(env={}, config_path=config)
+    assert load_settings(env={"VCHAT_BASE_URL": "http://h:1/v1"}, config_path=config).base_url == "http://h:1/v1"

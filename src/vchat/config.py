@@ -161,8 +161,6 @@ def _apply_scalars(settings: Settings, values: Mapping[str, Any], origin: str) -
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{origin}: unknown setting {key!r}{hint}")
         setattr(settings, key, _coerce(key, _SCALARS[key], value, origin))
-        if key == "base_url":
-            check_url(settings.base_url, origin)
 
 
 def _apply_file(settings: Settings, path: Path) -> None:
@@ -203,7 +201,6 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
     base = env.get("OPENAI_BASE_URL") or legacy
     if base:
         settings.base_url = base
-        check_url(base, "OPENAI_BASE_URL" if env.get("OPENAI_BASE_URL") else "OPENAI_API_BASE")
     if env.get("OPENAI_API_KEY"):
         settings.api_key = env["OPENAI_API_KEY"]
     for name, value in env.items():
@@ -290,8 +287,19 @@ def load_settings(
         raise ConfigError(f"config file {path} does not exist")
     _apply_env(settings, env)
     _apply_scalars(settings, dict(flags or {}), "command line")
+    # Only the address that wins is checked, and the error names where it came from.
+    check_url(settings.base_url, _base_url_origin(flags or {}, env, settings.config_path))
     _validate(settings)
     return settings
+
+
+def _base_url_origin(flags: Mapping[str, Any], env: Mapping[str, str], config: Path | None) -> str:
+    if flags.get("base_url") is not None:
+        return "command line"
+    for name in ("VCHAT_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        if env.get(name):
+            return name if name.startswith("OPENAI") else f"environment variable {name}"
+    return str(config) if config else "config"
 
 
 def url_problem(url: str) -> str | None:
