@@ -137,3 +137,17 @@ def test_a_picture_wider_than_the_placeholders_can_name_is_drawn_directly() -> N
     wide = Image.new("RGB", (4000, 100), (0, 90, 0))
     data = render_preview(wide, "kitty", cols=400, rows=10, tmux=True, placeholders=True)
     assert b"U=1" not in data and PLACEHOLDER.encode() not in data and b"\x1bPtmux;" in data
+
+
+def test_sixel_through_tmux_stays_under_its_sequence_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from vchat.ui import preview
+
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (400, 600, 3), dtype=np.uint8))
+    whole = render_preview(noise, "sixel", cols=60, rows=20, cell_px=(10, 20), tmux=True)
+    monkeypatch.setattr(preview, "TMUX_SEQUENCE_MAX", len(whole) // 3)  # as if the picture were three times bigger
+    limited = render_preview(noise, "sixel", cols=60, rows=20, cell_px=(10, 20), tmux=True)
+    passthrough = limited[limited.index(b"\x1bPtmux;") :]
+    assert len(passthrough) <= len(whole) // 3
+    assert b"\x1bPtmux;" in limited and limited.count(b"\x1bPtmux;") == 1

@@ -29,6 +29,8 @@ MAX_UPSCALE: Final = 2.0
 # costs a resample of every pixel; small pictures (icons, 64² masks) still grow, up to MAX_UPSCALE.
 SLIGHT_UPSCALE: Final = 1.5
 KITTY_CHUNK: Final = 4096
+# tmux drops any one escape sequence longer than 1 MiB (its input buffer limit); a sixel cannot be split.
+TMUX_SEQUENCE_MAX: Final = 1 << 20
 # kitty's placeholders can name 297 rows and columns (one combining mark each); wider pictures are drawn directly.
 PLACEHOLDER_CELLS: Final = 297
 
@@ -243,6 +245,19 @@ def caption(path: str | Path, handle: str | None = None) -> str:
     return f"{handle}  {path}" if handle else str(path)
 
 
+def _sixel_under(image: Image.Image, limit: int) -> tuple[Image.Image, bytes]:
+    """The sixel of `image`, made smaller until it (with tmux's doubled ESCs and wrapper) fits in `limit` bytes."""
+    data = encode_sixel_pixels(image)
+    for _ in range(4):
+        if len(data) + 64 <= limit or min(image.size) <= 16:
+            break
+        # Sixel size grows with the pixel count: shrink the area by the overshoot, with a margin.
+        factor = math.sqrt(limit / (len(data) + 64)) * 0.9
+        image = _resize(image, (max(1, int(image.width * factor)), max(1, int(image.height * factor))))
+        data = encode_sixel_pixels(image)
+    return image, data
+
+
 def render_preview(
     image: Image.Image,
     mode: str,
@@ -291,7 +306,8 @@ def render_preview(
         drawn = tmux_wrap(b"\x1b7" + _iterm(scaled, cells) + b"\x1b8")
         used_rows = cells[1]
     else:
-        drawn = tmux_wrap(b"\x1b7" + encode_sixel_pixels(scaled) + b"\x1b8")
+        scaled, sixel = _sixel_under(scaled, TMUX_SEQUENCE_MAX)
+        drawn = tmux_wrap(b"\x1b7" + sixel + b"\x1b8")
         # Sixel draws real pixels, so the picture covers every row it touches.
         used_rows = min(rows, math.ceil(scaled.height / cell_px[1]))
     reserve = b"\n" * used_rows + f"\x1b[{used_rows}A".encode()
