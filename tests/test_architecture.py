@@ -237,3 +237,26 @@ def test_private_members_stay_private() -> None:
             if "noqa: SLF001" in line:
                 why = line.split("noqa: SLF001", 1)[1].strip(" :-,")
                 assert why, f"{_module(path)}:{number} silences SLF001 without saying why"
+
+
+# The bench reads the built-in planner's per-reply stats (`LocalLLM.last`) until llm/local.py (kept by the
+# planner's engineer) reports them as `last_usage`, the capability every backend has.
+LLM_PROBES_KNOWN = {("vchat.bench.runner", "last")}
+
+
+def test_no_code_probes_a_language_model_with_getattr() -> None:
+    """Backends declare their capabilities on the `LLM` base class; callers ask them, never probe."""
+    found: set[tuple[str, str]] = set()
+    for path in MODULES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("getattr", "hasattr")
+            ):
+                continue
+            target = ast.unparse(node.args[0]) if node.args else ""
+            if target.split(".")[-1] in ("llm", "_llm", "current", "backend") and len(node.args) > 1:
+                name = node.args[1].value if isinstance(node.args[1], ast.Constant) else ast.unparse(node.args[1])
+                found.add((_module(path), str(name)))
+    assert found <= LLM_PROBES_KNOWN, sorted(found - LLM_PROBES_KNOWN)

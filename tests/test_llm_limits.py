@@ -43,6 +43,7 @@ def failure(llm: OpenAIChat) -> LLMError:
 # -- defect 2: a runaway reply ends ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_max_tokens_is_sent_from_the_settings(tmp_path: Path) -> None:
     with FakeOpenAI([answer("short")]) as server:
         out = vchat(tmp_path, "run", "hi", "--base-url", server.url, "-m", "m", VCHAT_MAX_TOKENS="200")
@@ -69,6 +70,7 @@ def test_an_endless_reply_is_cut_at_the_size_cap(stream: bool) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_endless_stream_in_vchat_run_is_one_line_and_exits(tmp_path: Path) -> None:
     with FakeOpenAI([Fault.endless("na ", chunk_delay=0.001)]) as server:
         out = vchat(tmp_path, "run", "hi", "--json", "--base-url", server.url, "-m", "m", VCHAT_MAX_TOKENS="64")
@@ -109,6 +111,7 @@ def test_after_a_deadline_the_session_goes_on(tmp_path: Path) -> None:
     assert after[-1].text == "still here"
 
 
+@pytest.mark.slow
 def test_a_timeout_with_retries_says_how_long_it_really_waited() -> None:
     with FakeOpenAI([Fault.delay(5), Fault.delay(5), Fault.delay(5)]) as server:
         err = failure(make(server, timeout=0.3, max_retries=2))
@@ -141,6 +144,7 @@ def test_lone_surrogates_from_any_backend_never_crash_the_transcript(tmp_path: P
 # -- defect 3: a NUL in an Action Input ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nul_in_action_input_is_an_observation_not_a_crash(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     replies = [act("canny_edges", '{"image": "img1\\u0000"}'), act("canny_edges", "/tmp/x\x00.png"), answer("ok")]

@@ -35,6 +35,7 @@ def _generate(session: Any, **extra: Any) -> Any:
     return session.run_tool("generate_image", named=args)
 
 
+@pytest.mark.slow
 def test_generate_image_records_seed_params_and_lineage(session: Any) -> None:
     step = _generate(session)
     assert step.observation.startswith("Generated a 64x64 image of 'a red car' (seed 7, 2 steps"), step.observation

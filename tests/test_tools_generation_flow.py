@@ -148,6 +148,7 @@ def _vchat(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_vchat_run_tool_in_a_subprocess(tmp_path: Path) -> None:
     photo(100, 75).save(tmp_path / "in.png")
     args = ["--arg", "prompt=a glass house", "--arg", "steps=2", "--arg", "seed=11", "--json"]
@@ -161,6 +162,7 @@ def test_vchat_run_tool_in_a_subprocess(tmp_path: Path) -> None:
     assert record["params"]["condition_source"] == "detected"
 
 
+@pytest.mark.slow
 def test_vchat_run_with_the_scripted_backend_in_a_subprocess(tmp_path: Path) -> None:
     photo(64, 64).save(tmp_path / "in.png")
     call = {"image": "img1", "instruction": "make it look like winter", "steps": 2, "seed": 5}

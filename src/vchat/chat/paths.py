@@ -6,7 +6,8 @@ import os
 import re
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+from vchat.store.reading import IMAGE_SUFFIXES
+
 # A token that ends in an image extension; the path may start earlier (spaces in names).
 _IMAGE_TOKEN = re.compile(r"[^\s\"'`]*\.(?:png|jpe?g|webp|bmp|gif|tiff?)(?=$|[\s\"'`,;:!?)])", re.IGNORECASE)
 _QUOTED = re.compile(r"(['\"`])(.+?)\1")

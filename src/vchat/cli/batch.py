@@ -163,7 +163,7 @@ def _job(sources: list[str], tool: str | None, args: dict[str, str], max_steps: 
 
 
 def _looks_like_input(text: str) -> bool:
-    from vchat.batch.inputs import IMAGE_SUFFIXES
+    from vchat.store.reading import IMAGE_SUFFIXES
 
     path = Path(text).expanduser()
     return path.exists() or "/" in text or path.suffix.lower() in IMAGE_SUFFIXES

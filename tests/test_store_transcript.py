@@ -128,6 +128,7 @@ def _session_with_images(tmp_path: Path, count: int = 2) -> Path:
         {"type": "step", "kind": "final", "text": ["list"]},
     ],
 )
+@pytest.mark.slow
 def test_schema_broken_records_are_skipped_and_reported(tmp_path: Path, broken: dict[str, object]) -> None:
     path = _session_with_images(tmp_path)
     with open(path, "a") as fh:

@@ -70,6 +70,7 @@ def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "hi=9"], "did you mean high?"),
     ],
 )
+@pytest.mark.slow
 def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     write_photo(tmp_path)
     out = vchat(tmp_path, *args, stdin="")
@@ -84,6 +85,7 @@ def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str],
 # Item 9: messages that point the way.
 
 
+@pytest.mark.slow
 def test_unknown_tool_suggests_the_close_names(tmp_path: Path) -> None:
     out = vchat(tmp_path, "run", "--tool", "canny", "-i", str(write_photo(tmp_path)))
     assert "did you mean canny_edges" in out.stderr
@@ -104,6 +106,7 @@ def test_a_typo_of_a_command_still_gets_did_you_mean(tmp_path: Path) -> None:
     assert out.returncode == 2 and "images" in out.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_an_unknown_session_names_the_session(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     assert vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo)).returncode == 0
@@ -143,6 +146,7 @@ def test_run_tool_at_a_terminal_prints_its_result_once(tmp_path: Path) -> None:
     assert screen.count("img2-flip_image.png") == 1, screen
 
 
+@pytest.mark.slow
 def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     out = vchat(
@@ -292,6 +296,7 @@ def test_previews_do_not_resample_for_a_slight_upscale() -> None:
 # Found on a walk through as a new user: listings piped into grep or a file were cut at 80 columns.
 
 
+@pytest.mark.slow
 def test_listings_into_a_pipe_keep_whole_rows(tmp_path: Path) -> None:
     script = tmp_path / "reply.txt"
     script.write_text(answer("Done."))
