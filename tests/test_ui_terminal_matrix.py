@@ -2,7 +2,7 @@
 
 Each terminal is simulated by what reaches vchat: the environment (over ssh only TERM and LC_* survive, as sshd
 passes them), the terminal's answer to the one query, and what tmux says of the terminal attached to it
-(`#{client_termname}`, `#{client_termtype}`). `python -m tests.test_preview_matrix` prints the table.
+(`#{client_termname}`, `#{client_termtype}`). `python -m tests.test_ui_terminal_matrix` prints the table.
 """
 
 from __future__ import annotations
