@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.fake_openai import FakeOpenAI
 from tests.helpers import answer, write_photo
 from tests.test_cli import vchat
@@ -30,6 +31,7 @@ def test_llm_none_says_the_model_is_off_not_missing(tmp_path: Path) -> None:
     assert "language model is off" in out.stderr and "no language model found" not in out.stderr
 
 
+@pytest.mark.slow
 def test_doctor_fails_when_the_model_does_not_answer_and_says_so_once(tmp_path: Path) -> None:
     out = vchat(tmp_path, "doctor", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--llm", "openai")
     assert out.returncode == 1, out.stdout + out.stderr
@@ -37,6 +39,7 @@ def test_doctor_fails_when_the_model_does_not_answer_and_says_so_once(tmp_path: 
     assert answers.count("server running") == 1, answers
 
 
+@pytest.mark.slow
 def test_doctor_takes_the_model_flags_and_passes_when_it_answers(tmp_path: Path) -> None:
     with FakeOpenAI([answer("ok")], models=["m1"]) as fake:
         out = vchat(tmp_path, "doctor", "--base-url", fake.url, "--model", "m1")
@@ -47,7 +50,6 @@ def test_doctor_takes_the_model_flags_and_passes_when_it_answers(tmp_path: Path)
 def test_steps_command_sets_the_limit_the_hint_names(tmp_path: Path) -> None:
     import io
 
-    import pytest
     from rich.console import Console
     from tests.helpers import act, make_session
 
@@ -80,6 +82,7 @@ def test_a_clean_exit_leaves_no_lock_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in session.folder.iterdir()) == ["session.jsonl"]
 
 
+@pytest.mark.slow
 def test_the_denoising_bar_counts_the_steps_asked_for(tmp_path: Path, hub_cache: Path) -> None:
     """SD 1.5's PNDM scheduler runs 5 timesteps for 4 steps; the bar must not say 5 of 4 (or 31 of 30)."""
     from tests.helpers import make_session
@@ -121,6 +124,7 @@ def test_batch_resume_with_nothing_to_do_prints_no_rate(tmp_path: Path) -> None:
     assert "3 not run" in stopped.line() and "nothing to do" not in stopped.line()
 
 
+@pytest.mark.slow
 def test_offline_pull_of_a_cached_model_says_it_is_there(tmp_path: Path, hub_cache: Path) -> None:
     out = vchat(tmp_path, "models", "pull", "planner", VCHAT_DEVICE="cpu")
     assert out.returncode == 0, out.stderr

@@ -23,7 +23,10 @@ from tests.helpers import answer, write_photo
 
 from vchat.ui.kitty_unicode import PLACEHOLDER
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"),
+    pytest.mark.slow,
+]
 
 
 class Tmux:
