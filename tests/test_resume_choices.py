@@ -124,3 +124,18 @@ def test_a_remembered_server_that_is_gone_says_how_to_choose_another(tmp_path: P
         repl.session.close()
     with pytest.raises(VchatError, match="chose with /model; --llm, --model or --base-url pick another"):
         build_session(Settings(out_dir=tmp_path / "out", timeout=2), llm="optional", resume=repl.session.id)
+
+
+def test_an_address_with_a_password_is_never_written(tmp_path: Path) -> None:
+    with FakeOpenAI([answer("one"), answer("two")], models=["m1"]) as fake:
+        repl, _ = _repl(tmp_path, [answer("scripted")])
+        repl.handle(f"/model {fake.url} m1")
+        repl.handle("first")
+        secret_url = fake.url.replace("http://", "http://me:hunter2@")
+        repl.handle(f"/model {secret_url} m1")
+        repl.handle("second")
+        repl.session.close()
+    text = (repl.session.folder / "session.jsonl").read_text()
+    assert "hunter2" not in text
+    # Nor does resume fall back to the switch before it: the settings as given decide.
+    assert remembered_choice(Settings(out_dir=tmp_path / "out"), repl.session.id) is None

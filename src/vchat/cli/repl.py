@@ -252,11 +252,17 @@ class Repl:
         for name in ("llm", "model", "base_url"):
             setattr(self.session.settings, name, getattr(settings, name))
         self.session.settings.models = settings.models
-        # The choice itself (never a key), so that --resume reconnects where the chat left off.
-        choice = {"llm": settings.llm, "model": settings.model, "base_url": settings.base_url}
+        # The choice itself, so that --resume reconnects where the chat left off; never a secret (an address
+        # holding user:password@ is not kept, and the session comes back on its settings instead).
+        from urllib.parse import urlsplit
+
+        secret = bool(settings.base_url and "@" in urlsplit(settings.base_url).netloc)
+        choice = None if secret else {"llm": settings.llm, "model": settings.model, "base_url": settings.base_url}
         self.session.model_choice = choice  # a session not yet on disk writes it in its first record
         if self.session.transcript.path.exists():
-            self.session.transcript.write("model", model=llm.name if llm is not None else None, choice=choice)
+            self.session.transcript.write(
+                "model", model=llm.name if llm is not None else None, **({"choice": choice} if choice else {})
+            )
         if llm is None:
             self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
         else:

@@ -30,6 +30,8 @@ def remembered_choice(settings: Settings, resume: str) -> dict[str, str | None] 
     for record in reversed(records):
         choice = record.get("choice") if record.get("type") in ("model", "session") else None
         if not isinstance(choice, dict):
+            if record.get("type") == "model":
+                return None  # the last switch was not kept (its address held a password): not an older one either
             continue
         values = {key: choice.get(key) for key in ("llm", "model", "base_url")}
         if not isinstance(values["llm"], str) or not all(v is None or isinstance(v, str) for v in values.values()):
