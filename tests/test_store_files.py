@@ -21,23 +21,32 @@ from vchat.store.transcript import TRANSCRIPT_NAME, Transcript
 from vchat.tools.registry import all_tools
 
 
-def _watch_syncs(monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None) -> list[str]:
-    """Record every disk sync in order: `file NAME`, `folder`, `transcript`; file syncs wait for `hold`."""
+def _watch_syncs(monkeypatch: pytest.MonkeyPatch, root: Path, hold: threading.Event | None = None) -> list[str]:
+    """Record every disk sync under `root` in order: `file NAME`, `folder`, `transcript`; file syncs wait for `hold`.
+
+    Syncs of other folders (an earlier test's session whose sync thread is still draining) are not this test's.
+    """
     events: list[str] = []
     real_file, real_folder, real_transcript = images_module.sync_file, images_module.sync_folder, Transcript.sync
 
+    def ours(path: Path) -> bool:
+        return Path(path).resolve().is_relative_to(root.resolve())
+
     def sync_file(path: Path) -> None:
-        if hold is not None:
-            assert hold.wait(20), "the test never released the sync"
-        events.append(f"file {Path(path).name}")
+        if ours(path):
+            if hold is not None:
+                assert hold.wait(20), "the test never released the sync"
+            events.append(f"file {Path(path).name}")
         real_file(path)
 
     def sync_folder(folder: Path) -> None:
-        events.append("folder")
+        if ours(folder):
+            events.append("folder")
         real_folder(folder)
 
     def sync_transcript(self: Transcript) -> None:
-        events.append("transcript")
+        if ours(self.path):
+            events.append("transcript")
         real_transcript(self)
 
     monkeypatch.setattr(images_module, "sync_file", sync_file)
@@ -50,7 +59,7 @@ def test_run_tool_returns_before_the_disk_sync_and_commits_images_before_the_tra
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hold = threading.Event()
-    events = _watch_syncs(monkeypatch, hold)
+    events = _watch_syncs(monkeypatch, tmp_path, hold)
     session = make_session(tmp_path)
     session.attach(write_photo(tmp_path))
     step = session.run_tool("flip_image", named={"image": "img1"})
@@ -69,7 +78,7 @@ def test_run_tool_returns_before_the_disk_sync_and_commits_images_before_the_tra
 def test_a_turn_commits_after_its_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.helpers import act, answer
 
-    events = _watch_syncs(monkeypatch)
+    events = _watch_syncs(monkeypatch, tmp_path)
     session = make_session(tmp_path, [act("canny_edges", "img1"), act("flip_image", "img2"), answer("done: img3")])
     session.attach(write_photo(tmp_path))
     steps = list(session.turn("edges, then flip them"))
@@ -86,7 +95,7 @@ def test_a_turn_commits_after_its_images(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_a_failed_image_sync_commits_nothing_and_close_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _watch_syncs(monkeypatch)
+    events = _watch_syncs(monkeypatch, tmp_path)
 
     def broken(path: Path) -> None:
         raise OSError(errno.EIO, "Input/output error")

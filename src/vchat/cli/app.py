@@ -10,7 +10,7 @@ import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
-from vchat.cli.common import EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
+from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
 from vchat.errors import UsageError, VchatError
 
@@ -149,8 +149,7 @@ def run(
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            check_tool_call(tool, list(arg or []))
-            one_image_per_field(tool, image or [])
+            one_image_per_field(check_tool_call(tool, list(arg or [])), image or [])
         from vchat.store.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
@@ -374,7 +373,7 @@ def main() -> None:
         app(args=argv, prog_name="vchat")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from vchat.chat.calls import find_tool
 from vchat.chat.steps import Step
-from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_OK, EXIT_USAGE, stop_on_sigterm
+from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, stop_on_sigterm
 from vchat.cli.tool_call import check_tool_inputs, placeholders, tool_inputs
 from vchat.errors import Cancelled, UsageError, VchatError
 from vchat.session import Observers, Session
@@ -80,12 +81,13 @@ def run_once(
     try:
         if tool is not None:
             # The whole call is checked before anything is made: a mistake leaves no session behind.
-            check_tool_inputs(session, tool, tool_inputs(session, tool, prompt, args, placeholders(len(images))))
+            cls = type(find_tool(session.tools, tool))
+            check_tool_inputs(session, cls, tool_inputs(cls, prompt, args, placeholders(len(images))))
         # Inside the try: attaching starts the session, and a full disk there is one line like any other.
         with session.observed(Observers(progress=progress)):  # a caption on attach may load weights
             attached = [session.attach(path) for path in images]
         if tool is not None:
-            named = tool_inputs(session, tool, prompt, args, attached)
+            named = tool_inputs(cls, prompt, args, attached)
             step = session.run_tool(tool, named=named, observers=Observers(progress=progress))
             steps.append(step)
             if progress is not None:
@@ -110,7 +112,7 @@ def run_once(
     except (KeyboardInterrupt, Cancelled):
         if progress is not None:
             progress.stop()  # first: stopping a transient bar erases lines printed under it
-        error, code = "cancelled; finished images and steps are saved", 130
+        error, code = "cancelled; finished images and steps are saved", EXIT_INTERRUPTED
         err.print(f"[yellow]{error}[/]")
     except VchatError as exc:
         if progress is not None:

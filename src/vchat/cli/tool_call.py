@@ -10,10 +10,11 @@ from vchat.errors import ToolInputError, UnknownImageError, UsageError
 
 if TYPE_CHECKING:
     from vchat.session import Session
+    from vchat.tools.base import Tool
 
 
-def check_tool_call(tool_name: str, pairs: list[str]) -> None:
-    """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
+def check_tool_call(tool_name: str, pairs: list[str]) -> type[Tool]:
+    """The tool a command line names; reject an unknown one, a malformed --arg or one naming no input (exit 2).
 
     Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
     """
@@ -21,22 +22,20 @@ def check_tool_call(tool_name: str, pairs: list[str]) -> None:
     from vchat.chat.calls import find_tool
     from vchat.tools.registry import all_tools
 
-    tool = find_tool({tool.name: tool for tool in all_tools()}, tool_name)
-    check_arg_keys(type(tool), list(parse_arg_pairs(pairs)))
+    tool = type(find_tool({tool.name: tool for tool in all_tools()}, tool_name))
+    check_arg_keys(tool, list(parse_arg_pairs(pairs)))
+    return tool
 
 
-def tool_inputs(
-    session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
-) -> dict[str, Any]:
+def tool_inputs(tool: type[Tool], prompt: str | None, pairs: list[str], attached: list[Any]) -> dict[str, Any]:
     """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
     from vchat.chat.binding import parse_arg_pairs
-    from vchat.chat.calls import fill_inputs, find_tool
+    from vchat.chat.calls import fill_inputs
 
-    tool = find_tool(session.tools, tool_name)
     given = parse_arg_pairs(pairs)
     images = [ref.handle for ref in attached]
     try:
-        return fill_inputs(type(tool), given, images, prompt)
+        return fill_inputs(tool, given, images, prompt)
     except ToolInputError as exc:  # the person typed it: a bad command line
         if not prompt:
             raise UsageError(str(exc)) from None
@@ -46,20 +45,18 @@ def tool_inputs(
 
     from vchat.chat.tool_args import parse_tool_args
 
-    named = fill_inputs(type(tool), given, images)
+    named = fill_inputs(tool, given, images)
     words = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in named.items())
     try:
-        return {**parse_tool_args(type(tool), f"{words} {prompt}"), **named}
+        return {**parse_tool_args(tool, f"{words} {prompt}"), **named}
     except ToolInputError as exc:
         raise UsageError(f"{refused} ({exc})") from None
 
 
-def one_image_per_field(tool_name: str, images: list[Path]) -> None:
+def one_image_per_field(tool: type[Tool], images: list[Path]) -> None:
     """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
-    from vchat.tools.registry import tool_class
-
-    tool = tool_class(tool_name)
-    takes = sum(1 for f in tool.inputs if f.kind == "image") if tool is not None else len(images)
+    tool_name = tool.name
+    takes = sum(1 for f in tool.inputs if f.kind == "image")
     if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
         shown = " ".join(str(p) for p in images)
         raise UsageError(
@@ -80,12 +77,11 @@ def placeholders(count: int) -> list[Any]:
     return [_Placeholder(f"<input {n}>") for n in range(1, count + 1)]
 
 
-def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
+def check_tool_inputs(session: Session, cls: type[Tool], named: dict[str, Any]) -> None:
     """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
     from vchat.chat.binding import bind_named, field_for_key
-    from vchat.chat.calls import find_tool
 
-    cls = type(find_tool(session.tools, tool))
+    tool = cls.name
     given = {spec.name for spec in (field_for_key(cls, key) for key in named) if spec is not None}
     for spec in cls.inputs:
         if spec.required and spec.name not in given:
