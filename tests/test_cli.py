@@ -48,7 +48,7 @@ def test_version_and_help(tmp_path: Path) -> None:
 def test_tools_lists_names_and_descriptions(tmp_path: Path) -> None:
     out = vchat(tmp_path, "tools")
     assert out.returncode == 0
-    assert "canny_edges" in out.stdout and "Canny" in out.stdout
+    assert "detect_map" in out.stdout and "(canny_edges)" in out.stdout
 
 
 def test_run_one_tool_without_a_model(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_scripted_backend_from_file(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["run", "edges", "-i", "missing.png", "--llm", "none"], "no such file"),
-        (["run", "hello", "--llm", "none"], "no language model found"),
+        (["run", "hello", "--llm", "none"], "the language model is off (llm = none)"),
         (["run", "hello", "--base-url", "https://api.example.com/v1"], "OPENAI_API_KEY"),
     ],
 )

@@ -64,7 +64,7 @@ def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
         (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "image=img5"], "there is no image 'img5'"),
         (["run", "--tool", "canny_edges"], "canny_edges needs image: give -i PATH"),
         (["run", "--tool", "generate_image"], "generate_image needs prompt"),
-        (["run", "--tool", "canny_edges", "a prompt", "-i", "photo.png"], "has no text input for 'a prompt'"),
+        (["run", "--tool", "canny_edges", "a prompt", "-i", "photo.png"], "canny_edges: low must be a number, not 'a'"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "low=abc"], "low must be a number"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "high=-1"], "at least 0"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "hi=9"], "did you mean high?"),

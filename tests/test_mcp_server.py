@@ -325,6 +325,8 @@ def _lock_free(folder: Path) -> bool:
     """True when no process holds the session folder's lock (its vchat session was closed)."""
     import fcntl
 
+    if not (folder / LOCK_NAME).exists():  # a clean close removes the lock file
+        return True
     with open(folder / LOCK_NAME, "rb") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

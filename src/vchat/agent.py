@@ -63,6 +63,8 @@ class Agent:
         self.last_user_content = ""
         self._last_observation = ""
         self._last_images: list[ImageRef] = []
+        # The calls made this turn (an Agent lives for one turn): an identical call is not run again.
+        self._calls: dict[str, int] = {}
         # Show the planner the newest images as pixels (None: by handle only).
         self.vision = vision
         # react: the text format any chat model can follow; tools: native function calling,
@@ -225,7 +227,25 @@ class Agent:
             record = history.failed_record(raw_call, f"bad input: {exc}")
             yield failed_step(tool.name, call.input, "bad_input", text, record)
             return
+        key = _call_key(tool.name, args)
+        if key in self._calls:
+            # A model stuck in a loop would spend every step on it: it is told, and nothing runs.
+            text = (
+                f"you already called {tool.name} with exactly this input (call {self._calls[key]} of this message); "
+                "its result is above. Use it, change the input, or give your answer"
+            )
+            self._last_observation = text
+            yield failed_step(tool.name, call.input, "bad_input", text, history.failed_record(raw_call, "repeated"))
+            return
+        self._calls[key] = len(self._calls) + 1
         step = run_tool(tool, args, self.ctx, call.input)
         self._last_observation = step.observation or ""
         self._last_images = list(step.images)
         yield step
+
+
+def _call_key(name: str, args: dict[str, Any]) -> str:
+    """The same tool with the same bound inputs (images by handle) gives the same key."""
+    import json
+
+    return name + json.dumps({k: getattr(v, "handle", v) for k, v in args.items()}, sort_keys=True, default=str)

@@ -81,6 +81,12 @@ def replay(records: Sequence[dict[str, Any]], store: ImageStore) -> tuple[list[T
                 close(pending, "interrupted")
             sent = str(record.get("sent") or record.get("text") or "")
             pending = Turn(text=sent, content=str(record.get("content") or sent))
+        elif kind in ("undo", "clear"):
+            # What the user removed stays removed: the live session dropped these turns the same way.
+            if pending is not None:
+                close(pending, "interrupted")
+                pending = None
+            del turns[len(turns) - (min(1, len(turns)) if kind == "undo" else len(turns)) :]
         elif kind in ("cancelled", "tool") and pending is not None:
             # A direct tool run (`/tool`) starts after the turn ended; its steps are not the model's.
             close(pending, "interrupted")

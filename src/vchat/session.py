@@ -94,6 +94,7 @@ class Session:
         self.protocol = settings.protocol
         # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
         self.turns: list[Turn] = list(reopened.turns) if reopened is not None else []
+        self.model_choice: dict[str, str | None] | None = None  # what /model chose, for --resume
         self.history: list[Message] = history.messages(self.turns, settings.history_budget, self.protocol)
         self.cancel_event = threading.Event()
         # The session's own hook for each image the user attaches (the CLI wires caption-on-attach here).
@@ -160,6 +161,7 @@ class Session:
     def models(self) -> ModelManager:
         """The visual model manager, created on first use (loading nothing yet)."""
         if self._models is None:
+            self._loading_progress(0, 0, "loading models…")  # importing torch takes seconds: say so
             from vchat.runtime import ModelManager
 
             self._models = ModelManager.from_settings(self.settings, progress=self._loading_progress)
@@ -181,6 +183,7 @@ class Session:
                     version=__version__,
                     model=self.llm.name if self.llm is not None else None,
                     cwd=str(Path.cwd()),
+                    **({"choice": self.model_choice} if self.model_choice else {}),
                 )
         except (OSError, VchatError) as exc:
             # A full disk (or a read-only folder) at the very start: one line, and no empty session left
@@ -289,6 +292,15 @@ class Session:
     def _remember(self, turn: Turn) -> None:
         self.turns.append(turn)
         self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+
+    def forget(self, last: bool) -> int:
+        """`/undo` (the last turn) or `/clear` (all), recorded for --resume; how many went (images stay)."""
+        gone = min(1, len(self.turns)) if last else len(self.turns)
+        if gone:
+            del self.turns[len(self.turns) - gone :]
+            self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+            self.transcript.write("undo" if last else "clear")
+        return gone
 
     def vision(self) -> Vision | None:
         """How the planner is shown images this turn: `vision` on/off, or auto (the backend says it can see)."""

@@ -75,6 +75,11 @@ class Summary:
         left = self.total - self.done - self.failed - self.skipped
         if left:
             parts.append(f"{left} not run")
+        if not self.done + self.failed and not left:
+            # Nothing ran (a --resume with everything done): a rate would be a made-up 0.0.
+            return f"batch: nothing to do, {self.skipped} already done; manifest {self.manifest}" + (
+                f"; stopped: {self.stopped}" if self.stopped else ""
+            )
         text = f"batch: {', '.join(parts)} in {self.seconds:.1f}s ({self.rate:.1f} images/s); manifest {self.manifest}"
         return text + (f"; stopped: {self.stopped}" if self.stopped else "")
 

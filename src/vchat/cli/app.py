@@ -75,7 +75,8 @@ def main_callback(
         )
         from vchat.cli.repl import run_repl
 
-        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview, llm_flags=chosen)
     except VchatError as exc:
         fail_on(exc)
     raise typer.Exit(code)
@@ -155,7 +156,8 @@ def run(
             open_image(path.expanduser(), settings.max_image_pixels)
         from vchat.cli.wiring import build_session
 
-        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume, llm_flags=chosen)
         code = run_once(
             session,
             prompt,
@@ -178,22 +180,38 @@ def run(
 
 @app.command("tools")
 def tools_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
 ) -> None:
-    """List the tools the model can use."""
-    from vchat.tools.registry import TOOL_CLASSES, family_of
-    from vchat.ui.render import listing_console, tools_table
+    """List the tools the model and MCP clients see (old names in brackets stay callable)."""
+    import sys
 
-    notes = {}
-    for cls in TOOL_CLASSES:
-        found = family_of(cls.name)
-        if found is not None:  # the model is offered the family; the old name works everywhere too
-            notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
-    listing_console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
+    from vchat.chat.calls import unknown_tool_message
+    from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class
+    from vchat.ui.tool_list import listing_width, tool_lines
+
+    chosen = list(OFFERED)
+    if names:
+        found = [tool_class(name) for name in names]
+        missing = [name for name, cls in zip(names, found, strict=True) if cls is None]
+        if missing:
+            known = [t.name for t in (*OFFERED, *TOOL_CLASSES)]
+            fail_on(UsageError(unknown_tool_message(missing[0], sorted(set(known)))))
+        chosen, verbose = [cls for cls in found if cls is not None], True
+    sys.stdout.write("".join(line + "\n" for line in tool_lines(chosen, verbose=verbose, width=listing_width())))
 
 
 @app.command("sessions")
-def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
+def sessions_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="DIR", help="Also list sessions under DIR (the index lists every folder)."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
     """List saved sessions, newest first."""
     from vchat.cli.sessions import print_sessions
 
@@ -230,15 +248,17 @@ def images_cmd(
 
 
 @app.command("doctor")
-def doctor_cmd(config: ConfigOpt = None) -> None:
-    """Check the setup: device, memory, model cache, offline state, what would download."""
+def doctor_cmd(
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, llm: LlmOpt = None, config: ConfigOpt = None
+) -> None:
+    """Check the setup: the language model (exit 1 when it does not answer), device, memory, model cache."""
     from vchat.cli.models import doctor
 
     try:
-        settings = settings_from_flags(config)
+        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
     except VchatError as exc:
         fail_on(exc)
-    doctor(settings)
+    raise typer.Exit(0 if doctor(settings) else 1)
 
 
 @app.command("show")

@@ -135,7 +135,9 @@ def batch(
 
         for failure in summary.failures[:5]:
             # The error is text ("set [models] pix2pix to a folder" must keep its brackets), never markup.
-            err.print(f"[red]failed:[/] {escape(safe_line(failure['error']))}", markup=True, highlight=False)
+            error, source = failure["error"], failure.get("input", "")
+            said = error if not source or source in error else f"{source}: {error}"  # which image, always
+            err.print(f"[red]failed:[/] {escape(safe_line(said))}", markup=True, highlight=False)
         err.print(summary.line(), markup=False, highlight=False)
     if summary.stopped and summary.stopped.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -22,7 +22,7 @@ from vchat.session import Observers, Session
 from vchat.store.images import ImageRef
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
-from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning, tools_table
+from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning
 from vchat.ui.safe import safe_line, safe_text
 from vchat.ui.stream import AnswerStreamer
 
@@ -39,6 +39,7 @@ SLASH_HELP = {
     "/clear": "forget the whole conversation (images stay)",
     "/save HANDLE PATH": "copy an image out of the session folder",
     "/preview MODE": "inline previews: auto, kitty, iterm, sixel, blocks, none",
+    "/steps [N]": "show or set how many tool steps the model may take per message",
     "/quit": "leave (Ctrl-D works too)",
 }
 COMMANDS = (*(key.split()[0] for key in SLASH_HELP), "/exit")
@@ -155,9 +156,7 @@ class Repl:
             "/attach": self._attach,
             "/images": lambda _: self.console.print(escape(images_tree(self.session.store))),
             "/show": lambda arg: self.show_image(self.session.store.resolve(arg or self._latest())),
-            "/tools": lambda arg: self.console.print(
-                tools_table([type(t) for t in self.session.tools.values()], verbose=arg in ("-v", "--verbose"))
-            ),
+            "/tools": self._tools,
             "/tool": self._tool,
             "/model": self._model,
             "/edit": self._edit,
@@ -165,6 +164,7 @@ class Repl:
             "/clear": self._clear,
             "/save": self._save,
             "/preview": self._preview,
+            "/steps": self._steps,
         }.get(name)
         if handler is None:
             raise VchatError(f"unknown command {name}; /help lists them (start with // to send a message)")
@@ -252,8 +252,17 @@ class Repl:
         for name in ("llm", "model", "base_url"):
             setattr(self.session.settings, name, getattr(settings, name))
         self.session.settings.models = settings.models
+        # The choice itself, so that --resume reconnects where the chat left off; never a secret (an address
+        # holding user:password@ is not kept, and the session comes back on its settings instead).
+        from urllib.parse import urlsplit
+
+        secret = bool(settings.base_url and "@" in urlsplit(settings.base_url).netloc)
+        choice = None if secret else {"llm": settings.llm, "model": settings.model, "base_url": settings.base_url}
+        self.session.model_choice = choice  # a session not yet on disk writes it in its first record
         if self.session.transcript.path.exists():
-            self.session.transcript.write("model", model=llm.name if llm is not None else None)
+            self.session.transcript.write(
+                "model", model=llm.name if llm is not None else None, **({"choice": choice} if choice else {})
+            )
         if llm is None:
             self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
         else:
@@ -266,15 +275,12 @@ class Repl:
             self.message(text.strip())
 
     def _undo(self, _: str) -> None:
-        if len(self.session.history) < 2:
+        if not self.session.forget(last=True):
             raise VchatError("nothing to undo")
-        del self.session.history[-2:]
-        self.session.transcript.write("undo")
         self.console.print("forgot the last exchange (its images stay in the session)")
 
     def _clear(self, _: str) -> None:
-        self.session.history.clear()
-        self.session.transcript.write("clear")
+        self.session.forget(last=False)
         self.console.print("conversation cleared; images kept")
 
     def _save(self, rest: str) -> None:
@@ -295,6 +301,24 @@ class Repl:
             raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
         self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
 
+    def _tools(self, arg: str) -> None:
+        # What the model is offered (the families, old names in brackets), as `vchat tools` lists it.
+        from vchat.tools.base import offered
+        from vchat.ui.tool_list import tool_lines
+
+        shown = offered([type(t) for t in self.session.tools.values()])
+        for line in tool_lines(shown, verbose=arg in ("-v", "--verbose"), width=self.console.width):
+            self.console.print(Text(line))
+
+    def _steps(self, rest: str) -> None:
+        if not rest:
+            self.console.print(f"up to {self.session.settings.max_steps} tool steps per message; /steps N changes it")
+            return
+        if not rest.isdigit() or not 1 <= int(rest) <= 100:
+            raise VchatError("usage: /steps N, a number of tool steps from 1 to 100")
+        self.session.settings.max_steps = int(rest)
+        self.console.print(f"up to {rest} tool steps per message")
+
     def _preview(self, rest: str) -> None:
         from vchat.config import PREVIEW_MODES, PreviewMode
 
@@ -308,18 +332,25 @@ class Repl:
             self.console.print(f"previews: {rest}")
 
 
-def run_repl(settings: Settings, images: list[Path], resume: str | None = None, preview_flag: str | None = None) -> int:
-    """Interactive chat; returns the exit code."""
+def run_repl(
+    settings: Settings,
+    images: list[Path],
+    resume: str | None = None,
+    preview_flag: str | None = None,
+    *,
+    llm_flags: bool = False,
+) -> int:
+    """Interactive chat; returns the exit code (`llm_flags`: --llm, --model or --base-url was given)."""
     from vchat.cli.wiring import build_session
     from vchat.llm.select import connect_hint
 
     console = Console(highlight=False)
-    session, warning = build_session(settings, llm="optional", resume=resume)
+    session, warning = build_session(settings, llm="optional", resume=resume, llm_flags=llm_flags)
     llm = session.llm
     if warning:
         print_warning(console, warning)
     if resume is not None:
-        turns = plural(len(session.history) // 2, "turn")
+        turns = plural(len(session.turns), "turn")
         console.print(f"resumed session {session.id}: {plural(len(session.store), 'image')}, {turns}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))

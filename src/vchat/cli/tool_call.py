@@ -32,10 +32,25 @@ def tool_inputs(tool: type[Tool], prompt: str | None, pairs: list[str], attached
     from vchat.chat.binding import parse_arg_pairs
     from vchat.chat.calls import fill_inputs
 
+    given = parse_arg_pairs(pairs)
+    images = [ref.handle for ref in attached]
     try:
-        return fill_inputs(tool, parse_arg_pairs(pairs), [ref.handle for ref in attached], prompt)
+        return fill_inputs(tool, given, images, prompt)
     except ToolInputError as exc:  # the person typed it: a bad command line
-        raise UsageError(str(exc)) from None
+        if not prompt:
+            raise UsageError(str(exc)) from None
+        refused = exc
+    # Words after a tool with no text input fill its other inputs in order, as `/tool flip_image img1 vertical`.
+    import shlex
+
+    from vchat.chat.tool_args import parse_tool_args
+
+    named = fill_inputs(tool, given, images)
+    words = " ".join(f"{key}={shlex.quote(str(value))}" for key, value in named.items())
+    try:
+        return {**parse_tool_args(tool, f"{words} {prompt}"), **named}
+    except ToolInputError as exc:
+        raise UsageError(f"{refused} ({exc})") from None
 
 
 def one_image_per_field(tool: type[Tool], images: list[Path]) -> None:

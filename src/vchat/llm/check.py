@@ -60,7 +60,10 @@ def llm_rows(settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[tuple[s
         timeout = max(timeout, BUILTIN_TIMEOUT)
     reply, failure, seconds = _ask(llm, timeout)
     if failure is not None:
-        rows.append(("answers", f"no: {failure}; {_fix(llm)}"))
+        fix = _fix(llm)
+        if "server running" in fix:  # the backend's own message asks it too: say it once, with the curl line
+            failure = failure.replace(" (is the server running?)", "")
+        rows.append(("answers", f"no: {failure}; {fix}"))
     elif not reply.strip():
         rows.append(("answers", f"no: an empty reply after {seconds:.1f}s; {_fix(llm)}"))
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vchat.config import Settings, is_local_url
+from vchat.config import Settings, is_local_url, url_problem
 from vchat.errors import VchatError
 from vchat.llm.base import LLM
 
@@ -43,6 +43,9 @@ def settings_for(settings: Settings, args: list[str], current: LLM | None) -> Se
     elif _is_url(first):
         if not first.startswith(("http://", "https://")):
             raise VchatError(f"{first}: a server address starts with http:// or https://")
+        problem = url_problem(first)
+        if problem:
+            raise VchatError(f"{first} {problem}")
         new.llm, new.base_url = "auto", first.rstrip("/")
         new.model = args[1] if len(args) == 2 else None
     elif _looks_like_address(first):

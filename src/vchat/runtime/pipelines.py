@@ -115,7 +115,7 @@ class SDPipelineView:
         def run(parts: Parts) -> Any:
             pipeline = self.bind(parts)
             if progress is not None and "callback_on_step_end" not in kwargs:
-                kwargs["callback_on_step_end"] = _step_callback(progress)
+                kwargs["callback_on_step_end"] = _step_callback(progress, kwargs.get("num_inference_steps"))
             return pipeline(**kwargs)
 
         outcome = self.manager.run(run, *self.components, tool=self.tool, progress=progress)
@@ -123,9 +123,18 @@ class SDPipelineView:
         return outcome.value
 
 
-def _step_callback(progress: Callable[[int, int, str], None]) -> Callable[..., dict[str, Any]]:
+def _step_callback(progress: Callable[[int, int, str], None], asked: Any = None) -> Callable[..., dict[str, Any]]:
+    """Progress per denoising step, counted in the steps the user asked for.
+
+    PNDM (Stable Diffusion 1.5's scheduler) runs one step more than it was asked for (31 for 30):
+    the bar counts to the steps asked, the extra step holding it at the end.
+    """
+
     def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        progress(step + 1, int(getattr(pipeline, "_num_timesteps", 0) or step + 1), "denoising")
+        total = int(getattr(pipeline, "_num_timesteps", 0) or step + 1)
+        if isinstance(asked, int) and asked > 0:
+            total = min(total, asked)
+        progress(min(step + 1, total), total, "denoising")
         return callback_kwargs
 
     return on_step_end
