@@ -25,7 +25,6 @@ from vchat.runtime.catalog import (
     KLEIN_VAE,
     component,
 )
-from vchat.runtime.devices import is_accelerator
 
 if TYPE_CHECKING:
     from vchat.runtime.manager import ModelManager, Parts
@@ -54,40 +53,6 @@ def is_distilled(manager: ModelManager) -> bool:
     try:
         return bool(json.loads(index.read_text(encoding="utf-8")).get("is_distilled", True))
     except (OSError, ValueError):
-        return True
-
-
-def send_home(manager: ModelManager, key: str, then: tuple[str, ...] = ()) -> bool:
-    """Move an unlocked component from its accelerator back to CPU memory when `then` needs its room.
-
-    Least-recently-used eviction would pick the planner (used before the tool) ahead of the text encoder (used a
-    moment ago); the encoder is not needed again until the next prompt, so it goes first. Where the device's
-    budget holds both phases at once it stays, and the next call skips copying ~8 GB back. True when it moved.
-    """
-    from vchat.runtime import memory
-    from vchat.runtime.devices import dtype_size
-
-    with manager._lock:
-        entry = manager._entries.get(key)
-        if entry is None or entry.pins or entry.where is None or not is_accelerator(entry.where):
-            return False
-        device = entry.where
-        budget = manager.budget(device)
-        if budget is None:  # unlimited: nothing needs the room
-            return False
-        need = 0
-        for other in (manager._entry(k) for k in then):
-            if not other.spec.weighted or other.where == device:
-                continue
-            if other.obj is not None:
-                need += other.nbytes * dtype_size(entry.dtype or "float32") // dtype_size(other.dtype or "float32")
-            else:
-                files = hub.weight_files(other.spec, other.source)
-                need += memory.estimate_bytes(files, dtype_size(entry.dtype or "float32"))
-        if manager.device_bytes(device) + need <= budget:
-            return False
-        manager._move(entry, "cpu", entry.dtype)
-        manager._backend.free(device)
         return True
 
 
@@ -161,7 +126,8 @@ class KleinView:
             return embeds.cpu(), negative_embeds.cpu() if negative_embeds is not None else None
 
         outcome = self.manager.run(run, *TEXT_PHASE, tool=self.tool, progress=progress)
-        send_home(self.manager, TEXT_ENCODER, then=DENOISE_PHASE)
+        # The encoder is not needed again until the next prompt: it makes way unless both phases fit at once.
+        self.manager.send_to_cpu(TEXT_ENCODER, unless_room_for=DENOISE_PHASE)
         return Prompt(outcome.value[0], outcome.value[1], outcome.degraded)
 
     def __call__(
@@ -179,7 +145,7 @@ class KleinView:
         def run(parts: Parts) -> Any:
             import torch
 
-            pipeline = self.manager._bound_view(
+            pipeline = self.manager.bound_view(
                 ("klein", self.kind, self.distilled, DENOISE_PHASE),
                 parts,
                 lambda: _build(self.kind, parts, self.distilled),
