@@ -23,7 +23,7 @@ from tests.helpers import photo
 
 from vchat.errors import ToolInputError
 from vchat.runtime.catalog import DEFAULT_MODELS, KLEIN_ID
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
