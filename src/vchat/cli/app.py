@@ -10,7 +10,17 @@ import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
+from vchat.cli.options import (
+    BaseUrlOpt,
+    ConfigOpt,
+    ImageOpt,
+    LlmOpt,
+    ModelOpt,
+    OutOpt,
+    PreviewOpt,
+    StepsOpt,
+    TierOpt,
+)
 from vchat.errors import ConfigError, UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -91,6 +101,7 @@ def main_callback(
     out: OutOpt = None,
     max_steps: StepsOpt = None,
     preview: PreviewOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Resume a session by id or prefix (default: latest)."),
@@ -115,6 +126,7 @@ def main_callback(
             out_dir=out,
             max_steps=max_steps,
             preview=preview,
+            tier=tier,
             verbose=verbose or None,
             debug=debug or None,
         )
@@ -223,6 +235,7 @@ def run(
     base_url: BaseUrlOpt = None,
     llm: LlmOpt = None,
     max_steps: StepsOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Continue a session by id or prefix (default: latest)."),
@@ -241,6 +254,7 @@ def run(
             llm=llm,
             out_dir=out,
             max_steps=max_steps,
+            tier=tier,
             verbose=verbose or None,
         )
         if tool is None and not (prompt or "").strip():
@@ -385,13 +399,14 @@ def mcp_cmd(
         ),
     ] = None,
     out: OutOpt = None,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve every tool over the Model Context Protocol, for other agents (stdio, or --http)."""
     from vchat.cli.mcp import run_mcp
 
     try:
-        settings = _settings(config, out_dir=out)
+        settings = _settings(config, out_dir=out, tier=tier)
         code = run_mcp(
             settings,
             http=http,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt, TierOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -73,6 +73,7 @@ def batch(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     llm: LlmOpt = None,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The same edit over many images: a manifest as it goes, --resume to finish, exit 4 if any image failed.
@@ -85,7 +86,7 @@ def batch(
     try:
         if out is None:
             raise UsageError("missing --out FOLDER: where the outputs and manifest.jsonl go")
-        settings = _settings(config, model=model, base_url=base_url, llm=llm)
+        settings = _settings(config, model=model, base_url=base_url, llm=llm, tier=tier)
         from vchat.batch.runner import plan as make_plan
         from vchat.batch.runner import run_batch, run_local, validate
         from vchat.chat.binding import parse_arg_pairs as parse_args

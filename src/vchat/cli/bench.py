@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt, TierOpt
 from vchat.errors import VchatError
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ def bench(
         int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per task (default 8).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every failed task and why.")] = False,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
@@ -67,7 +68,7 @@ def bench(
             real_tools,
             calibrate,
             verbose,
-            {"model": model, "base_url": base_url, "llm": llm, "max_steps": max_steps},
+            {"model": model, "base_url": base_url, "llm": llm, "max_steps": max_steps, "tier": tier},
             config,
         )
     except VchatError as exc:

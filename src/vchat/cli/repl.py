@@ -398,6 +398,10 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     first_use = notice() if callable(notice) else None
     if first_use:
         console.print(f"[dim]{escape(first_use)}[/]")
+    from vchat.runtime.tiers import on_first_choice
+
+    # `tier = "auto"` is sized when a tool first needs it; the choice and its reason are said then, once.
+    on_first_choice(lambda line: console.print(f"[dim]{escape(line)}[/]"))
     for path in images:
         try:
             repl.command(f"/attach {path}")

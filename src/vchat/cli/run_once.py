@@ -120,6 +120,10 @@ def run_once(
     first_use = notice() if callable(notice) else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
+    from vchat.runtime.tiers import on_first_choice
+
+    # `tier = "auto"` is sized when a tool first needs it; the choice and its reason are said then, once.
+    on_first_choice(lambda line: err.print(line, style="dim", markup=False))
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     signal.signal(signal.SIGTERM, _interrupt)
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).

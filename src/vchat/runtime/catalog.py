@@ -256,10 +256,12 @@ def expand_keys(keys: list[str] | tuple[str, ...]) -> list[ComponentSpec]:
     """Component specs for a mix of model keys (`sd15`) and component keys (`sd15.unet`), in order, no repeats."""
     out: dict[str, ComponentSpec] = {}
     for key in keys:
-        if key in COMPONENTS:
-            out[key] = COMPONENTS[key]
-        elif key in DEFAULT_MODELS:
+        # A model key first: `sam` is both the model and its network's component, and pulling the model must
+        # bring its processor too.
+        if key in DEFAULT_MODELS:
             out.update({spec.key: spec for spec in components_of(key)})
+        elif key in COMPONENTS:
+            out[key] = COMPONENTS[key]
         else:
             known = ", ".join(DEFAULT_MODELS)
             raise KeyError(f"unknown model {key!r}; known: {known}")

@@ -11,13 +11,15 @@ from vchat.config import Settings
 Tier = Literal["classic", "current"]
 
 GIB = 1 << 30
-# Parameters of the full-size architectures, counted on the meta device by benchmarks/tiers.py (a test rebuilds the
-# ones it can and checks them). FLUX.2 [klein] 4B is the largest current model: its Qwen3-4B text encoder and its
-# transformer take turns on the device (the encoder leaves once the prompt is encoded), so its peak is the larger one.
-KLEIN_TEXT_ENCODER_PARAMS = 4_022_468_096
+# Parameters and buffers of the full-size architectures, counted on the meta device (benchmarks/tier_models.py builds
+# them; tests/test_tiers.py checks these figures against it). FLUX.2 [klein] 4B is the largest current model: its
+# Qwen3-4B text encoder and its transformer take turns on the device (the encoder leaves once the prompt is encoded),
+# so its peak is the larger one.
+KLEIN_TEXT_ENCODER_PARAMS = 4_022_468_224
 KLEIN_TRANSFORMER_PARAMS = 3_875_544_576
-KLEIN_VAE_PARAMS = 84_046_115
-PLANNER_2B_BYTES = int(4.6e9)  # Qwen3.5-2B in bf16, the planner a GPU or MPS gets by default (catalog.DOWNLOAD_SIZES)
+KLEIN_VAE_PARAMS = 84_046_372
+PLANNER_2B_PARAMS = 2_213_241_760  # Qwen3.5-2B, the planner a GPU or MPS gets by default
+PLANNER_2B_BYTES = 2 * PLANNER_2B_PARAMS  # in bf16
 # Activations of one 1024 px klein step plus the CUDA context and allocator slack (a guess until measured on a GPU).
 WORKING_MARGIN = int(1.5 * GIB)
 
@@ -43,7 +45,7 @@ class TierChoice:
 
 
 _CHOSEN: dict[tuple[Any, ...], TierChoice] = {}
-_LISTENERS: list[Callable[[str], None]] = []
+_LISTENER: list[Callable[[str], None]] = []  # at most one: the front end running now
 
 
 def active_tier(settings: Settings) -> Tier:
@@ -55,9 +57,12 @@ def active_tier(settings: Settings) -> Tier:
     return resolve_auto(settings).tier
 
 
-def on_first_choice(listener: Callable[[str], None]) -> None:
-    """Call `listener` with the one-line notice when `auto` is first resolved (the command line prints it)."""
-    _LISTENERS.append(listener)
+def on_first_choice(listener: Callable[[str], None] | None) -> None:
+    """Say the one-line notice through `listener` when `auto` is first resolved (the command line prints it).
+
+    One listener at a time (the front end running now); None stops the notices.
+    """
+    _LISTENER[:] = [listener] if listener is not None else []
 
 
 def resolve_auto(settings: Settings) -> TierChoice:
@@ -66,7 +71,7 @@ def resolve_auto(settings: Settings) -> TierChoice:
     found = _CHOSEN.get(key)
     if found is None:
         found = _CHOSEN[key] = choose(settings)
-        for listener in _LISTENERS:
+        for listener in _LISTENER:
             listener(found.line)
     return found
 
