@@ -40,9 +40,7 @@ ENTRIES: list[ToolEntry] = [
     ToolEntry("estimate_depth", "classic", ("depth",), "depth"),
     ToolEntry("estimate_depth", "current", ("depth_anything",), "depth_anything"),
     ToolEntry("caption_image", "classic", ("blip_caption",), "blip_caption"),
-    ToolEntry(
-        "caption_image", "current", ("blip_caption",), "blip_caption", "the planner answers where it sees images"
-    ),
+    ToolEntry("caption_image", "current", ("blip_caption",), "blip_caption", "BLIP in both tiers for now"),
     ToolEntry("generate_image", "classic", SD, None, "20 steps at 512 px"),
     ToolEntry("instruct_edit", "classic", ("pix2pix.unet", *SD[1:]), None),
     ToolEntry("remove_object", "classic", ("grounding_dino", "sam", "sd15_inpaint.unet", *SD[1:]), None),
