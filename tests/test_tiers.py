@@ -200,3 +200,52 @@ def test_pull_tier_current_fetches_it_from_the_hub(
     assert wrong.exit_code == 2 and "--tier must be classic or current" in wrong.output
     both = CliRunner().invoke(models_app, ["pull", "sam3", "--tier", "current"], env=WIDE)
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def _run_depth(tmp_path: Path, hub_cache: Path, tier: str | None) -> Any:
+    from tests.helpers import photo
+
+    from vchat.cli.app import app
+
+    source = tmp_path / "in.png"
+    photo().save(source)
+    (tmp_path / "config.toml").write_text("")
+    env = {**WIDE, "VCHAT_CONFIG": str(tmp_path / "config.toml"), "VCHAT_DEVICE": "cpu", "VCHAT_PREVIEW": "none"}
+    flags = ["--tier", tier] if tier else []
+    out = tmp_path / "out"
+    return CliRunner().invoke(
+        app, ["run", "--tool", "estimate_depth", "-i", str(source), "-o", str(out), "--json", *flags], env=env
+    )
+
+
+def _made(stdout: str) -> Path:
+    """The file of the one image the tool made, from `vchat run --json` (the attached input is listed too)."""
+    data = json.loads(stdout)
+    made = [image for image in data["images"] if image["tool"] == "estimate_depth"]
+    assert len(made) == 1, data
+    return Path(made[0]["path"])
+
+
+def test_run_says_the_auto_choice_once(tmp_path: Path, hub_cache: Path) -> None:
+    result = _run_depth(tmp_path, hub_cache, None)
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.stderr.splitlines() if line.startswith("model tier ")]
+    assert said == [
+        "model tier classic: no GPU or Apple MPS device (FLUX.2 [klein] takes minutes per image on a CPU) "
+        "(--tier current or VCHAT_TIER=current to change)"
+    ]
+    from vchat.store.images import read_png_record
+
+    record = read_png_record(_made(result.stdout))
+    assert record is not None and record["params"] == {"model": "Intel/dpt-hybrid-midas", "tier": "classic"}
+
+
+def test_run_with_tier_current_names_the_model_in_lineage(tmp_path: Path, hub_cache: Path) -> None:
+    from vchat.store.images import read_png_record
+
+    result = _run_depth(tmp_path, hub_cache, "current")
+    assert result.exit_code == 0, result.output
+    assert "model tier" not in result.stderr  # a named tier needs no explanation
+    record = read_png_record(_made(result.stdout))
+    assert record is not None
+    assert record["params"] == {"model": "depth-anything/Depth-Anything-V2-Small-hf", "tier": "current"}

@@ -262,6 +262,8 @@ def doctor(settings: Settings) -> None:
         rows.append(("torch", "not installed: the visual tools cannot run"))
     except VchatError as exc:
         rows.append(("device", f"error: {exc}"))
+    tier, why = tier_in_use(settings)
+    rows.append(("model tier", f"{tier} ({why})"))
     avail, ram_total = devices.host_memory()
     ram = _budget_text(rt.ram_budget, avail, ram_total, accelerator=False)
     rows.append(("RAM", f"{memory.format_size(avail)} available of {memory.format_size(ram_total)}; budget {ram}"))
