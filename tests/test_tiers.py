@@ -71,6 +71,14 @@ def test_auto_sizes_the_device(total_gib: int, llm: str, expected: str) -> None:
     assert ("planner" in choice.reason) == tiers.planner_beside(settings)
 
 
+@pytest.mark.parametrize(("mac_gb", "expected"), [(32, "current"), (16, "classic")])
+def test_auto_on_apple_mps(mac_gb: int, expected: str) -> None:
+    # MPS reports about two thirds of the Mac's memory as its recommended working set.
+    total = mac_gb * 10**9 * 2 // 3
+    choice = tiers.choose(Settings(), memory=("mps", total - GIB // 4, total))
+    assert choice.tier == expected, choice.reason
+
+
 def test_auto_follows_an_explicit_budget() -> None:
     small = Settings(llm="none")
     small.runtime.vram_budget = "6GB"
