@@ -176,7 +176,8 @@ class SegmentObject(Tool):
         image = ctx.load_image(ref)
         notes: list[str] = []
         params: dict[str, Any] = {"text": text, "output": style, "threshold": threshold}
-        if active_tier(ctx.settings) == "current":
+        masker = "SAM 3" if active_tier(ctx.settings) == "current" else "SAM"
+        if masker == "SAM 3":
             # SAM 3 finds and outlines every instance of each named concept in one model.
             instances = find_instances(ctx, image, text, threshold=threshold, tool=self.name)
             found, logits = instances.found, instances.union
@@ -191,7 +192,7 @@ class SegmentObject(Tool):
             raise not_found(" or ".join(phrases_of(text)), ref)
         share = float((logits > 0).mean())
         if share == 0:
-            raise ToolError(f"found {found[0].label} in {ref.handle} but the mask for it came back empty")
+            raise ToolError(f"found {found[0].label} in {ref.handle} but {masker} returned an empty mask for it")
         out = save(ctx, self.name, render_mask(image, logits, style), ref, params)
         labels = ", ".join(dict.fromkeys(d.label for d in found))
         count = "1 object" if len(found) == 1 else f"{len(found)} objects"
