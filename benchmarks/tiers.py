@@ -9,7 +9,8 @@ Full-size architectures with random weights (speed and memory do not depend on w
 models and the one call per tool are listed in benchmarks/tier_models.py (ENTRIES, CALLS): add rows there. Every
 measured call runs in a process of its own, one at a time, so a peak is that tool's alone: on CPU the peak is the
 process's resident memory above what it held before building the models, on CUDA `max_memory_allocated`.
-"With planner" builds the 2B planner (bf16) on the same device first; its weights count in that column.
+"With planner" builds the 2B planner (bf16) on the same device first and reports the whole peak: on CPU the process's
+peak resident memory (planner, tool, and the interpreter with its libraries, about 0.5 GiB), on CUDA every allocation.
 A call is skipped, and said so, when the memory it would take is not available on this machine now.
 """
 
