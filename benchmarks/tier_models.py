@@ -214,13 +214,9 @@ def _depth(key: str, side: int) -> Callable[[dict[str, Any], str, Any], None]:
 def _blip_caption(parts: dict[str, Any], device: str, dtype: Any) -> None:
     import torch
 
-    model = parts["blip_caption"]
-    ids = torch.full((1, 1), model.config.text_config.bos_token_id, device=device)
-    model.generate(
-        pixel_values=torch.randn(1, 3, 384, 384, device=device, dtype=dtype),
-        input_ids=ids,
-        max_new_tokens=20,
-        min_new_tokens=20,
+    # BLIP-base sees 384 px; a caption of 20 tokens (random weights would stop at once without the minimum).
+    parts["blip_caption"].generate(
+        pixel_values=torch.randn(1, 3, 384, 384, device=device, dtype=dtype), max_new_tokens=20, min_new_tokens=20
     )
 
 

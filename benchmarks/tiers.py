@@ -162,6 +162,18 @@ def available(device: str) -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
+def cell(found: dict[str, Any] | str | None, field: str, runnable: bool, label: str, notes: list[str]) -> str:
+    """One figure of the table; a skipped or failed run becomes a numbered note said under the table."""
+    if found is None:
+        return "-" if runnable else "not run"
+    if isinstance(found, str):
+        note = f"{label}: {found}"
+        if note not in notes:
+            notes.append(note)
+        return f"[{notes.index(note) + 1}]"
+    return gib(found[field]) if field == "peak" else f"{found[field]:.2f} s"
+
+
 # ----- the report --------------------------------------------------------------------------------------------------
 
 
@@ -171,6 +183,7 @@ def main() -> None:
     parser.add_argument("--counts-only", action="store_true", help="parameters and bytes only, no calls")
     parser.add_argument("--no-planner", action="store_true", help="skip the runs with the planner resident")
     parser.add_argument("--timeout", type=float, default=600, help="seconds one measured call may take")
+    parser.add_argument("--only", metavar="TOOLS", help="only these tools (comma-separated), both tiers")
     parser.add_argument("--one", nargs=2, metavar=("TOOL", "TIER"), help=argparse.SUPPRESS)
     parser.add_argument("--device", default="cpu", help=argparse.SUPPRESS)
     parser.add_argument("--planner", action="store_true", help=argparse.SUPPRESS)
@@ -186,27 +199,26 @@ def main() -> None:
     measured: dict[tuple[ToolEntry, bool], dict[str, Any] | str] = {}
     if not args.counts_only:
         for entry in ENTRIES:
-            if entry.call is None:
+            if entry.call is None or (args.only and entry.tool not in args.only.split(",")):
                 continue
             for planner in (False,) if args.no_planner else (False, True):
                 need = 1.6 * weights[entry] + (planner_bytes if planner else 0) + 2 * GIB
                 have = available(device)
                 if need > have:
-                    measured[(entry, planner)] = f"skipped: needs ~{gib(need)}, {gib(have)} free"
+                    measured[(entry, planner)] = f"skipped: needs ~{gib(need)}, {gib(have)} were free"
                     continue
                 print(f"measuring {entry.tool} ({entry.tier}){' with planner' if planner else ''}…", file=sys.stderr)
                 measured[(entry, planner)] = run_child(entry, device, planner, args.timeout)
     rows = []
+    notes: list[str] = []  # why a cell holds no figure (skipped for memory, failed), numbered in the table
+    wanted = set(args.only.split(",")) if args.only else None
     for entry in ENTRIES:
+        if wanted is not None and entry.tool not in wanted:
+            continue
         alone, beside = measured.get((entry, False)), measured.get((entry, True))
 
-        def cell(found: dict[str, Any] | str | None, field: str, runnable: bool = entry.call is not None) -> str:
-            if found is None:
-                return "-" if runnable else "not run"
-            if isinstance(found, str):
-                return found
-            return gib(found[field]) if field == "peak" else f"{found[field]:.2f} s"
-
+        runnable = entry.call is not None
+        label = f"{entry.tool} ({entry.tier}"
         count = sum(params[k] for k in entry.components)
         rows.append(
             [
@@ -214,10 +226,10 @@ def main() -> None:
                 entry.tier,
                 f"{count / 1e6:,.0f} M",
                 gib(weights[entry]),
-                cell(alone, "peak"),
-                cell(beside, "peak"),
-                cell(alone, "seconds"),
-                cell(alone, "cpu_seconds"),
+                cell(alone, "peak", runnable, label + ")", notes),
+                cell(beside, "peak", runnable, label + ", with planner)", notes),
+                cell(alone, "seconds", runnable, label + ")", notes),
+                cell(alone, "cpu_seconds", runnable, label + ")", notes),
                 entry.note,
             ]
         )
@@ -227,6 +239,8 @@ def main() -> None:
         ["tool", "tier", "params", "weights", "peak alone", "peak with planner", "one call", "CPU time", "note"],
         rows,
     )
+    for number, note in enumerate(notes, start=1):
+        print(f"  [{number}] {note}")
     if not args.gpu:
         return
     budget_rows = []
