@@ -74,7 +74,8 @@ def open_for_reading(path: Path) -> int | None:
 def open_for_append(path: Path) -> tuple[int, bool]:
     """A descriptor to append records to, and whether the file ends in a torn line that must be ended first."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _nofollow(), 0o644)
+        # Read and write: the last byte is read back to find a torn line.
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _nofollow(), 0o644)
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR) or os.path.lexists(path):
             with contextlib.suppress(OSError):
