@@ -7,9 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.helpers import act, answer, write_photo
 
 from vchat.batch.manifest import read_manifest
@@ -269,3 +272,59 @@ def test_output_folder_planted_as_a_link_is_not_written_through(tmp_path: Path) 
     assert records[str(tmp_path / "in" / "sub" / "a.png")]["status"] == "failed"
     assert records[str(tmp_path / "in" / "b.png")]["status"] == "done"
 
+
+# -- property: hostile file names through `vchat batch` and `--resume` ----------------------------------------
+
+_NAME_BYTES = st.binary(min_size=1, max_size=240).filter(
+    lambda b: b"/" not in b and b"\0" not in b and not b.startswith(b".")
+)
+_HOSTILE = st.one_of(
+    _NAME_BYTES,
+    st.sampled_from(
+        [b"bad\xff", b"line\nbreak", b"\x1b]52;c;AAAA\x07", b"\xc2\x9b2J", b"\xe2\x80\xaeevil", b"x" * 240]
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(_HOSTILE, min_size=1, max_size=4, unique=True), nested=st.booleans())
+def test_hostile_names_one_record_each_nothing_escapes(tmp_path: Path, names: list[bytes], nested: bool) -> None:
+    import gc
+    import signal
+
+    from typer.testing import CliRunner
+
+    from vchat.cli.app import app
+
+    root = Path(tempfile.mkdtemp(dir=tmp_path))
+    source = write_photo(root, "seed.png", width=8, height=8).read_bytes()
+    folder = os.fsencode(root / "in") + (b"/" + names[0][:100] if nested else b"")
+    os.makedirs(folder, exist_ok=True)
+    inputs = []
+    for name in names:
+        path = folder + b"/" + name[:240] + b".png"
+        with open(path, "wb") as fh:
+            fh.write(source)
+        inputs.append(os.fsdecode(path))
+    before = {p for p in root.rglob("*") if not p.is_relative_to(root / "o")}
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        for extra in ([], ["--resume"]):
+            result = CliRunner().invoke(
+                app, ["batch", "--tool", "flip_image", str(root / "in"), "--out", str(root / "o"), "--json", *extra]
+            )
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            assert result.exit_code == 0, result.output
+            summary = json.loads(result.stdout.strip().splitlines()[-1])
+            assert summary["done" if not extra else "skipped"] == len(inputs)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        gc.unfreeze()
+    records = lines(root / "o" / "manifest.jsonl")
+    assert sorted(r["input"] for r in records) == sorted(inputs)  # exactly one record per input, lossless
+    out = (root / "o").resolve()
+    for record in records:
+        for output in record["outputs"]:  # type: ignore[union-attr]
+            assert (root / "o" / output).resolve().is_relative_to(out) and (root / "o" / output).is_file()
+    after = {p for p in root.rglob("*") if not p.is_relative_to(root / "o")}
+    assert after == before  # nothing written outside the output folder

@@ -70,7 +70,9 @@ def read_bytes(path: str | os.PathLike[str], what: str, limit: int = TEXT_LIMIT)
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UserFileError(f"{what} {shown(path)}: cannot read it, it is {kind_of(info.st_mode)}; give a regular file")
+            raise UserFileError(
+                f"{what} {shown(path)}: cannot read it, it is {kind_of(info.st_mode)}; give a regular file"
+            )
         chunks: list[bytes] = []
         total = 0
         while total <= limit:
@@ -85,9 +87,7 @@ def read_bytes(path: str | os.PathLike[str], what: str, limit: int = TEXT_LIMIT)
             chunks.append(chunk)
             total += len(chunk)
         if total > limit:
-            raise UserFileError(
-                f"{what} {shown(path)} is over {limit // (1024 * 1024)} MiB; is it the right file?"
-            )
+            raise UserFileError(f"{what} {shown(path)} is over {limit // (1024 * 1024)} MiB; is it the right file?")
         return b"".join(chunks)
     finally:
         os.close(fd)

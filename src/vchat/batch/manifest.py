@@ -85,7 +85,9 @@ def safe_relative(name: str) -> bool:
     if not name or "\x00" in name:
         return False
     path = PurePosixPath(name)
-    return not path.is_absolute() and all(part not in ("", ".", "..") and not part.startswith(".") for part in path.parts)
+    return not path.is_absolute() and all(
+        part not in ("", ".", "..") and not part.startswith(".") for part in path.parts
+    )
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, Any]]:

@@ -34,7 +34,9 @@ def confined(out: Path, relative: str) -> Path:
         except OSError as exc:
             raise UnsafePathError(f"cannot use {shown(folder)}: {exc.strerror or exc}") from None
         if not stat.S_ISDIR(mode):
-            raise UnsafePathError(f"{shown(folder)} is a link or a file, not a folder; remove it or choose another --out")
+            raise UnsafePathError(
+                f"{shown(folder)} is a link or a file, not a folder; remove it or choose another --out"
+            )
     target = out / relative
     # The file itself is published by a rename, which replaces a link in its place rather than following it;
     # only a folder there would stop it.

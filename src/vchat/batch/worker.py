@@ -299,7 +299,9 @@ class Worker:
             if self.emit_bytes:
                 blobs[relative] = ref.path.read_bytes()
             else:
-                link_or_copy(ref.path, confined(self.out, relative))  # the session's file, published under the input's name
+                link_or_copy(
+                    ref.path, confined(self.out, relative)
+                )  # the session's file, published under the input's name
             result.outputs.append(relative)
         result.status, result.text = "done", final
         result.seed = next((ref.seed for ref in chosen if ref.seed is not None), None)
