@@ -13,7 +13,7 @@ from vchat.errors import ModelLoadError
 from vchat.runtime import hub, memory, offload
 from vchat.runtime.catalog import ComponentSpec, component
 from vchat.runtime.devices import Backend, dtype_size, is_accelerator, is_oom, resolve_dtype
-from vchat.runtime.loading import load_component
+from vchat.runtime.loading import check_available, load_component
 from vchat.runtime.stats import Stats
 
 if TYPE_CHECKING:
@@ -527,6 +527,7 @@ class ModelManager:
     def _load(self, entry: _Entry, dtype: str | None) -> None:
         spec = entry.spec
         if spec.weighted:
+            check_available(spec, entry.source)  # before the size estimate reads the weight files' headers
             files = hub.weight_files(spec, entry.source)
             self._trim_host(memory.estimate_bytes(files, dtype_size(dtype or "float32")))
         started = time.perf_counter()
