@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,8 +84,9 @@ def run_mcp(
     tools: str | None = None,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
+    from vchat.mcp_server.rebinding import is_loopback
     from vchat.mcp_server.server import ServerOptions, VchatServer
-    from vchat.mcp_server.transport import LOOPBACK, check_listen, parse_listen, serve
+    from vchat.mcp_server.transport import check_listen, parse_listen, serve
     from vchat.tools.registry import all_tools
 
     if preview_format not in PREVIEW_FORMATS:
@@ -102,23 +104,31 @@ def run_mcp(
     where = "stdio" if listen is None else f"http://{listen[0]}:{listen[1]}/mcp"
     if listen is not None and ":" in listen[0]:
         where = f"http://[{listen[0]}]:{listen[1]}/mcp"
-    for line in notes:
-        sys.stderr.write(f"vchat mcp: {line}\n")
-    if listen is not None and listen[0] not in LOOPBACK:
-        sys.stderr.write(
-            f"vchat mcp: warning: listening on {listen[0]}, not loopback: anyone who can reach it can run the tools "
-            "and read images under the allowed folders\n"
-        )
-    allowed = ", ".join(str(p) for p in roots) or "none"
-    sys.stderr.write(
-        f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; "
-        f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
-    )
-    sys.stderr.flush()
+    # SIGTERM (a client or service manager stopping the server) ends it like Ctrl-C: sessions closed, locks let go.
+    # Set before the ready line below, which is what a supervisor waits for.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        for line in notes:
+            sys.stderr.write(f"vchat mcp: {line}\n")
+        if listen is not None and not is_loopback(listen[0]):
+            sys.stderr.write(
+                f"vchat mcp: warning: listening on {listen[0]}, not loopback: anyone who can reach it can run "
+                "the tools and read images under the allowed folders\n"
+            )
+        allowed = ", ".join(str(p) for p in roots) or "none"
+        sys.stderr.write(
+            f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; "
+            f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
+        )
+        sys.stderr.flush()
         serve(app, listen)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         app.close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -22,6 +22,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vchat import __version__
 from vchat.errors import Cancelled, VchatError
+from vchat.mcp_server.clean import without_surrogates
 from vchat.mcp_server.inputs import URI_SCHEME, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.progress import Progress
@@ -52,7 +53,7 @@ class ServerOptions:
 
 def tool_error(message: str) -> types.CallToolResult:
     """A failed call as the client's model should see it: one line, flagged as an error."""
-    line = " ".join(message.split()) or "the tool failed"
+    line = without_surrogates(" ".join(message.split())) or "the tool failed"
     return types.CallToolResult(content=[types.TextContent(text=line)], is_error=True)
 
 
@@ -194,7 +195,8 @@ class VchatServer:
         tool = self.tools.get(params.name)
         if tool is None:
             raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools/list names them")
-        arguments = dict(params.arguments or {})
+        # A lone surrogate cannot be encoded in the reply that would quote it: the client would wait forever.
+        arguments = without_surrogates(dict(params.arguments or {}))
         workspace: Workspace | None = None
         first = False
         try:
