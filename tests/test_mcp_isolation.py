@@ -20,8 +20,6 @@ from mcp_types import CallToolResult
 from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
-from vchat.mcp_server.rebinding import is_loopback, machine_names
-
 
 def _env(tmp_path: Path) -> dict[str, str]:
     return gf.env_for_subprocess({"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "XDG_DATA_HOME": str(tmp_path / "data")})
@@ -132,6 +130,8 @@ def test_sigterm_closes_the_server_cleanly(tmp_path: Path) -> None:
 
 
 def test_loopback_is_all_of_127_and_not_the_wildcards() -> None:
+    from vchat.mcp_server.rebinding import is_loopback, machine_names
+
     assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("192.0.2.7")
     assert "evil.example" not in machine_names("0.0.0.0")
