@@ -183,6 +183,7 @@ def run_once(
         result = _result(session, steps, final, error)
         if discarded or not session.folder.is_dir():
             result["session"] = None
+            result["images"] = []  # their files went with the folder: a path here would name nothing
         sys.stdout.write(safe_json(result) + "\n")
     else:
         if final is not None and tool is None:
