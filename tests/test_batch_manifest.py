@@ -273,6 +273,18 @@ def test_output_folder_planted_as_a_link_is_not_written_through(tmp_path: Path) 
     assert records[str(tmp_path / "in" / "b.png")]["status"] == "done"
 
 
+def test_agent_sessions_folder_planted_as_a_link_is_refused(tmp_path: Path) -> None:
+    write_photo(tmp_path / "in", "p.png")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / ".sessions").symlink_to(elsewhere)
+    script = _agent_script(tmp_path / "s.json", 1)
+    out = batch(tmp_path, "flip it", "in", "--out", "o", "--llm", f"scripted:{script}")
+    assert out.returncode == 1 and ".sessions" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert list(elsewhere.iterdir()) == []  # no session written through the link
+
+
 # -- property: hostile file names through `vchat batch` and `--resume` ----------------------------------------
 
 _NAME_BYTES = st.binary(min_size=1, max_size=240).filter(

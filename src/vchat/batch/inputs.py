@@ -11,6 +11,7 @@ from pathlib import Path
 from vchat.errors import VchatError
 
 MANIFEST_NAME = "manifest.jsonl"  # the batch's record, at the top of the output folder
+SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder
 # Bytes of one part of an output name, leaving room for `-NN.png` and a temporary file's prefix and suffix
 # under the usual 255-byte limit of a file name.
 NAME_BYTES = 200

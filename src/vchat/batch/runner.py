@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vchat.batch.inputs import Item, expand, name_items
+from vchat.batch.inputs import SESSIONS, Item, expand, name_items
 from vchat.batch.job import Job, check_job
 from vchat.batch.manifest import MANIFEST_NAME, Manifest, ManifestError, Result, is_done, read_manifest
 from vchat.batch.manifest_file import FolderLock
@@ -90,6 +90,9 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
     manifest = out / MANIFEST_NAME
     if out.exists() and not out.is_dir():
         raise VchatError(f"--out {shown(out)} is not a folder; choose a folder for the outputs")
+    sessions = out / SESSIONS
+    if sessions.is_symlink() or (sessions.exists() and not sessions.is_dir()):
+        raise VchatError(f"{shown(sessions)} is a link or a file, not a folder; remove it or choose another --out")
     lock = FolderLock(out)
     lock.acquire()  # before reading the manifest: what another batch is still writing is not read half-done
     try:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from vchat.agent import run_tool
 from vchat.batch.context import ItemContext, output_name
-from vchat.batch.inputs import Item
+from vchat.batch.inputs import SESSIONS, Item
 from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
 from vchat.batch.outputs import confined
@@ -34,8 +34,6 @@ from vchat.store.files import encode_png, link_or_copy, write_atomic
 from vchat.store.images import open_image
 from vchat.tools.base import Tool
 from vchat.userfiles import shown
-
-SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder
 
 
 def io_threads() -> int:
@@ -255,7 +253,9 @@ class Worker:
         )
         session_id = session_name(item.name)
         folder = settings.out_dir / session_id
-        if folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
+        if folder.is_symlink():  # planted: remove the link itself, never what it points at
+            folder.unlink()
+        elif folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
             shutil.rmtree(folder)
         session = Session(
             settings, list(self.tools.values()), self._llm, session_id=session_id, models=self.models(), listed=False
