@@ -285,6 +285,13 @@ def test_agent_sessions_folder_planted_as_a_link_is_refused(tmp_path: Path) -> N
     assert list(elsewhere.iterdir()) == []  # no session written through the link
 
 
+def test_over_long_line_is_skipped_without_holding_it(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    good = {"input": "/in/p.png", "status": "done", "outputs": ["p.png"], "seconds": 0.1, "seed": None}
+    manifest.write_bytes(b"x" * (3 << 20) + b"\n" + json.dumps(good).encode() + b"\n")
+    assert read_manifest(manifest) == {"/in/p.png": good}
+
+
 # -- property: hostile file names through `vchat batch` and `--resume` ----------------------------------------
 
 _NAME_BYTES = st.binary(min_size=1, max_size=240).filter(

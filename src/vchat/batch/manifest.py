@@ -6,6 +6,7 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -56,6 +57,8 @@ class Result:
 
 
 STATUSES = ("done", "failed")
+SIZE_LIMIT = 1 << 30  # a million records is a few hundred MB
+LINE_LIMIT = 1 << 20  # a record is a few hundred bytes, a long answer text some KB
 _OPTIONAL_TEXT = ("error", "text", "session", "worker")
 
 
@@ -100,7 +103,10 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
     if fd is None:
         return latest
     with open(fd, "rb") as fh:
-        for raw in fh:
+        size = os.fstat(fd).st_size
+        if size > SIZE_LIMIT:
+            raise ManifestError(f"{shown(path)} is {size:,} bytes, too big for a manifest; choose another --out")
+        for raw in _lines(fh):
             try:
                 record = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError):
@@ -108,6 +114,16 @@ def read_manifest(path: Path) -> dict[str, dict[str, Any]]:
             if record_problem(record) is None:
                 latest[record["input"]] = record
     return latest
+
+
+def _lines(fh: Any) -> Iterator[bytes]:
+    """The file's lines; one longer than LINE_LIMIT (no record is) is skipped whole, never held in memory."""
+    while raw := fh.readline(LINE_LIMIT):
+        if len(raw) == LINE_LIMIT and not raw.endswith(b"\n"):
+            while (rest := fh.readline(LINE_LIMIT)) and not rest.endswith(b"\n"):
+                pass
+            continue
+        yield raw
 
 
 def is_done(record: dict[str, Any], out: Path) -> bool:

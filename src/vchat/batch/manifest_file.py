@@ -131,7 +131,11 @@ class FolderLock:
             raise _refuse(self.path, mode)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # A file system without locks (some network mounts): the batch runs unlocked, as on Windows.
+                os.close(fd)
+                return
             holder = b""
             with contextlib.suppress(OSError):
                 holder = os.pread(fd, 32, 0)
