@@ -199,3 +199,22 @@ def test_rebinding_refused_on_every_address(served: tuple[str, int, str]) -> Non
     assert _post(connect, port, {"Host": f"{connect}:{port}", "Origin": "http://evil.example"}) == 403
     assert _post(connect, port, {"Host": f"{connect}:{port}"}) == 200
     assert _post(connect, port, {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}) == 200
+
+
+def test_stateless_sessions_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vchat.config import Settings
+    from vchat.errors import VchatError
+    from vchat.mcp_server import workspaces
+    from vchat.tools.registry import all_tools
+
+    monkeypatch.setattr(workspaces, "MAX_STATELESS", 3)
+    spaces = workspaces.Workspaces(Settings(out_dir=tmp_path / "out"), all_tools(), [tmp_path])
+    try:
+        made = [spaces.new(stateless=True) for _ in range(3)]
+        with pytest.raises(VchatError, match="already keeps 3 sessions of stateless calls"):
+            spaces.new(stateless=True)
+        assert spaces.new(stateless=False) is not None  # clients with a protocol session are not counted
+        spaces.close(made[0], forget=True)  # a chain that made nothing is forgotten: room for a new one
+        assert spaces.new(stateless=True) is not None
+    finally:
+        spaces.close_all()
