@@ -144,6 +144,9 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
+EXTRA_HOST = ("--allow-host", "proxy.example")
+
+
 @pytest.fixture(params=["127.0.0.2", "0.0.0.0"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     host = str(request.param)
@@ -151,7 +154,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vchat", "mcp", "--http", f"{host}:{port}", "--allow", str(allowed)],
+        [sys.executable, "-m", "vchat", "mcp", "--http", f"{host}:{port}", *("--allow", str(allowed)), *EXTRA_HOST],
         env=_env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
@@ -199,6 +202,7 @@ def test_rebinding_refused_on_every_address(served: tuple[str, int, str]) -> Non
     assert _post(connect, port, {"Host": f"{connect}:{port}", "Origin": "http://evil.example"}) == 403
     assert _post(connect, port, {"Host": f"{connect}:{port}"}) == 200
     assert _post(connect, port, {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}) == 200
+    assert _post(connect, port, {"Host": "proxy.example", "Origin": "https://proxy.example"}) == 200  # --allow-host
 
 
 def test_stateless_sessions_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -384,6 +384,12 @@ def mcp_cmd(
             "--tools", metavar="NAMES", help="Serve only these tools or families, e.g. canny_edges,transform."
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host", metavar="NAME", help="With --http: another Host name clients use (a proxy); repeatable."
+        ),
+    ] = None,
     out: OutOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -399,6 +405,7 @@ def mcp_cmd(
             preview_size=preview_size,
             preview_format=preview_format,
             tools=tools,
+            allow_hosts=list(allow_host or []),
         )
     except VchatError as exc:
         fail_on(exc)

@@ -82,6 +82,7 @@ def run_mcp(
     preview_size: int,
     preview_format: str,
     tools: str | None = None,
+    allow_hosts: list[str] | None = None,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
     from vchat.mcp_server.rebinding import is_loopback
@@ -121,7 +122,7 @@ def run_mcp(
             f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
         )
         sys.stderr.flush()
-        serve(app, listen)
+        serve(app, listen, allow_hosts or [])
     except KeyboardInterrupt:
         pass
     finally:

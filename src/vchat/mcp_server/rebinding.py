@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 WILDCARDS = ("0.0.0.0", "::", "")
@@ -29,10 +30,10 @@ def _bracketed(name: str) -> str:
     return f"[{name}]" if ":" in name and not name.startswith("[") else name
 
 
-def machine_names(host: str) -> list[str]:
+def machine_names(host: str, extra: Sequence[str] = ()) -> list[str]:
     """The Host names a legitimate client may use: loopback names, the listen address, and for a wildcard
     address this machine's own name and addresses."""
-    names = ["127.0.0.1", "localhost", "::1", host]
+    names = ["127.0.0.1", "localhost", "::1", host, *extra]
     if host in WILDCARDS:
         hostname = socket.gethostname()
         names += [hostname, socket.getfqdn()]
@@ -44,11 +45,15 @@ def machine_names(host: str) -> list[str]:
     return [_bracketed(n) for n in dict.fromkeys(n for n in names if n and n not in WILDCARDS)]
 
 
-def transport_security(host: str) -> Any:
-    """The SDK's TransportSecuritySettings with rebinding protection on, for any listen address."""
+def transport_security(host: str, extra: Sequence[str] = ()) -> Any:
+    """The SDK's TransportSecuritySettings with rebinding protection on, for any listen address.
+
+    `extra`: more Host names to accept (`--allow-host`: a DNS name the machine's own lookup does not
+    know, or the name a reverse proxy forwards).
+    """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    names = machine_names(host)
+    names = machine_names(host, extra)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[*names, *(f"{n}:*" for n in names)],

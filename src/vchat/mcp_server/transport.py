@@ -50,11 +50,11 @@ async def _stdio(app: VchatServer) -> None:
             tasks.cancel_scope.cancel()
 
 
-async def _http(app: VchatServer, host: str, port: int) -> None:
+async def _http(app: VchatServer, host: str, port: int, hosts: list[str]) -> None:
     import uvicorn
 
     # Host and Origin checked on every address, not only where the SDK would (127.0.0.1, localhost, ::1).
-    asgi = app.server.streamable_http_app(host=host, transport_security=transport_security(host))
+    asgi = app.server.streamable_http_app(host=host, transport_security=transport_security(host, hosts))
     config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     await server.serve()
@@ -73,9 +73,9 @@ def check_listen(host: str, port: int) -> None:
             raise VchatError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve(app: VchatServer, http: tuple[str, int] | None = None) -> None:
+def serve(app: VchatServer, http: tuple[str, int] | None = None, hosts: list[str] | None = None) -> None:
     """Serve until the client disconnects (stdio) or the process is interrupted (HTTP)."""
     if http is None:
         anyio.run(_stdio, app)
     else:
-        anyio.run(_http, app, *http)
+        anyio.run(_http, app, *http, list(hosts or []))
