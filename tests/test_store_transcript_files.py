@@ -1,4 +1,4 @@
-"""A transcript replaced by a FIFO (or a folder) is refused in one line, never waited on forever."""
+"""Files a session keeps, replaced by a FIFO or a folder: refused or treated as missing, never waited on."""
 
 from __future__ import annotations
 
@@ -50,3 +50,23 @@ def test_sessions_listing_shows_a_fifo_transcript_as_one_row(tmp_path: Path) -> 
     )
     assert done.returncode == 0, done.stderr
     assert "20260101-000000-abcd" in done.stdout and "unreadable" in done.stdout
+
+
+PNG_PROBE = """
+import sys
+from pathlib import Path
+from vchat.store.files import is_plain_png, is_whole_png
+
+path = Path(sys.argv[1])
+print(is_whole_png(path), is_plain_png(path))
+"""
+
+
+def test_a_fifo_in_place_of_a_session_image_is_not_whole(tmp_path: Path) -> None:
+    # What resume checks for every image of the session: a planted FIFO must read as missing, not block.
+    path = tmp_path / "img2-flip_image.png"
+    os.mkfifo(path)
+    done = subprocess.run(
+        [sys.executable, "-c", PNG_PROBE, str(path)], capture_output=True, text=True, timeout=60, env=_env(tmp_path)
+    )
+    assert done.stdout.split() == ["False", "False"], done.stderr
