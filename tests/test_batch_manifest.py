@@ -53,7 +53,7 @@ def test_non_utf8_file_name_is_recorded_and_resumed(tmp_path: Path) -> None:
     write_photo(tmp_path / "in", "a.png")
     bad = os.fsencode(tmp_path / "in") + b"/bad\xff\x1b[2J.png"
     shutil.copy(tmp_path / "in" / "a.png", bad)
-    write_photo(tmp_path / "in", "z.png", seed=2)
+    write_photo(tmp_path / "in", "z\u009b2J\u202eevil.png", seed=2)  # C1 CSI and a bidi override: valid UTF-8
     out = batch(tmp_path, "--tool", "flip_image", "in", "--out", "o", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["done"] == 3
@@ -63,7 +63,8 @@ def test_non_utf8_file_name_is_recorded_and_resumed(tmp_path: Path) -> None:
     assert all(r["status"] == "done" for r in records.values())
     # Escaped on disk: neither the raw byte nor the escape character reaches the file.
     raw = (tmp_path / "o" / "manifest.jsonl").read_bytes()
-    assert b"\xff" not in raw and b"\x1b" not in raw
+    assert b"\xff" not in raw and b"\x1b" not in raw and b"\xc2\x9b" not in raw and b"\xe2\x80\xae" not in raw
+    assert str(tmp_path / "in" / "z\u009b2J\u202eevil.png") in records
     again = batch(tmp_path, "--tool", "flip_image", "in", "--out", "o", "--resume", "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 3
 

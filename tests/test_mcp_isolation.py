@@ -147,21 +147,24 @@ def _free_port(host: str) -> int:
 EXTRA_HOST = ("--allow-host", "proxy.example")
 
 
-@pytest.fixture(params=["127.0.0.2", "0.0.0.0"])
+@pytest.fixture(params=["127.0.0.2", "0.0.0.0", "::"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, int, str]]:
     host = str(request.param)
-    port = _free_port(host)
+    try:
+        port = _free_port(host)
+    except OSError:
+        pytest.skip(f"cannot listen on {host} here")
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vchat", "mcp", "--http", f"{host}:{port}", *("--allow", str(allowed)), *EXTRA_HOST],
+        [sys.executable, "-m", "vchat", "mcp", "--http", f"[{host}]:{port}", *("--allow", str(allowed)), *EXTRA_HOST],
         env=_env(tmp_path),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    connect = "127.0.0.1" if host == "0.0.0.0" else host
+    connect = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -177,7 +180,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err
-    assert ("not loopback" in err) == (host == "0.0.0.0"), err
+    assert ("not loopback" in err) == (host in ("0.0.0.0", "::")), err
 
 
 INIT = (
@@ -198,9 +201,10 @@ def _post(connect: str, port: int, headers: dict[str, str]) -> int:
 
 def test_rebinding_refused_on_every_address(served: tuple[str, int, str]) -> None:
     _host, port, connect = served
+    own = f"[{connect}]:{port}" if ":" in connect else f"{connect}:{port}"
     assert _post(connect, port, {"Host": "evil.example"}) == 421
-    assert _post(connect, port, {"Host": f"{connect}:{port}", "Origin": "http://evil.example"}) == 403
-    assert _post(connect, port, {"Host": f"{connect}:{port}"}) == 200
+    assert _post(connect, port, {"Host": own, "Origin": "http://evil.example"}) == 403
+    assert _post(connect, port, {"Host": own}) == 200
     assert _post(connect, port, {"Host": f"localhost:{port}", "Origin": f"http://localhost:{port}"}) == 200
     assert _post(connect, port, {"Host": "proxy.example", "Origin": "https://proxy.example"}) == 200  # --allow-host
 
