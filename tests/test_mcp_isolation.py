@@ -72,7 +72,12 @@ def test_lone_surrogate_argument_gets_a_reply(tmp_path: Path) -> None:
     write_photo(allowed, "photo.png")
     params = _stdio(tmp_path, allowed)
     proc = subprocess.Popen(
-        [params.command, *params.args], env=params.env, cwd=params.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        [params.command, *params.args],
+        env=params.env,
+        cwd=params.cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        bufsize=0,  # unbuffered: a second line must not wait in a buffer select() cannot see
     )
     try:
         _rpc(
