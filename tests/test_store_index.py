@@ -1,4 +1,4 @@
-"""The sessions index under concurrent vchat processes: every add kept, every removal final."""
+"""The sessions index under concurrent vchat processes (every add kept, every removal final), and planted in place."""
 
 from __future__ import annotations
 
@@ -37,3 +37,14 @@ def test_concurrent_adds_and_removes_lose_nothing(tmp_path: Path) -> None:
     expected = {f"w{k}-{i}" for k in range(workers) for i in range(count) if i % 2}
     assert len(ids) == len(set(ids))
     assert set(ids) == expected  # no add lost, no removed entry back
+
+
+def test_a_fifo_in_place_of_the_index_is_skipped(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "vchat"
+    data.mkdir(parents=True)
+    os.mkfifo(data / "sessions.jsonl")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    done = subprocess.run(
+        [sys.executable, "-m", "vchat", "sessions"], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0 and "no sessions yet" in done.stdout + done.stderr, done.stderr

@@ -8,8 +8,10 @@ and a folder that was moved or deleted simply drops out of the listing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -75,7 +77,12 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    """The index's lines; OSError when it cannot be read or is no regular file (a FIFO there would block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return fh.read().decode("utf-8", "replace").splitlines()
 
 
 def unregister(session_id: str) -> None:
@@ -102,7 +109,7 @@ def _indexed() -> list[Path]:
     """Folders named in the index that still hold a transcript (the index is compacted when many do not)."""
     path = index_path()
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _read_lines(path)
     except OSError:
         return []
     alive: dict[str, Path] = {}
