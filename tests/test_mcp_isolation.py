@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import select
 import signal
 import socket
@@ -132,6 +134,59 @@ def test_sigterm_closes_the_server_cleanly(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert code == 0  # the server's own cleanup ran (a default SIGTERM death reads -15)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "zombie" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def test_sigterm_mid_call_ends_the_call_and_the_server(tmp_path: Path) -> None:
+    from vchat.store.transcript import read_records
+
+    allowed, out = tmp_path / "allowed", tmp_path / "out"
+    allowed.mkdir()
+    args = ["-m", "vchat", "mcp", "--allow", str(allowed), "--out", str(out)]
+    params = StdioServerParameters(command=sys.executable, args=args, env=_env(tmp_path), cwd=str(allowed))
+    killed: list[int] = []
+    exited_after: list[float] = []
+
+    async def main() -> None:
+        async with Client(params) as client:
+
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                if message and message.startswith("denoising") and not killed:
+                    # The session lock holds the server's pid: stop it as a service manager would.
+                    killed.append(int(next(out.glob("*/.lock")).read_text()))
+                    os.kill(killed[0], signal.SIGTERM)
+
+            async def call() -> None:
+                slow = {"prompt": "a red car", "steps": 150, "width": 64, "height": 64}
+                with contextlib.suppress(Exception):  # the server goes away mid-call
+                    await client.call_tool("generate_image", slow, progress_callback=on_progress)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call)
+                with anyio.fail_after(120):
+                    while not killed:
+                        await anyio.sleep(0.05)
+                started = time.monotonic()
+                # The client still holds the server's stdin open: the server must exit on its own.
+                while not _gone(killed[0]) and time.monotonic() - started < 30:
+                    await anyio.sleep(0.1)
+                exited_after.append(time.monotonic() - started)
+                tasks.cancel_scope.cancel()
+
+    with contextlib.suppress(BaseException):  # how the SDK reports a server that went away varies
+        anyio.run(main)
+    assert killed, "the call never reached its denoising steps"
+    assert exited_after and exited_after[0] < 30, "the server did not exit on SIGTERM"
+    # Cleaned up: the cancelled call's session made nothing and is removed, or its transcript records the cancel.
+    for transcript in out.glob("*/session.jsonl"):
+        records, _ = read_records(transcript)
+        assert [r.get("tool") for r in records if r["type"] == "cancelled"] == ["generate_image"], records[-3:]
 
 
 def test_loopback_is_all_of_127_and_not_the_wildcards() -> None:

@@ -124,10 +124,18 @@ def run_mcp(
         sys.stderr.flush()
         serve(app, listen, allow_hosts or [])
     except KeyboardInterrupt:
-        pass
+        interrupted = True
+    else:
+        interrupted = False
     finally:
         signal.signal(signal.SIGTERM, previous)
         app.close()
+    if interrupted and listen is None:
+        # Everything is closed and written (records go out unbuffered); what is left is the stdio transport's
+        # reader thread, blocked on a stdin the client still holds open, which would keep the process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
