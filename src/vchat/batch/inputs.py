@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vchat.errors import VchatError
+from vchat.store.reading import IMAGE_SUFFIXES
 
 MANIFEST_NAME = "manifest.jsonl"  # the batch's record, at the top of the output folder
 SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder
 # Bytes of one part of an output name, leaving room for `-NN.png` and a temporary file's prefix and suffix
 # under the usual 255-byte limit of a file name.
 NAME_BYTES = 200
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)

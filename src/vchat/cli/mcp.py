@@ -59,7 +59,7 @@ def select_tools(spec: str | None, tools: list[Tool]) -> tuple[list[Tool], list[
     """
     if spec is None:
         return tools, None
-    from vchat.tools.registry import unknown_tool_message
+    from vchat.chat.calls import unknown_tool_message
 
     names = list(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
     if not names:
@@ -85,6 +85,7 @@ def run_mcp(
     allow_hosts: list[str] | None = None,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
+    from vchat.cli.common import stop_on_sigterm
     from vchat.mcp_server.rebinding import is_loopback
     from vchat.mcp_server.server import ServerOptions, VchatServer
     from vchat.mcp_server.transport import check_listen, parse_listen, serve
@@ -107,7 +108,8 @@ def run_mcp(
         where = f"http://[{listen[0]}]:{listen[1]}/mcp"
     # SIGTERM (a client or service manager stopping the server) ends it like Ctrl-C: sessions closed, locks let go.
     # Set before the ready line below, which is what a supervisor waits for.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
     try:
         for line in notes:
             sys.stderr.write(f"vchat mcp: {line}\n")
@@ -128,7 +130,7 @@ def run_mcp(
     else:
         interrupted = False
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         app.close()
     if interrupted and listen is None:
         # Everything is closed and written (records go out unbuffered); what is left is the stdio transport's
@@ -137,7 +139,3 @@ def run_mcp(
         sys.stderr.flush()
         os._exit(0)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

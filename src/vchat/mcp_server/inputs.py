@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 from vchat.errors import ImageError, ToolInputError, UnknownImageError, UnsafePathError
 from vchat.mcp_server.isolation import foreign_session
-from vchat.store.images import HANDLE_RE, ImageRef
+from vchat.store.refs import HANDLE_RE, ImageRef
 
 if TYPE_CHECKING:
     from vchat.session import Session
