@@ -145,6 +145,7 @@ def test_wrong_types_and_escaping_outputs_on_resume(tmp_path: Path, bad: dict[st
     assert read_manifest(tmp_path / "o" / "manifest.jsonl")[str(photo)]["outputs"] == ["p.png"]
 
 
+@pytest.mark.slow
 def test_escaping_output_is_not_done(tmp_path: Path) -> None:
     photo = write_photo(tmp_path / "in", "p.png")
     outside = write_photo(tmp_path, "outside.png")
@@ -203,6 +204,7 @@ def _agent_script(path: Path, images: int, delay: float = 0.0) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_two_batches_on_one_out_never_do_an_image_twice(tmp_path: Path) -> None:
     count = 20
     for i in range(count):

@@ -91,6 +91,7 @@ def test_ray_without_shared_storage_and_a_worker_that_dies(cluster: str, inputs:
     _same_as_local(inputs, tmp_path / "local", tmp_path / "ray")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ship", ["0", "1"])
 def test_ray_records_a_non_utf8_name_and_resumes_it(cluster: str, tmp_path: Path, ship: str) -> None:
     folder = tmp_path / "in"

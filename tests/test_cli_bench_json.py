@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.helpers import answer
 from tests.test_cli import vchat
 
 HOSTILE = "done \u009b2J \u202eevil\u202c \x1b]52;c;QUJD\x07"
 
 
+@pytest.mark.slow
 def test_bench_json_escapes_c1_and_bidi_from_model_replies(tmp_path: Path) -> None:
     script = tmp_path / "replies.json"
     script.write_text(json.dumps([answer(HOSTILE)]))

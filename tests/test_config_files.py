@@ -135,6 +135,7 @@ def _first_reply(folder: Path) -> str:
     return "".join(llm.complete([{"role": "user", "content": "hi"}]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "damage"),
     [
@@ -155,6 +156,7 @@ def test_damaged_local_planner_names_the_file(planner_copy: Path, name: str, dam
     assert str(planner_copy / name) in message and "damaged" in message and "\n" not in message
 
 
+@pytest.mark.slow
 def test_whole_local_planner_still_loads(planner_copy: Path, hub_cache: Path) -> None:
     assert _first_reply(planner_copy)
 

@@ -37,6 +37,7 @@ def _stdio(tmp_path: Path, allowed: Path) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=args, env=_env(tmp_path), cwd=str(allowed))
 
 
+@pytest.mark.slow
 def test_a_restarted_server_keeps_earlier_sessions_out_of_reach(tmp_path: Path) -> None:
     allowed = tmp_path / "allowed"
     write_photo(allowed, "photo.png")
@@ -113,6 +114,7 @@ def test_lone_surrogate_argument_gets_a_reply(tmp_path: Path) -> None:
     assert "\ufffd" in result["content"][0]["text"]
 
 
+@pytest.mark.slow
 def test_sigterm_closes_the_server_cleanly(tmp_path: Path) -> None:
     allowed = tmp_path / "allowed"
     allowed.mkdir()
@@ -143,6 +145,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.slow
 def test_sigterm_mid_call_ends_the_call_and_the_server(tmp_path: Path) -> None:
     from vchat.store.transcript import read_records
 
@@ -259,6 +262,7 @@ def _post(connect: str, port: int, headers: dict[str, str]) -> int:
         conn.close()
 
 
+@pytest.mark.slow
 def test_rebinding_refused_on_every_address(served: tuple[str, int, str]) -> None:
     _host, port, connect = served
     own = f"[{connect}]:{port}" if ":" in connect else f"{connect}:{port}"
