@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli.common import fail
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt, TierOpt
 from vchat.errors import VchatError
+from vchat.ui.safe import safe_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from vchat.bench.tasks import Task
     from vchat.config import Settings
     from vchat.tools.base import Tool
-
-CALIBRATION = ("reference", "answer-at-once", "random-tool")
 
 
 def bench(
@@ -57,8 +56,6 @@ def bench(
     config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
-    from vchat.cli.app import fail
-
     try:
         code = _bench(
             as_json,
@@ -72,6 +69,8 @@ def bench(
             config,
         )
     except VchatError as exc:
+        if as_json:  # a script reading stdout hears of the failure too
+            sys.stdout.write(safe_json({"error": str(exc)}) + "\n")
         fail(str(exc))
     raise typer.Exit(code)
 
@@ -116,7 +115,8 @@ def _bench(
         from vchat.bench.report import as_json as to_json
 
         data = [to_json(runs, model=name, tools=tools) for name, runs in reports]
-        sys.stdout.write(json.dumps(data[0] if len(data) == 1 else data, ensure_ascii=False) + "\n")
+        # Model replies reach this JSON: C1 controls and bidi overrides are escaped, as `run --json` does.
+        sys.stdout.write(safe_json(data[0] if len(data) == 1 else data) + "\n")
         return 0
     with out.capture() as captured:
         _print_reports(out, reports, len(tasks), repeat, tools, verbose)
@@ -208,7 +208,7 @@ def _list(console: Console, tasks: Sequence[Task], as_json: bool) -> None:
             }
             for t in tasks
         ]
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(safe_json(data) + "\n")
         return
     from rich.markup import escape
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vchat.errors import LLMError
-from vchat.llm.base import Message, cut_at_stop
+from vchat.llm.base import LLM, Message, cut_at_stop
 
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 _ITEM_KEYS = {"reply", "delay", "chunk_delay", "error"}
@@ -53,7 +53,7 @@ class ScriptedReply:
     error: str | None = None
 
 
-class ScriptedLLM:
+class ScriptedLLM(LLM):
     """Plays back scripted replies in order; records the messages of each call in `.calls`."""
 
     def __init__(self, replies: Sequence[str | ScriptedReply], name: str = "scripted", chunks: int = 4) -> None:
@@ -66,14 +66,13 @@ class ScriptedLLM:
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedLLM:
         """Load a script (JSON list or `---`-separated text); a bad file is a one-line LLMError."""
+        from vchat.userfiles import UserFileError, read_text
+
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise LLMError(f"scripted backend: {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise LLMError(f"scripted backend: cannot read {path} ({reason})") from None
+            text = read_text(path, "scripted backend: file")
+        except UserFileError as exc:
+            raise LLMError(str(exc)) from None
         if text.lstrip().startswith("["):
             replies = _parse_json(text, path)
         else:
