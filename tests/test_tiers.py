@@ -242,14 +242,14 @@ def test_run_says_the_auto_choice_once(tmp_path: Path, hub_cache: Path) -> None:
         "model tier classic: no GPU or Apple MPS device (FLUX.2 [klein] takes minutes per image on a CPU) "
         "(--tier current or VCHAT_TIER=current to change)"
     ]
-    from vchat.store.images import read_png_record
+    from vchat.store.refs import read_png_record
 
     record = read_png_record(_made(result.stdout))
     assert record is not None and record["params"] == {"model": "Intel/dpt-hybrid-midas", "tier": "classic"}
 
 
 def test_run_with_tier_current_names_the_model_in_lineage(tmp_path: Path, hub_cache: Path) -> None:
-    from vchat.store.images import read_png_record
+    from vchat.store.refs import read_png_record
 
     result = _run_depth(tmp_path, hub_cache, "current")
     assert result.exit_code == 0, result.output

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from tests.perception_fixtures import manager, offline_hub, openpose_dir, perception_models, perception_session
 
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.perception import masks, sam3
 
 __all__ = ["manager", "offline_hub", "openpose_dir", "perception_models"]  # fixtures used by name

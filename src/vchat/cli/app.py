@@ -11,17 +11,7 @@ import typer
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
 from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
-from vchat.cli.options import (
-    BaseUrlOpt,
-    ConfigOpt,
-    ImageOpt,
-    LlmOpt,
-    ModelOpt,
-    OutOpt,
-    PreviewOpt,
-    StepsOpt,
-    TierOpt,
-)
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt, TierOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
