@@ -33,7 +33,7 @@ class _InpaintObject(Tool):
     """Shared steps: mask the object (empty mask: an honest error), inpaint, composite into the original."""
 
     components = (*masks.GROUNDED, *masks.CLIPSEG, "sd15_inpaint.unet", *SD_SHARED)
-    current_components = (*masks.GROUNDED, *masks.CLIPSEG, *klein.COMPONENTS)
+    current_components = (*masks.SAM3, *klein.COMPONENTS)
 
     def _edit(
         self, ctx: ToolContext, args: dict[str, Any], prompt: str, params: sd.Sampling, klein_prompt: str = ""

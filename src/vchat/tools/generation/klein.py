@@ -42,17 +42,11 @@ def components_in_tier(tool: type[Tool], tier: str) -> tuple[str, ...]:
     return tuple(current) if tier == "current" and current is not None else tuple(tool.components)
 
 
-def model_id(ctx: ToolContext, key: str) -> str:
-    """The checkpoint a model key resolves to here (a `[models]` override, else the default id)."""
-    from vchat.runtime.hub import model_ref
-
-    overrides = getattr(ctx.models, "models", None) or getattr(ctx.settings, "models", None) or {}
-    return model_ref(key, overrides)
-
-
 def lineage(ctx: ToolContext, key: str) -> dict[str, str]:
-    """What every generated image records besides its inputs: the tier and the checkpoint that made it."""
-    return {"tier": active_tier(ctx.settings), "model": model_id(ctx, key)}
+    """What every generated image records besides its inputs: the checkpoint that made it and the tier."""
+    from vchat.runtime.tiers import lineage as tier_lineage
+
+    return tier_lineage(ctx.settings, key)
 
 
 def fit(width: int, height: int, cap: int) -> tuple[int, int]:
