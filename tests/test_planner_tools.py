@@ -147,6 +147,7 @@ def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
         out_dir=tmp_path / "out", llm=f"local:{folder}", protocol="tools", max_tokens=48, max_format_retries=0
     )
     settings.runtime.device, settings.runtime.dtype = "cpu", "float32"
+    settings.planner_int8 = "off"  # trained in place below: float weights (tests/test_llm_speed.py tries int8)
     llm = select_llm(settings)
     assert isinstance(llm, LocalLLM)
     photo = write_photo(tmp_path, width=64, height=48)

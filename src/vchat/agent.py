@@ -13,6 +13,7 @@ from vchat.chat.binding import bind_input
 from vchat.chat.vision import Vision, windowed, with_images
 from vchat.errors import Cancelled, LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
+from vchat.llm.reply_spec import ReplySpec, tell
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
@@ -205,6 +206,8 @@ class Agent:
         messages = self.visible(messages)
         chunks: list[str] = []
         self.ctx.check_cancelled()
+        # A backend that constrains its decoding gets the tools and images this reply may name.
+        tell(self.llm, ReplySpec.of(self.tools.values(), [ref.handle for ref in self.store]))
         for chunk in self.llm.complete(messages, stop=STOP):
             # Ctrl-C in the REPL sets the session's cancel flag: stop reading the stream.
             self.ctx.check_cancelled()

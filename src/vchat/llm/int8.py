@@ -1,0 +1,86 @@
+"""Weight-only int8 for the built-in planner's language model on a CPU, through PyTorch's own kernel.
+
+Decoding one token reads every weight once, so on a CPU its speed is set by memory bandwidth: int8 weights with
+one scale per output row halve the bytes of bf16. `torch._weight_int8pack_mm` multiplies activations by such
+weights directly (no dequantized copy). The output layer is quantized too (with tied embeddings it is a third of
+the 0.8B model), and the input embedding then reads rows of the same int8 table, so the bf16 table is freed.
+The vision tower is left as it is: it runs once per image, not once per token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class Int8Linear(torch.nn.Module):
+    """A linear layer with int8 weights and one scale per output feature (symmetric, per row)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, table: tuple[Any, Any] | None = None) -> None:
+        super().__init__()
+        rows, scales = table if table is not None else quantize_rows(weight)
+        self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
+        self.register_buffer("weight_int8", rows)
+        self.register_buffer("scales", scales.to(weight.dtype))
+        self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        flat = x.reshape(-1, shape[-1])
+        scales = self.scales if self.scales.dtype == x.dtype else self.scales.to(x.dtype)
+        out = torch._weight_int8pack_mm(flat.contiguous(), self.weight_int8, scales)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return out.reshape(*shape[:-1], self.out_features)
+
+
+class Int8Embedding(torch.nn.Module):
+    """An embedding that reads rows of an int8 table (shared with the output layer) and scales them."""
+
+    def __init__(self, rows: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype, padding_idx: int | None) -> None:
+        super().__init__()
+        self.weight_int8, self.scales, self.dtype, self.padding_idx = rows, scales, dtype, padding_idx
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        picked = torch.nn.functional.embedding(ids, self.weight_int8).to(self.dtype)
+        return picked * self.scales[ids].to(self.dtype).unsqueeze(-1)
+
+
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(int8 rows, one float32 scale per row) with the largest magnitude of each row mapped to 127."""
+    w = weight.detach().float()
+    scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
+    rows = torch.round(w / scales.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
+    return rows.contiguous(), scales
+
+
+def int8_wanted(settings: Any, device: Any) -> bool:
+    """The `planner_int8` setting: auto (on a CPU only), on (a CPU only: the kernel is a CPU one), off."""
+    mode = getattr(settings, "planner_int8", "auto")
+    return mode != "off" and str(device).startswith("cpu") and hasattr(torch, "_weight_int8pack_mm")
+
+
+def quantize_planner(model: Any) -> int:
+    """Replace the language model's linear layers and output layer with int8 ones in place; returns how many."""
+    language = model.model.language_model
+    count = 0
+    for parent in list(language.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is torch.nn.Linear:
+                setattr(parent, name, Int8Linear(child.weight, child.bias))
+                count += 1
+    head = model.lm_head
+    if type(head) is torch.nn.Linear:
+        embed = language.embed_tokens
+        tied = isinstance(embed, torch.nn.Embedding) and embed.weight.data_ptr() == head.weight.data_ptr()
+        table = quantize_rows(head.weight)
+        dtype = head.weight.dtype
+        model.lm_head = Int8Linear(head.weight, head.bias, table)
+        count += 1
+        if tied:
+            # One int8 table for both ends; the float one goes with the last reference to it.
+            language.embed_tokens = Int8Embedding(
+                model.lm_head.weight_int8, model.lm_head.scales, dtype, embed.padding_idx
+            )
+    return count
