@@ -146,6 +146,24 @@ def _call(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter
     return f"{literal(tool.name + INPUT)} {literal('{')} {inner} {literal('}')}", each
 
 
+def _names_other_than(handles: tuple[str, ...]) -> str:
+    """A regex for texts that name an image `imgN` (a whole word, any case, leading zeros read away) not in
+    `handles`."""
+    known = sorted({int(h[3:]) for h in handles if h[3:].isdigit()})
+    gaps, start = [], 0
+    for number in known:
+        if number > start:
+            gaps.append(int_range(start, number - 1))
+        start = number + 1
+    width = len(str(start))
+    if start < 10**width - 1:
+        gaps.append(int_range(start, 10**width - 1))
+    elif start == 10**width - 1:
+        gaps.append(str(start))
+    gaps.append(f"[1-9][0-9]{{{width},}}")  # longer than any range above
+    return f"(?s:(?:.*[^0-9A-Za-z_])?)[iI][mM][gG]0*(?:{'|'.join(gaps)})(?:[^0-9A-Za-z_](?s:.*))?"
+
+
 def react_grammar(spec: ReplySpec, max_tokens: int, count: Counter = len) -> str:
     """The Lark grammar of a reply (an action on an offered tool, or an answer) capped at `max_tokens` tokens.
 
@@ -160,7 +178,9 @@ def react_grammar(spec: ReplySpec, max_tokens: int, count: Counter = len) -> str
     lines = [
         f"start: {literal(PREFIX)} thought (action | answer)" if calls else f"start: {literal(PREFIX)} thought answer",
         f"thought[max_tokens={thought}]: /[^\\x00-\\x1F\\x7F]+/",
-        f"answer: {literal(ANSWER)} /[^\\x00-\\x08\\x0B-\\x1F\\x7F]+/",  # free, but no control characters
+        f"answer: {literal(ANSWER)} ANSWER",
+        # Free, but no control characters, and no image name the session does not have (as the agent reads them).
+        f"ANSWER: /[^\\x00-\\x08\\x0B-\\x1F\\x7F]+/ & ~/{_names_other_than(spec.handles)}/",
     ]
     if calls:
         lines.append(f"action: {literal(ACTION)} (" + "\n    | ".join(text for text, _ in calls) + ")")
