@@ -67,13 +67,13 @@ def _number(spec: Any) -> tuple[str, str]:
     (a minimum of 1.1) is left to the binder, whose observation says what was expected.
     """
     low, high = spec.minimum, spec.maximum
-    top = int(math.ceil(max(abs(low or 0), abs(high)))) if high is not None else 10**6 - 1
+    top = math.ceil(max(abs(low or 0), abs(high))) if high is not None else 10**6 - 1
     if spec.kind == "int":
-        floor = int(math.ceil(low)) if low is not None and low >= 0 else 0
+        floor = math.ceil(low) if low is not None and low >= 0 else 0
         sign = "-?" if low is None or low < 0 else ""
         return f"/{sign}{int_range(floor, max(floor, top))}/", "-" * len(sign[:1]) + "9" * len(str(top))
     sign = "-?" if low is not None and low < 0 else ""
-    floor = int(math.floor(low)) if low is not None and low >= 0 else 0
+    floor = math.floor(low) if low is not None and low >= 0 else 0
     fraction = "(?:\\.[0-9]{1,4})?"
     if high is not None and float(high).is_integer() and top > floor:
         whole = f"(?:{int_range(floor, top - 1)}{fraction}|{top}(?:\\.0{{1,4}})?)"
@@ -98,7 +98,9 @@ def _value(spec: Any, handles: tuple[str, ...]) -> tuple[str, str] | None:
     return "TEXT", '""'  # placeholder: the text terminal is named once its budget is known
 
 
-def _plan(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter, optional: bool) -> tuple[list[Any], int] | None:
+def _plan(
+    tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter, optional: bool
+) -> tuple[list[Any], int] | None:
     """The fields a call writes and each text value's token budget; None when the call cannot fit."""
     fields = [f for f in tool.fields if f.required] + ([f for f in tool.fields if not f.required] if optional else [])
     written: list[Any] = []
@@ -136,7 +138,7 @@ def _call(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter
     required = [text for need, text in pairs if need]
     optional = [text for need, text in pairs if not need]
     if required:
-        inner = " \", \" ".join(required) + "".join(f' (", " {text})?' for text in optional)
+        inner = ' ", " '.join(required) + "".join(f' (", " {text})?' for text in optional)
     elif optional:
         # No required field: `{}` or the optional ones, the first written without a comma before it.
         firsts = [optional[i] + "".join(f' (", " {text})?' for text in optional[i + 1 :]) for i in range(len(optional))]

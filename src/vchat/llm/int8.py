@@ -21,11 +21,14 @@ class Int8Linear(torch.nn.Module):
         super().__init__()
         rows, scales = table if table is not None else quantize_rows(weight)
         self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
+        self.weight_int8: torch.Tensor
+        self.scales: torch.Tensor
         self.register_buffer("weight_int8", rows)
         self.register_buffer("scales", scales.to(weight.dtype))
         self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x @ W.T (+ bias), W read as int8 rows times their scales."""
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
         scales = self.scales if self.scales.dtype == x.dtype else self.scales.to(x.dtype)
@@ -43,6 +46,7 @@ class Int8Embedding(torch.nn.Module):
         self.weight_int8, self.scales, self.dtype, self.padding_idx = rows, scales, dtype, padding_idx
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """The rows of `ids`, dequantized."""
         picked = torch.nn.functional.embedding(ids, self.weight_int8).to(self.dtype)
         return picked * self.scales[ids].to(self.dtype).unsqueeze(-1)
 

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from vchat.runtime.manager import ModelManager
 
 KEYS = ("planner", "planner.processor")
+
+
 @dataclass
 class ReplyStats:
     """What the last reply cost (for the benchmark and `--verbose`)."""
@@ -280,7 +282,12 @@ class LocalLLM:
     # -- prompt and decoding -----------------------------------------------------------------
 
     def _encode(
-        self, model: Any, processor: Any, device: Any, messages: list[Message], tools: list[dict[str, Any]] | None = None
+        self,
+        model: Any,
+        processor: Any,
+        device: Any,
+        messages: list[Message],
+        tools: list[dict[str, Any]] | None = None,
     ) -> Prompt:
         return self._prompts.encode(model, processor, device, messages, tools)
 
@@ -298,6 +305,7 @@ class LocalLLM:
 
         tokenizer = processor.tokenizer
         eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+
         def count(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
@@ -359,6 +367,7 @@ class LocalLLM:
             position += count
             return out.logits[:, -1, :]
 
+        assert logits is not None
         constraint = self._constraint(processor, int(logits.shape[-1]), spec)
         stats = DecodeStats()
         self.last_decode = stats

@@ -120,6 +120,7 @@ class Sampler:
         self.top_p = top_p
 
     def pick(self, logits: Any) -> int:
+        """The next token from logits [1, V] (masked tokens are -inf and never picked)."""
         import torch
 
         if self.temperature <= 0:
@@ -144,6 +145,7 @@ class TextStream:
         self.stopped = False
 
     def add(self, token: int) -> tuple[str, bool]:
+        """(the new text safe to show, whether a stop string was reached)."""
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):

@@ -59,6 +59,7 @@ class PromptEncoder:
         messages: list[Message],
         tools: list[dict[str, Any]] | None = None,
     ) -> Prompt:
+        """The request's tokens, positions and pixels, and where its system block and generation prompt are."""
         import torch
 
         from vchat.chat.vision import template_messages
@@ -105,12 +106,10 @@ class PromptEncoder:
         head = length
         if at >= len(prefix) and ids[0, length - len(tail_ids) :].tolist() == list(tail_ids):
             head = length - len(tail_ids)  # else the tail merged into the tokens before it: no split point
-        return Prompt(
-            prefix, prefix_ids.to(device), ids.to(device), positions.to(device), delta, vision, head, starts
-        )
+        return Prompt(prefix, prefix_ids.to(device), ids.to(device), positions.to(device), delta, vision, head, starts)
 
     def system_block(self, processor: Any, system: dict[str, Any], tools: list[dict[str, Any]] | None = None) -> str:
-        # The template writes the tools into the system block, so they are part of the cached prefix.
+        """The template's text before the first user message (the tools are written there too)."""
         content = str(system["content"]) + (json.dumps(tools, sort_keys=True) if tools else "")
         cached = self._probe_text.get(content)
         if cached is None:
