@@ -188,9 +188,15 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
             return int(self.inner.pick(logits))
 
     local_module.Sampler = Hook  # type: ignore[misc]
-    bf16 = _decode_speed(llm, model, processor)
-    _log(f"bf16 decode {bf16:.2f} tok/s")
-    out: dict[str, float] = {"load_s": load, "threads": float(threads), "decode_tok_s_bf16": bf16}
+    speeds = _paired_decode(llm, model, processor)
+    _log("decode tok/s " + ", ".join(f"{k} {v:.2f}" for k, v in speeds.items()))
+    out: dict[str, float] = {
+        "load_s": load,
+        "threads": float(threads),
+        "decode_tok_s_bf16": speeds["bf16"],
+        "decode_tok_s": speeds["int8"],
+    }
+    settings.planner_int8 = "auto"  # the default CPU path from here on: int8 weights (quantized on the next reply)
     rows = {}
     # A session's first step builds the system prompt's state; the later settings find it built.
     for name, constrained, fast_forward, turn in (
@@ -212,46 +218,56 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
     out["step_ratio"] = best[0][1] / first
     forced = sum(s.forced for s in best[1])
     out["forced_token_share"] = forced / max(1, sum(s.new_tokens for s in best[1]))
-    settings.planner_int8 = "auto"  # the default CPU path: int8 weights
-    llm.use_prefix_cache, llm.use_turn_cache = True, True
-    list(llm.complete(_messages(6)))  # quantizes on this reply
-    out["decode_tok_s"] = _decode_speed(llm, model, processor)
-    _log(f"default decode {out['decode_tok_s']:.2f} tok/s")
     out["rss_gib"] = _peak_rss_gib()
     local_module.Sampler = real_sampler  # type: ignore[misc]
     return out
 
 
-DECODE_TOKENS = 12
+DECODE_TOKENS = 12  # per variant
 
 
-def _decode_speed(llm: Any, model: Any, processor: Any) -> float:
-    """Decode tokens/s from a short prompt, median of DECODE_TOKENS one-token forwards (vchat's kernels)."""
+def _paired_decode(llm: Any, model: Any, processor: Any) -> dict[str, float]:
+    """Decode tokens/s with bf16 and with int8 weights, token by token in turn on one cache (both variants see the
+    same machine load), median of DECODE_TOKENS each; vchat's linear-attention kernels in both."""
     import torch
-
-    cpu = torch.device("cpu")
-    prompt = llm._encode(model, processor, cpu, [{"role": "user", "content": "make it look like winter"}])
     from transformers import DynamicCache
 
+    from vchat.llm.int8 import Int8Linear
+
+    language = model.model.language_model
+    swaps = [
+        (parent, name, child, Int8Linear(child.weight, child.bias))
+        for parent in list(language.modules())
+        for name, child in parent.named_children()
+        if type(child) is torch.nn.Linear
+    ]
+    swaps.append((model, "lm_head", model.lm_head, Int8Linear(model.lm_head.weight, None)))
+    cpu = torch.device("cpu")
+    prompt = llm._encode(model, processor, cpu, [{"role": "user", "content": "make it look like winter"}])
     cache = DynamicCache(config=model.config)
     model.model.rope_deltas = None
-    times = []
+    times: dict[str, list[float]] = {"bf16": [], "int8": []}
     with torch.inference_mode():
         out = model(input_ids=prompt.ids, position_ids=prompt.positions, cache=cache, use_cache=True, logits_to_keep=1)
         position = prompt.ids.shape[1]
         token = int(out.logits[0, -1].argmax())
         for _ in range(DECODE_TOKENS):
-            started = time.perf_counter()
-            out = model(
-                input_ids=torch.tensor([[token]]),
-                position_ids=torch.full((4, 1, 1), position),
-                cache=cache,
-                use_cache=True,
-            )
-            token = int(out.logits[0, -1].argmax())
-            times.append(time.perf_counter() - started)
-            position += 1
-    return 1 / statistics.median(times)
+            for variant in ("bf16", "int8"):
+                for parent, name, plain, quantized in swaps:
+                    setattr(parent, name, quantized if variant == "int8" else plain)
+                started = time.perf_counter()
+                out = model(
+                    input_ids=torch.tensor([[token]]),
+                    position_ids=torch.full((4, 1, 1), position),
+                    cache=cache,
+                    use_cache=True,
+                )
+                token = int(out.logits[0, -1].argmax())
+                times[variant].append(time.perf_counter() - started)
+                position += 1
+    for parent, name, plain, _ in swaps:
+        setattr(parent, name, plain)
+    return {variant: 1 / statistics.median(spent) for variant, spent in times.items()}
 
 
 def _numel(shape: list[int]) -> int:
@@ -318,7 +334,7 @@ def cpu_benchmark(size: str, keep: Path | None, as_json: bool) -> None:
     )
     names = [k[: -len(": step 1 s")] for k in r if k.endswith(": step 1 s")]
     _table(
-        "A two-step turn (scripted replies: an instruct_edit action, then an answer), bf16",
+        "A two-step turn (scripted replies: an instruct_edit action, then an answer), default CPU path (int8)",
         ["setting", "step 1", "step 2", "step 2 prefilled tokens"],
         [
             [n, f"{r[n + ': step 1 s']:.2f} s", f"{r[n + ': step 2 s']:.2f} s", f"{r[n + ': step 2 prefilled']:.0f}"]
