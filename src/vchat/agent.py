@@ -13,7 +13,7 @@ from vchat.chat.binding import bind_input
 from vchat.chat.vision import Vision, windowed, with_images
 from vchat.errors import Cancelled, LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
-from vchat.llm.reply_spec import ReplySpec, tell
+from vchat.llm.reply_spec import ReplySpec, take_notice, tell
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
@@ -250,6 +250,9 @@ class Agent:
             refused = self.vision_refused()
             if refused is not None:
                 yield refused
+            notice = take_notice(self.llm)
+            if notice is not None:
+                yield Step("notice", text=notice)
             cut = cut_at_cap(self.llm)
             try:
                 parsed: ToolCall | FinalAnswer | None = parse_reply(reply, tuple(self.tools))

@@ -47,6 +47,15 @@ def _shapes(tool: Any) -> list[ToolShape]:
     return shapes
 
 
+def take_notice(llm: object) -> str | None:
+    """A one-time notice a backend kept for the session (a server refused the grammar), cleared once taken."""
+    notice = getattr(llm, "pending_notice", None)
+    if isinstance(notice, str) and notice:
+        llm.pending_notice = None  # type: ignore[attr-defined]
+        return notice
+    return None
+
+
 def tell(llm: object, spec: ReplySpec) -> None:
     """Give the next reply's shape to a backend that constrains its decoding (one with an `expect` method)."""
     expect = getattr(llm, "expect", None)
