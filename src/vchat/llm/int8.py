@@ -14,6 +14,9 @@ from typing import Any
 import torch
 
 
+_BLOCK = 8192  # rows quantized at a time
+
+
 class Int8Linear(torch.nn.Module):
     """A linear layer with int8 weights and one scale per output feature (symmetric, per row)."""
 
@@ -59,11 +62,19 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(int8 rows, one float32 scale per row) with the largest magnitude of each row mapped to 127."""
-    w = weight.detach().float()
-    scales = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
-    rows = torch.round(w / scales.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
-    return rows.contiguous(), scales
+    """(int8 rows, one float32 scale per row) with the largest magnitude of each row mapped to 127.
+
+    In blocks of rows: the output layer of the 0.8B is 248k x 1024, and float32 temporaries of all of it at once
+    would add gigabytes to the peak memory of loading.
+    """
+    rows = torch.empty(weight.shape, dtype=torch.int8)
+    scales = torch.empty(weight.shape[0], dtype=torch.float32)
+    for start in range(0, weight.shape[0], _BLOCK):
+        w = weight[start : start + _BLOCK].detach().float()
+        scale = (w.abs().amax(dim=1) / 127).clamp(min=1e-12)
+        rows[start : start + _BLOCK] = torch.round(w / scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
+        scales[start : start + _BLOCK] = scale
+    return rows, scales
 
 
 def int8_wanted(settings: Any, device: Any) -> bool:
