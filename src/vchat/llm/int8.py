@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-
 _BLOCK = 8192  # rows quantized at a time
 
 
