@@ -9,52 +9,72 @@ The vision tower is left as it is: it runs once per image, not once per token.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 _BLOCK = 8192  # rows quantized at a time
 
 
-class Int8Linear(torch.nn.Module):
-    """A linear layer with int8 weights and one scale per output feature (symmetric, per row)."""
+@cache
+def _types() -> dict[str, Any]:
+    """The module classes, defined on first use (torch is imported only when the planner loads)."""
+    import torch
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, table: tuple[Any, Any] | None = None) -> None:
-        super().__init__()
-        rows, scales = table if table is not None else quantize_rows(weight)
-        self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
-        self.weight_int8: torch.Tensor
-        self.scales: torch.Tensor
-        self.register_buffer("weight_int8", rows)
-        self.register_buffer("scales", scales.to(_compute_dtype(weight.dtype)))
-        self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
+    class Int8Linear(torch.nn.Module):
+        """A linear layer with int8 weights and one scale per output feature (symmetric, per row)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x @ W.T (+ bias), W read as int8 rows times their scales."""
-        shape = x.shape
-        dtype = _compute_dtype(x.dtype)
-        flat = x.reshape(-1, shape[-1]).to(dtype).contiguous()
-        scales = self.scales if self.scales.dtype == dtype else self.scales.to(dtype)
-        out = torch._weight_int8pack_mm(flat, self.weight_int8, scales)
-        if self.bias is not None:
-            out = out + self.bias.to(dtype)
-        return out.to(x.dtype).reshape(*shape[:-1], self.out_features)
+        def __init__(
+            self, weight: torch.Tensor, bias: torch.Tensor | None, table: tuple[Any, Any] | None = None
+        ) -> None:
+            super().__init__()
+            rows, scales = table if table is not None else quantize_rows(weight)
+            self.in_features, self.out_features = int(weight.shape[1]), int(weight.shape[0])
+            self.weight_int8: torch.Tensor
+            self.scales: torch.Tensor
+            self.register_buffer("weight_int8", rows)
+            self.register_buffer("scales", scales.to(_compute_dtype(weight.dtype)))
+            self.bias = None if bias is None else torch.nn.Parameter(bias.detach(), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            """x @ W.T (+ bias), W read as int8 rows times their scales."""
+            shape = x.shape
+            dtype = _compute_dtype(x.dtype)
+            flat = x.reshape(-1, shape[-1]).to(dtype).contiguous()
+            scales = self.scales if self.scales.dtype == dtype else self.scales.to(dtype)
+            out = torch._weight_int8pack_mm(flat, self.weight_int8, scales)
+            if self.bias is not None:
+                out = out + self.bias.to(dtype)
+            return out.to(x.dtype).reshape(*shape[:-1], self.out_features)
+
+    class Int8Embedding(torch.nn.Module):
+        """An embedding that reads rows of an int8 table (shared with the output layer) and scales them."""
+
+        def __init__(
+            self, rows: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype, padding_idx: int | None
+        ) -> None:
+            super().__init__()
+            self.weight_int8, self.scales, self.dtype, self.padding_idx = rows, scales, dtype, padding_idx
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            """The rows of `ids`, dequantized."""
+            picked = torch.nn.functional.embedding(ids, self.weight_int8).to(self.dtype)
+            return picked * self.scales[ids].to(self.dtype).unsqueeze(-1)
+
+    return {"Int8Linear": Int8Linear, "Int8Embedding": Int8Embedding}
 
 
-class Int8Embedding(torch.nn.Module):
-    """An embedding that reads rows of an int8 table (shared with the output layer) and scales them."""
-
-    def __init__(self, rows: torch.Tensor, scales: torch.Tensor, dtype: torch.dtype, padding_idx: int | None) -> None:
-        super().__init__()
-        self.weight_int8, self.scales, self.dtype, self.padding_idx = rows, scales, dtype, padding_idx
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """The rows of `ids`, dequantized."""
-        picked = torch.nn.functional.embedding(ids, self.weight_int8).to(self.dtype)
-        return picked * self.scales[ids].to(self.dtype).unsqueeze(-1)
+def __getattr__(name: str) -> Any:
+    if name in ("Int8Linear", "Int8Embedding"):
+        return _types()[name]
+    raise AttributeError(name)
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    import torch
+
     # PyTorch's CPU kernel is fast with 16-bit activations and ~100x slower with float32 ones (measured on the
     # layer shapes here): float32 inputs are multiplied in bfloat16 and the result cast back.
     return dtype if dtype in (torch.bfloat16, torch.float16) else torch.bfloat16
@@ -66,6 +86,8 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     In blocks of rows: the output layer of the 0.8B is 248k x 1024, and float32 temporaries of all of it at once
     would add gigabytes to the peak memory of loading.
     """
+    import torch
+
     rows = torch.empty(weight.shape, dtype=torch.int8)
     scales = torch.empty(weight.shape[0], dtype=torch.float32)
     for start in range(0, weight.shape[0], _BLOCK):
@@ -78,12 +100,18 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def int8_wanted(settings: Any, device: Any) -> bool:
     """The `planner_int8` setting: auto (on a CPU only), on (a CPU only: the kernel is a CPU one), off."""
+    import torch
+
     mode = getattr(settings, "planner_int8", "auto")
     return mode != "off" and str(device).startswith("cpu") and hasattr(torch, "_weight_int8pack_mm")
 
 
 def quantize_planner(model: Any) -> int:
     """Replace the language model's linear layers and output layer with int8 ones in place; returns how many."""
+    import torch
+
+    types = _types()
+    Int8Linear, Int8Embedding = types["Int8Linear"], types["Int8Embedding"]
     language = model.model.language_model
     count = 0
     for parent in list(language.modules()):
