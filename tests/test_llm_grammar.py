@@ -32,13 +32,17 @@ def _resolve(name: str) -> Any:
     return _Ref(name)
 
 
-def _walk(tokenizer: Any, grammar: str, seed: int, cap: int) -> tuple[str, int]:
+def _walk(tokenizer: Any, grammar: str, seed: int, cap: int, start: list[int] | None = None) -> tuple[str, int]:
+    """A reply picked at random among the tokens the grammar allows (after the `start` tokens, if given)."""
     import torch
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     constraint = Constraint(tokenizer, grammar, len(tokenizer), end)
     generator = torch.Generator().manual_seed(seed)
     ids = list(constraint.forced())
+    for token in start or []:
+        constraint.accept(token)
+        ids += [token, *constraint.forced()]
     while not constraint.done and len(ids) <= cap:
         logits = torch.randn(1, len(tokenizer), generator=generator) * 3
         constraint.mask(logits)
@@ -90,3 +94,35 @@ def test_whole_number_ranges_are_exact() -> None:
         pattern = re.compile(int_range(low, high))
         assert [n for n in range(3000) if pattern.fullmatch(str(n))] == list(range(low, high + 1))
         assert not pattern.fullmatch("007")
+
+
+@pytest.mark.parametrize("cap", [128, 400])
+def test_native_random_walks_give_only_runnable_calls_or_answers(cap: int) -> None:
+    from vchat.llm.grammar_native import native_grammar
+    from vchat.llm.local_tools import parse_calls
+    from vchat.tools.base import offered
+
+    tokenizer = planner_tokenizer(("<tool_call>", "</tool_call>", "<function=", "<parameter="))
+    tools = {tool.name: type(tool) for tool in all_tools()}
+    names = {tool.name for tool in offered(all_tools())}
+    spec = ReplySpec.of(tools.values(), HANDLES)
+    count = lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])  # noqa: E731
+    grammar = native_grammar(spec, names, cap, count)
+    kinds = {"call": 0, "answer": 0}
+    # Half the walks start with `<tool_call>` (random choices almost never spell it), then go on at random.
+    opening = tokenizer("<tool_call>", add_special_tokens=False)["input_ids"]
+    for seed in range(60):
+        text, length = _walk(tokenizer, grammar, seed, cap, opening if seed % 2 else None)
+        calls = parse_calls(text[text.find("<tool_call>") :]) if "<tool_call>" in text else []
+        if calls:
+            kinds["call"] += 1
+            assert length <= cap, text
+            (call,) = calls
+            assert call.name in names, text
+            bound = bind_input(tools[call.name], call.arguments, _resolve)
+            assert all(ref.handle in HANDLES for ref in bound.values() if isinstance(ref, _Ref))
+        else:
+            kinds["answer"] += 1
+            named = [f"img{int(n)}" for n in re.findall(r"\bimg(\d+)\b", text, re.IGNORECASE)]
+            assert set(named) <= set(HANDLES), text
+    assert kinds["call"] >= 10 and kinds["answer"] >= 10

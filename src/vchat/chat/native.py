@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from vchat.chat import prompts
 from vchat.errors import LLMError, ToolsUnsupported
 from vchat.llm.base import Message, NativeCall, ToolCalls, cut_at_cap, supports_tools
+from vchat.llm.reply_spec import ReplySpec, tell
 from vchat.react import ToolCall
 from vchat.store.images import ImageRef
 from vchat.tools.base import offered
@@ -31,6 +32,8 @@ def _ask(agent: Agent, messages: Sequence[Message], specs: Sequence[dict[str, An
     text: list[str] = []
     calls: ToolCalls | None = None
     agent.ctx.check_cancelled()
+    # A backend that constrains its decoding gets the tools and images this reply may name.
+    tell(agent.llm, ReplySpec.of(agent.tools.values(), [ref.handle for ref in agent.store]))
     for item in agent.llm.complete_with_tools(agent.visible(messages), specs):  # type: ignore[attr-defined]
         agent.ctx.check_cancelled()
         if isinstance(item, ToolCalls):

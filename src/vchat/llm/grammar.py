@@ -125,6 +125,16 @@ def _plan(
 
 def _call(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter) -> tuple[str, int] | None:
     """(`NAME\\nAction Input: {…}` for one tool, its text budget), or None when it cannot be called now."""
+    found = json_input(tool, handles, budget, count)
+    if found is None:
+        return None
+    return f"{literal(tool.name + INPUT)} {found[0]}", found[1]
+
+
+def json_input(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter) -> tuple[str, int] | None:
+    """(the grammar of a JSON object valid for the tool's fields, its text values' token budget), or None when no
+    such object fits `budget` tokens or names an image when there is none. Uses the `textN` rules `text_rules`
+    writes."""
     plan = _plan(tool, handles, budget, count, True) or _plan(tool, handles, budget, count, False)
     if plan is None:
         return None
@@ -145,7 +155,7 @@ def _call(tool: ToolShape, handles: tuple[str, ...], budget: int, count: Counter
         inner = "(" + " | ".join(firsts) + ")?"
     else:
         inner = ""
-    return f"{literal(tool.name + INPUT)} {literal('{')} {inner} {literal('}')}", each
+    return f"{literal('{')} {inner} {literal('}')}", each
 
 
 def _names_other_than(handles: tuple[str, ...]) -> str:
@@ -186,8 +196,15 @@ def react_grammar(spec: ReplySpec, max_tokens: int, count: Counter = len) -> str
     ]
     if calls:
         lines.append(f"action: {literal(ACTION)} (" + "\n    | ".join(text for text, _ in calls) + ")")
-        for each in sorted({each for _, each in calls}):
-            # A required value starts with a visible character: the binder refuses a blank one.
-            lines.append(f'text{each}[max_tokens={each}]: /[^"\\\\\\x00-\\x1F\\x7F\\s][^"\\\\\\x00-\\x1F\\x7F]*/')
-            lines.append(f'text{each}_opt[max_tokens={each}]: /[^"\\\\\\x00-\\x1F\\x7F]*/')
+        lines += text_rules({each for _, each in calls})
     return "\n".join(lines) + "\n"
+
+
+def text_rules(budgets: set[int]) -> list[str]:
+    """The `textN` / `textN_opt` terminals: a JSON string's characters with no escapes, at most N tokens."""
+    lines = []
+    for each in sorted(budgets):
+        # A required value starts with a visible character: the binder refuses a blank one.
+        lines.append(f'text{each}[max_tokens={each}]: /[^"\\\\\\x00-\\x1F\\x7F\\s][^"\\\\\\x00-\\x1F\\x7F]*/')
+        lines.append(f'text{each}_opt[max_tokens={each}]: /[^"\\\\\\x00-\\x1F\\x7F]*/')
+    return lines

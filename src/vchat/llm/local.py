@@ -212,12 +212,14 @@ class LocalLLM:
     ) -> Iterator[str | ToolCalls]:
         """Native tool calls: the tools rendered by the model's chat template, its `<tool_call>` blocks read back."""
         self.last_finish = None
-        self._spec = None
-        return self._tool_reply(list(messages), list(tools))
+        spec, self._spec = self._spec, None  # a spec is for one reply
+        return self._tool_reply(list(messages), list(tools), spec)
 
-    def _tool_reply(self, messages: list[Message], tools: list[dict[str, Any]]) -> Iterator[str | ToolCalls]:
+    def _tool_reply(
+        self, messages: list[Message], tools: list[dict[str, Any]], spec: ReplySpec | None = None
+    ) -> Iterator[str | ToolCalls]:
         splitter = CallSplitter()  # text streams as it comes; the calls after it are held back and parsed
-        for piece in self._reply(messages, [], tools):
+        for piece in self._reply(messages, [], tools, spec):
             text = splitter.feed(piece)
             if text:
                 yield text
@@ -291,7 +293,9 @@ class LocalLLM:
     ) -> Prompt:
         return self._prompts.encode(model, processor, device, messages, tools)
 
-    def _constraint(self, processor: Any, vocab: int, spec: ReplySpec | None) -> Any:
+    def _constraint(
+        self, processor: Any, vocab: int, spec: ReplySpec | None, tools: list[dict[str, Any]] | None = None
+    ) -> Any:
         """The reply's grammar matcher, or None when this reply is not constrained."""
         if spec is None or self.constrain == "off":
             return None
@@ -309,7 +313,14 @@ class LocalLLM:
         def count(text: str) -> int:
             return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
-        return constrain.Constraint(tokenizer, react_grammar(spec, self.max_tokens, count), vocab, int(eos))
+        if tools:  # native tool calls: Qwen's `<tool_call>` blocks for the tools the template offered
+            from vchat.llm.grammar_native import native_grammar
+
+            names = {str(t.get("function", {}).get("name", "")) for t in tools}
+            grammar = native_grammar(spec, names, self.max_tokens, count)
+        else:
+            grammar = react_grammar(spec, self.max_tokens, count)
+        return constrain.Constraint(tokenizer, grammar, vocab, int(eos))
 
     def _generate(
         self,
@@ -368,7 +379,7 @@ class LocalLLM:
             return out.logits[:, -1, :]
 
         assert logits is not None
-        constraint = self._constraint(processor, int(logits.shape[-1]), spec)
+        constraint = self._constraint(processor, int(logits.shape[-1]), spec, tools)
         stats = DecodeStats()
         self.last_decode = stats
         self.last.constrained = constraint is not None
