@@ -33,6 +33,39 @@ def ll_tokenizer(tokenizer: Any, vocab: int, eos: int) -> Any:
     return found[1]
 
 
+def for_reply(
+    tokenizer: Any, vocab: int, spec: Any, tools: list[dict[str, Any]] | None, mode: str, max_tokens: int
+) -> Constraint | None:
+    """The matcher for one reply of the built-in planner, or None when it is not constrained.
+
+    `spec` (vchat.llm.reply_spec.ReplySpec) is what the agent said the reply may name; `tools`, the native tool
+    specs when the reply is a native one (Qwen's `<tool_call>` blocks), else None (ReAct); `mode` the `constrain`
+    setting (auto and on constrain, off does not; on without llguidance is an error).
+    """
+    if spec is None or mode == "off":
+        return None
+    if not available():
+        if mode == "on":
+            from vchat.errors import LLMError
+
+            raise LLMError("constrain = on needs the llguidance package: pip install llguidance")
+        return None
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    if tools:
+        from vchat.llm.grammar_native import native_grammar
+
+        names = {str(t.get("function", {}).get("name", "")) for t in tools}
+        grammar = native_grammar(spec, names, max_tokens, count)
+    else:
+        from vchat.llm.grammar import react_grammar
+
+        grammar = react_grammar(spec, max_tokens, count)
+    return Constraint(tokenizer, grammar, vocab, int(tokenizer.convert_tokens_to_ids("<|im_end|>")))
+
+
 class GrammarError(ValueError):
     """The grammar did not compile (a bug in vchat's grammar builder, reported as such)."""
 

@@ -293,35 +293,6 @@ class LocalLLM:
     ) -> Prompt:
         return self._prompts.encode(model, processor, device, messages, tools)
 
-    def _constraint(
-        self, processor: Any, vocab: int, spec: ReplySpec | None, tools: list[dict[str, Any]] | None = None
-    ) -> Any:
-        """The reply's grammar matcher, or None when this reply is not constrained."""
-        if spec is None or self.constrain == "off":
-            return None
-        from vchat.llm import constrain
-
-        if not constrain.available():
-            if self.constrain == "on":
-                raise LLMError("constrain = on needs the llguidance package: pip install llguidance")
-            return None
-        from vchat.llm.grammar import react_grammar
-
-        tokenizer = processor.tokenizer
-        eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
-
-        def count(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-        if tools:  # native tool calls: Qwen's `<tool_call>` blocks for the tools the template offered
-            from vchat.llm.grammar_native import native_grammar
-
-            names = {str(t.get("function", {}).get("name", "")) for t in tools}
-            grammar = native_grammar(spec, names, self.max_tokens, count)
-        else:
-            grammar = react_grammar(spec, self.max_tokens, count)
-        return constrain.Constraint(tokenizer, grammar, vocab, int(eos))
-
     def _generate(
         self,
         model: Any,
@@ -379,7 +350,9 @@ class LocalLLM:
             return out.logits[:, -1, :]
 
         assert logits is not None
-        constraint = self._constraint(processor, int(logits.shape[-1]), spec, tools)
+        from vchat.llm.constrain import for_reply
+
+        constraint = for_reply(processor.tokenizer, int(logits.shape[-1]), spec, tools, self.constrain, self.max_tokens)
         stats = DecodeStats()
         self.last_decode = stats
         self.last.constrained = constraint is not None

@@ -12,6 +12,7 @@ from typing import Any
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError, ToolsUnsupported
+from vchat.llm import openai_constrain
 from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of
 from vchat.llm.openai_stream import text_stream
 from vchat.llm.openai_text import display_url, fix_surrogates, host_label, server_message
@@ -23,7 +24,6 @@ LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
 _MAX_MESSAGE_CHARS = 300
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, any temperature but the default, and
 # `max_tokens`, which they want spelled `max_completion_tokens`).
-OPTION_REFUSED = "structured_outputs"  # in `_dropped` once the server refused the grammar
 _DROPPABLE_PARAMS = ("stop", "temperature", "max_tokens")
 # A reply may run to this many characters per token of max_tokens before it is cut as runaway: a token is
 # about 4 characters of English, so this only trips on a server that ignores max_tokens.
@@ -88,10 +88,7 @@ class OpenAIChat:
         # Parameters this model refused once; not sent again by this instance.
         self._dropped: set[str] = set()
         # Constrained replies (llm/openai_constrain.py): the setting, the next reply's shape, a notice to give once.
-        self.constrain = "auto"
-        self._spec: Any = None
-        self._reply_spec: Any = None
-        self.pending_notice: str | None = None
+        self.constrain, self._spec, self._reply_spec, self.pending_notice = "auto", None, None, None
         # (prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`).
         self.last_usage: tuple[int, int] | None = None
         # Why the server ended the last reply ("stop", "length" when cut at max_tokens, "tool_calls"); None if unknown.
@@ -271,7 +268,7 @@ class OpenAIChat:
                     self.vision_refused = True
                     payload[:] = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
                     continue
-                if self._refuses_grammar(exc, kwargs):
+                if openai_constrain.refused(self, exc, kwargs):
                     continue
                 refused = self._refused_param(exc, kwargs)
                 if refused is not None:
@@ -314,33 +311,12 @@ class OpenAIChat:
             kwargs["stop"] = stops[:4]
         if "temperature" not in self._dropped:
             kwargs["temperature"] = self.temperature
-        from vchat.llm import openai_constrain
-
-        extra = openai_constrain.option(
-            self._reply_spec, self.constrain, self.max_tokens, OPTION_REFUSED in self._dropped
-        )
-        if extra is not None and tools is None:
-            kwargs["extra_body"] = extra
+        openai_constrain.add_option(self, kwargs, tools)
         return kwargs
 
     def expect(self, spec: Any) -> None:
         """The shape of the next ReAct reply (sent as a grammar when `constrain = "on"`)."""
         self._spec = spec
-
-    def _refuses_grammar(self, exc: Exception, kwargs: dict[str, Any]) -> bool:
-        """A refusal of the structured-output option: stop sending it, and keep the notice for the session."""
-        from vchat.llm import openai_constrain
-
-        if not isinstance(exc, self._openai.APIStatusError):
-            return False
-        notice = openai_constrain.refusal(
-            exc, "extra_body" in kwargs, getattr(exc, "status_code", None), server_message(exc)
-        )
-        if notice is None:
-            return False
-        self._dropped.add(OPTION_REFUSED)
-        self.pending_notice = f"{self._where}: {notice}"
-        return True
 
     def _refuses_images(self, exc: Exception, payload: list[dict[str, Any]]) -> bool:
         """True for a 400/415/422 that complains about image content in a request that carried some."""

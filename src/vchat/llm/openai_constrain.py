@@ -10,26 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from vchat.llm.reply_spec import ReplySpec
-
-OPTION = "structured_outputs"
+OPTION = "structured_outputs"  # also the name kept in the backend's refused parameters once refused
 _WORDS = ("structured_outputs", "structured output", "grammar", "guided", "extra", "unrecognized", "not permitted")
 
 
-def option(spec: ReplySpec | None, mode: str, max_tokens: int | None, refused: bool) -> dict[str, Any] | None:
-    """The request's `extra_body` for this reply, or None when it goes unconstrained."""
-    if spec is None or mode != "on" or refused:
-        return None
+def add_option(backend: Any, kwargs: dict[str, Any], tools: Any) -> None:
+    """Put the grammar in a ReAct request's `extra_body` when the backend is set to send it and may."""
+    spec, mode = backend._reply_spec, backend.constrain
+    if tools is not None or spec is None or mode != "on" or OPTION in backend._dropped:
+        return
     from vchat.llm.grammar import react_grammar
 
-    return {OPTION: {"grammar": react_grammar(spec, max_tokens or 1024)}}
+    kwargs["extra_body"] = {OPTION: {"grammar": react_grammar(spec, backend.max_tokens or 1024)}}
 
 
-def refusal(exc: Exception, sent: bool, status: int | None, message: str) -> str | None:
-    """The one-line notice for a server that refused the option, or None when the error is about something else."""
-    if not sent or status not in (400, 422):
-        return None
-    lowered = message.lower()
-    if not any(word in lowered for word in _WORDS):
-        return None
-    return "the server does not take a grammar (structured_outputs): replies are not constrained"
+def refused(backend: Any, exc: Exception, kwargs: dict[str, Any]) -> bool:
+    """True when `exc` refuses the option: it is not sent again and the session gets one notice."""
+    from vchat.llm.openai_text import server_message
+
+    status = getattr(exc, "status_code", None)
+    if "extra_body" not in kwargs or status not in (400, 422) or not isinstance(exc, backend._openai.APIStatusError):
+        return False
+    message = server_message(exc).lower()
+    if not any(word in message for word in _WORDS):
+        return False
+    backend._dropped.add(OPTION)
+    backend.pending_notice = (
+        f"{backend._where}: the server does not take a grammar ({OPTION}): replies are not constrained"
+    )
+    return True
