@@ -213,6 +213,7 @@ def cpu_run(size: str, folder: Path) -> dict[str, float]:
         out[f"{name}: step 1 s"] = seconds[0]
         out[f"{name}: step 2 s"] = seconds[1]
         out[f"{name}: step 2 prefilled"] = float(stats[1].prompt_tokens - stats[1].cached_tokens)
+        out[f"{name}: step 2 first token s"] = stats[1].first_token_s
     first = rows["prefix cache"][0][0]  # the session's first step, which builds the system prompt's state
     best = rows["prefix + turn cache + grammar + fast-forward"]
     out["step_ratio"] = best[0][1] / first
@@ -335,9 +336,15 @@ def cpu_benchmark(size: str, keep: Path | None, as_json: bool) -> None:
     names = [k[: -len(": step 1 s")] for k in r if k.endswith(": step 1 s")]
     _table(
         "A two-step turn (scripted replies: an instruct_edit action, then an answer), default CPU path (int8)",
-        ["setting", "step 1", "step 2", "step 2 prefilled tokens"],
+        ["setting", "step 1", "step 2", "step 2 first token", "step 2 prefilled tokens"],
         [
-            [n, f"{r[n + ': step 1 s']:.2f} s", f"{r[n + ': step 2 s']:.2f} s", f"{r[n + ': step 2 prefilled']:.0f}"]
+            [
+                n,
+                f"{r[n + ': step 1 s']:.2f} s",
+                f"{r[n + ': step 2 s']:.2f} s",
+                f"{r[n + ': step 2 first token s']:.2f} s",
+                f"{r[n + ': step 2 prefilled']:.0f}",
+            ]
             for n in names
         ],
     )
