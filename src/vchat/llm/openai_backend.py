@@ -314,6 +314,8 @@ class OpenAIChat:
         openai_constrain.add_option(self, kwargs, tools)
         return kwargs
 
+    take_notice = openai_constrain.take_notice
+
     def expect(self, spec: Any) -> None:
         """The shape of the next ReAct reply (sent as a grammar when `constrain = "on"`)."""
         self._spec = spec

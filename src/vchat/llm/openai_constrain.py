@@ -24,6 +24,12 @@ def add_option(backend: Any, kwargs: dict[str, Any], tools: Any) -> None:
     kwargs["extra_body"] = {OPTION: {"grammar": react_grammar(spec, backend.max_tokens or 1024)}}
 
 
+def take_notice(backend: Any) -> str | None:
+    """The notice kept for the session, once (a method of the backend: wrappers such as the bench's forward it)."""
+    notice, backend.pending_notice = backend.pending_notice, None
+    return notice if isinstance(notice, str) else None
+
+
 def refused(backend: Any, exc: Exception, kwargs: dict[str, Any]) -> bool:
     """True when `exc` refuses the option: it is not sent again and the session gets one notice."""
     from vchat.llm.openai_text import server_message

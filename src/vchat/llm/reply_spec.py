@@ -49,11 +49,9 @@ def _shapes(tool: Any) -> list[ToolShape]:
 
 def take_notice(llm: object) -> str | None:
     """A one-time notice a backend kept for the session (a server refused the grammar), cleared once taken."""
-    notice = getattr(llm, "pending_notice", None)
-    if isinstance(notice, str) and notice:
-        llm.pending_notice = None  # type: ignore[attr-defined]
-        return notice
-    return None
+    take = getattr(llm, "take_notice", None)
+    notice = take() if callable(take) else None
+    return notice if isinstance(notice, str) and notice else None
 
 
 def tell(llm: object, spec: ReplySpec) -> None:
