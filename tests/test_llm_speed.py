@@ -66,5 +66,7 @@ def test_fast_forward_turn_cache_and_int8_keep_the_greedy_replies(tmp_path: Path
 
     settings.planner_int8 = "auto"  # the default: int8 weights on a CPU
     assert _replies(settings, llm, photo)[0] == reference
+    from vchat.llm.int8 import quantized
+
     with llm.manager.use("planner", tool="planner") as parts:
-        assert getattr(parts["planner"], "_vchat_int8", False)
+        assert quantized(parts["planner"])

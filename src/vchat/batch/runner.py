@@ -75,6 +75,11 @@ class Summary:
         left = self.total - self.done - self.failed - self.skipped
         if left:
             parts.append(f"{left} not run")
+        if not self.done + self.failed and not left:
+            # Nothing ran (a --resume with everything done): a rate would be a made-up 0.0.
+            return f"batch: nothing to do, {self.skipped} already done; manifest {self.manifest}" + (
+                f"; stopped: {self.stopped}" if self.stopped else ""
+            )
         text = f"batch: {', '.join(parts)} in {self.seconds:.1f}s ({self.rate:.1f} images/s); manifest {self.manifest}"
         return text + (f"; stopped: {self.stopped}" if self.stopped else "")
 
@@ -95,13 +100,11 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
 
 def validate(settings: Settings, job: Job) -> None:
     """Refuse a bad job before any image is read: unknown tool, bad --arg, no model."""
+    from vchat.chat.calls import find_tool
     from vchat.tools.registry import all_tools
 
     if job.tool:
-        tools = all_tools()
-        tool = next((t for t in tools if t.name == job.tool), None)
-        if tool is None:
-            raise UsageError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
+        tool = find_tool({t.name: t for t in all_tools()}, job.tool)
         try:
             check_job(tool, job)
         except VchatError as exc:

@@ -20,12 +20,12 @@ from typing import Any
 
 from PIL import Image
 
-from vchat.agent import run_tool
 from vchat.batch.context import ItemContext, output_name
 from vchat.batch.inputs import Item
 from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
 from vchat.chat.binding import bind_named
+from vchat.chat.steps import run_tool
 from vchat.config import Settings
 from vchat.errors import ImageError, VchatError
 from vchat.store.files import encode_png, link_or_copy, write_atomic
@@ -202,13 +202,11 @@ class Worker:
             result.error = str(exc)
             return _Pending(result, [], started, decode_seconds)
         step = run_tool(tool, args, ctx, shown)
-        observation = step.observation or ""
-        # The tool's own words; the "New image imgN: path" lines would only repeat the outputs.
-        result.text = "\n".join(line for line in observation.splitlines() if not line.startswith("New image "))
+        result.text = step.text  # the tool's own words: the outputs are listed apart
         result.outputs = list(ctx.outputs)
         result.seed = ctx.seed
-        if observation.startswith(f"{tool.name} failed:"):
-            result.error = observation
+        if step.failure is not None:
+            result.error = step.text
         else:
             result.status = "done"
         return _Pending(result, ctx.writes, started, decode_seconds)

@@ -44,7 +44,7 @@ def _types() -> dict[str, Any]:
             dtype = _compute_dtype(x.dtype)
             flat = x.reshape(-1, shape[-1]).to(dtype).contiguous()
             scales = self.scales if self.scales.dtype == dtype else self.scales.to(dtype)
-            out = torch._weight_int8pack_mm(flat, self.weight_int8, scales)
+            out = torch._weight_int8pack_mm(flat, self.weight_int8, scales)  # noqa: SLF001 (PyTorch's int8 kernel has no public name)
             if self.bias is not None:
                 out = out + self.bias.to(dtype)
             return out.to(x.dtype).reshape(*shape[:-1], self.out_features)
@@ -96,6 +96,11 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows[start : start + _BLOCK] = torch.round(w / scale.unsqueeze(1)).clamp(-127, 127).to(torch.int8)
         scales[start : start + _BLOCK] = scale
     return rows, scales
+
+
+def quantized(model: Any) -> bool:
+    """True once the planner's output layer has int8 weights (quantize_planner ran on it)."""
+    return type(getattr(model, "lm_head", None)).__name__ == "Int8Linear"
 
 
 def int8_wanted(settings: Any, device: Any) -> bool:

@@ -19,12 +19,13 @@ layers (same results), and on a CPU its linear layers get int8 weights (llm/int8
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import Cancelled, LLMError, ModelLoadError
-from vchat.llm.base import Message, ToolCalls
+from vchat.llm.base import LLM, Message, ToolCalls
 from vchat.llm.local_decode import DecodeStats, Sampler, decode, end_ids
 from vchat.llm.local_prompt import Prompt, PromptEncoder
 from vchat.llm.local_state import PlannerState
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from vchat.runtime.manager import ModelManager
 
 KEYS = ("planner", "planner.processor")
+_KERNELS_FOR: weakref.WeakSet[Any] = weakref.WeakSet()  # models vchat's decode kernels were installed for
 
 
 @dataclass
@@ -55,10 +57,12 @@ class ReplyStats:
     constrained: bool = False  # decoded under the reply grammar
 
 
-class LocalLLM:
+class LocalLLM(LLM):
     """A chat model run in-process through the model runtime; implements the LLM protocol."""
 
     supports_vision = True
+    supports_tools = True
+    max_tokens: int
 
     def __init__(
         self, settings: Settings, *, models: Callable[[], ModelManager] | None = None, picked: bool = False
@@ -261,7 +265,7 @@ class LocalLLM:
             raise LLMError(f"built-in planner failed: {type(exc).__name__}{': ' + detail if detail else ''}") from None
 
     def _prepare(self, model: Any, device: Any) -> None:
-        """Once per loaded model object (marked on it): vchat's decode kernels, and int8 weights on a CPU."""
+        """Once per loaded model object: vchat's decode kernels, and int8 weights on a CPU."""
         from vchat.llm import qwen_kernels
 
         if not self.fast_kernels:
@@ -271,14 +275,13 @@ class LocalLLM:
         if self._kernels_out:
             qwen_kernels.install()
             self._kernels_out = False
-        if not getattr(model, "_vchat_kernels", False):
+        if model not in _KERNELS_FOR:
             qwen_kernels.install()
-            model._vchat_kernels = True
-        from vchat.llm.int8 import int8_wanted, quantize_planner
+            _KERNELS_FOR.add(model)
+        from vchat.llm.int8 import int8_wanted, quantize_planner, quantized
 
-        if int8_wanted(self.settings, device) and not getattr(model, "_vchat_int8", False):
+        if int8_wanted(self.settings, device) and not quantized(model):
             quantize_planner(model)
-            model._vchat_int8 = True
             self.reset_cache()  # any kept state came from the float weights
 
     # -- prompt and decoding -----------------------------------------------------------------

@@ -62,7 +62,7 @@ class PromptEncoder:
         """The request's tokens, positions and pixels, and where its system block and generation prompt are."""
         import torch
 
-        from vchat.chat.vision import template_messages
+        from vchat.llm.pixels import template_messages
 
         chat, images = template_messages(messages)
         if tools:

@@ -14,34 +14,21 @@ OPTION = "structured_outputs"  # also the name kept in the backend's refused par
 _WORDS = ("structured_outputs", "structured output", "grammar", "guided", "extra", "unrecognized", "not permitted")
 
 
-def add_option(backend: Any, kwargs: dict[str, Any], tools: Any) -> None:
-    """Put the grammar in a ReAct request's `extra_body` when the backend is set to send it and may."""
-    spec, mode = backend._reply_spec, backend.constrain
-    if tools is not None or spec is None or mode != "on" or OPTION in backend._dropped:
-        return
+def option(spec: Any, mode: str, max_tokens: int | None, refused: bool) -> dict[str, Any] | None:
+    """The `extra_body` of a ReAct request: the grammar when `constrain = "on"` and the server has not refused it."""
+    if spec is None or mode != "on" or refused:
+        return None
     from vchat.llm.grammar import react_grammar
 
-    kwargs["extra_body"] = {OPTION: {"grammar": react_grammar(spec, backend.max_tokens or 1024)}}
+    return {OPTION: {"grammar": react_grammar(spec, max_tokens or 1024)}}
 
 
-def take_notice(backend: Any) -> str | None:
-    """The notice kept for the session, once (a method of the backend: wrappers such as the bench's forward it)."""
-    notice, backend.pending_notice = backend.pending_notice, None
-    return notice if isinstance(notice, str) else None
+def refuses(kwargs: dict[str, Any], status: int | None, message: str) -> bool:
+    """True when a 400/422 answer to a request that carried the grammar complains about it."""
+    lowered = message.lower()
+    return "extra_body" in kwargs and status in (400, 422) and any(word in lowered for word in _WORDS)
 
 
-def refused(backend: Any, exc: Exception, kwargs: dict[str, Any]) -> bool:
-    """True when `exc` refuses the option: it is not sent again and the session gets one notice."""
-    from vchat.llm.openai_text import server_message
-
-    status = getattr(exc, "status_code", None)
-    if "extra_body" not in kwargs or status not in (400, 422) or not isinstance(exc, backend._openai.APIStatusError):
-        return False
-    message = server_message(exc).lower()
-    if not any(word in message for word in _WORDS):
-        return False
-    backend._dropped.add(OPTION)
-    backend.pending_notice = (
-        f"{backend._where}: the server does not take a grammar ({OPTION}): replies are not constrained"
-    )
-    return True
+def notice(where: str) -> str:
+    """The one line the session shows after a refusal."""
+    return f"{where}: the server does not take a grammar ({OPTION}): replies are not constrained"

@@ -45,17 +45,3 @@ def _shapes(tool: Any) -> list[ToolShape]:
         fields = (*images, dataclasses.replace(chooser, choices=(choice,)), *rest)
         shapes.append(ToolShape(str(tool.name), fields))
     return shapes
-
-
-def take_notice(llm: object) -> str | None:
-    """A one-time notice a backend kept for the session (a server refused the grammar), cleared once taken."""
-    take = getattr(llm, "take_notice", None)
-    notice = take() if callable(take) else None
-    return notice if isinstance(notice, str) and notice else None
-
-
-def tell(llm: object, spec: ReplySpec) -> None:
-    """Give the next reply's shape to a backend that constrains its decoding (one with an `expect` method)."""
-    expect = getattr(llm, "expect", None)
-    if callable(expect):
-        expect(spec)
