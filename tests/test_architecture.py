@@ -45,10 +45,10 @@ def test_agent_stays_free_of_terminal_and_tools() -> None:
     assert not any(i.startswith("vchat.ui") for i in imports)
 
 
-@pytest.mark.parametrize("name", ["config.py", "errors.py"])
+@pytest.mark.parametrize("name", ["config.py", "errors.py", "userfiles.py"])
 def test_bottom_layer_imports_no_other_vchat_module(name: str) -> None:
     imports = _imports(SRC / name, top_level_only=False)
-    allowed = {"vchat.errors"} if name == "config.py" else set()
+    allowed = {"config.py": {"vchat.errors", "vchat.userfiles"}, "userfiles.py": {"vchat.errors"}}.get(name, set())
     assert {i for i in imports if i.startswith("vchat")} <= allowed
 
 
@@ -213,9 +213,9 @@ def test_package_top_level_stays_small() -> None:
     assert len(loose) <= 12, loose
 
 
-# Owned by other work streams and over the limit when this check was written: the planner's
-# engineer keeps llm/local.py, the newcomer's keeps ui/terminal.py. Remove a name once it fits.
-OVER_400_KNOWN = {"vchat.llm.local", "vchat.ui.terminal"}
+# Owned by another work stream and over the limit when this check was written: the planner's engineer
+# keeps llm/local.py. Remove the name once it fits.
+OVER_400_KNOWN = {"vchat.llm.local"}
 
 
 @pytest.mark.parametrize("path", MODULES, ids=_module)

@@ -11,7 +11,7 @@ import typer
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
 from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt, TierOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ def main_callback(
     out: OutOpt = None,
     max_steps: StepsOpt = None,
     preview: PreviewOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Resume a session by id or prefix (default: latest)."),
@@ -70,6 +71,7 @@ def main_callback(
             out_dir=out,
             max_steps=max_steps,
             preview=preview,
+            tier=tier,
             verbose=verbose or None,
             debug=debug or None,
         )
@@ -125,6 +127,7 @@ def run(
     base_url: BaseUrlOpt = None,
     llm: LlmOpt = None,
     max_steps: StepsOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Continue a session by id or prefix (default: latest)."),
@@ -144,6 +147,7 @@ def run(
             llm=llm,
             out_dir=out,
             max_steps=max_steps,
+            tier=tier,
             verbose=verbose or None,
         )
         if tool is None and not (prompt or "").strip():
@@ -304,14 +308,21 @@ def mcp_cmd(
             "--tools", metavar="NAMES", help="Serve only these tools or families, e.g. canny_edges,transform."
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host", metavar="NAME", help="With --http: another Host name clients use (a proxy); repeatable."
+        ),
+    ] = None,
     out: OutOpt = None,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve every tool over the Model Context Protocol, for other agents (stdio, or --http)."""
     from vchat.cli.mcp import run_mcp
 
     try:
-        settings = settings_from_flags(config, out_dir=out)
+        settings = settings_from_flags(config, out_dir=out, tier=tier)
         code = run_mcp(
             settings,
             http=http,
@@ -319,6 +330,7 @@ def mcp_cmd(
             preview_size=preview_size,
             preview_format=preview_format,
             tools=tools,
+            allow_hosts=list(allow_host or []),
         )
     except VchatError as exc:
         fail_on(exc)
