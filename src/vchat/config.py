@@ -64,6 +64,11 @@ class Settings:
     max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
     reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
     vision: VisionMode = "auto"  # auto | on | off: give the planner the newest images as pixels
+    # Decode replies under a grammar of the offered tools and existing images: auto (the built-in planner: on;
+    # servers: off) | on (servers too: sent as their structured-output option) | off
+    constrain: str = "auto"
+    planner_int8: str = "auto"  # int8 weights for the built-in planner: auto (on a CPU) | on (CPU only) | off
+    planner_threads: int = 0  # CPU threads the built-in planner decodes with; 0: the cores not already busy
     vision_max_side: int = 448  # long side, in pixels, of images shown to the planner
     vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
@@ -107,6 +112,9 @@ _SCALARS: dict[str, type] = {
     "max_tokens": int,
     "reply_deadline": float,
     "vision": str,
+    "constrain": str,
+    "planner_int8": str,
+    "planner_threads": int,
     "vision_max_side": int,
     "vision_images": int,
     "max_image_pixels": int,
@@ -238,6 +246,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("reply_deadline must be positive (seconds)")
     if settings.vision not in ("auto", "on", "off"):
         raise ConfigError(f"vision must be auto, on or off, not {settings.vision!r}")
+    if settings.constrain not in ("auto", "on", "off"):
+        raise ConfigError(f"constrain must be auto, on or off, not {settings.constrain!r}")
+    if settings.planner_int8 not in ("auto", "on", "off"):
+        raise ConfigError(f"planner_int8 must be auto, on or off, not {settings.planner_int8!r}")
+    if settings.planner_threads < 0:
+        raise ConfigError("planner_threads cannot be negative (0 picks the free cores)")
     if settings.vision_max_side < 64:
         raise ConfigError(f"vision_max_side must be at least 64, not {settings.vision_max_side}")
     if settings.vision_images < 0:
