@@ -89,6 +89,12 @@ def _value(spec: Any, handles: tuple[str, ...]) -> tuple[str, str] | None:
         if not handles:
             return None
         return " | ".join(literal(json.dumps(h)) for h in handles), json.dumps(max(handles, key=len))
+    if kind == "images":
+        if not handles:
+            return None
+        most = max(1, int(spec.maximum)) if spec.maximum is not None else 3
+        longest = json.dumps(max(handles, key=len))
+        return image_list(" | ".join(literal(json.dumps(h)) for h in handles), most), f"[{', '.join([longest] * most)}]"
     if kind == "choice":
         return " | ".join(literal(json.dumps(c)) for c in spec.choices), json.dumps(max(spec.choices, key=len))
     if kind == "bool":
@@ -96,6 +102,14 @@ def _value(spec: Any, handles: tuple[str, ...]) -> tuple[str, str] | None:
     if kind in ("int", "float"):
         return _number(spec)
     return "TEXT", '""'  # placeholder: the text terminal is named once its budget is known
+
+
+def image_list(one: str, most: int) -> str:
+    """A JSON array of 1 to `most` image names, each matching `one` (nested optionals: no repeat counts needed)."""
+    tail = ""
+    for _ in range(most - 1):
+        tail = f"({literal(', ')} ({one}) {tail})?"
+    return f"{literal('[')} ({one}) {tail} {literal(']')}"
 
 
 def _plan(

@@ -19,12 +19,14 @@ newline, so it cannot end its parameter early.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from vchat.llm.grammar import (
     MAX_TEXT_TOKENS,
     _names_other_than,
     _number,
+    image_list,
     json_input,
     literal,
     text_rules,
@@ -41,6 +43,12 @@ def _value(spec: object, handles: tuple[str, ...], text_rule: str) -> str | None
     kind = getattr(spec, "kind", "text")
     if kind == "image":
         return " | ".join(literal(h) for h in handles) if handles else None
+    if kind == "images":
+        if not handles:
+            return None
+        most = getattr(spec, "maximum", None)
+        one = " | ".join(literal(json.dumps(h)) for h in handles)
+        return image_list(one, max(1, int(most)) if most is not None else 3)
     if kind == "choice":
         return " | ".join(literal(c) for c in getattr(spec, "choices", ()))
     if kind == "bool":
