@@ -35,6 +35,75 @@ class ToolPolicy:
 
 
 @dataclass
+class McpServer:
+    """One `[mcp_servers.NAME]` table (or `--mcp NAME=COMMAND`): an external MCP server whose tools vchat offers."""
+
+    name: str
+    command: list[str] = field(default_factory=list)  # stdio: the program and its arguments
+    env: dict[str, str] = field(default_factory=dict)  # stdio: extra environment for the program
+    url: str | None = None  # streamable HTTP, instead of a command
+    tools: list[str] | None = None  # offer only these of its tools (None: all)
+    timeout: float = 300.0  # seconds one call may take
+    start_timeout: float = 60.0  # seconds starting it and listing its tools may take
+
+
+# A server's name is the prefix of its tools (`NAME__TOOL`): it must be valid in a function name and unambiguous.
+MCP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
+    """Check one `[mcp_servers.NAME]` table and build its McpServer."""
+    where = f"{origin}: [mcp_servers.{name}]"
+    if not name or not set(name) <= MCP_NAME_CHARS or "__" in name or not name[0].isalpha():
+        raise ConfigError(f"{where}: a server name is lowercase letters, digits and single _, starting with a letter")
+    unknown = set(table) - {"command", "args", "env", "url", "tools", "timeout", "start_timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    command, url = table.get("command"), table.get("url")
+    if isinstance(command, str):
+        import shlex
+
+        command = shlex.split(command)
+    args = table.get("args", [])
+    if (command is None) == (url is None):
+        raise ConfigError(f'{where}: give either command = [...] (stdio) or url = "http://..." (HTTP)')
+    if command is not None and (not command or not all(isinstance(c, str) for c in [*command, *args])):
+        raise ConfigError(f'{where}: command is a program and its arguments, e.g. ["vchat", "mcp"]')
+    if url is not None and not (isinstance(url, str) and url.lower().startswith(("http://", "https://"))):
+        raise ConfigError(f"{where}: url must start with http:// or https://, not {url!r}")
+    env = table.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        raise ConfigError(f"{where}: env maps variable names to strings")
+    tools = table.get("tools")
+    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
+        raise ConfigError(f"{where}: tools is a list of the server's tool names")
+    server = McpServer(name, [*command, *args] if command else [], dict(env), url, tools)
+    for key in ("timeout", "start_timeout"):
+        if key in table:
+            value = _coerce(key, float, table[key], where)
+            if value <= 0:
+                raise ConfigError(f"{where}: {key} must be positive (seconds)")
+            setattr(server, key, value)
+    return server
+
+
+def mcp_flag(text: str) -> McpServer:
+    """`--mcp NAME=COMMAND` (the command split like a shell would) or `--mcp NAME=URL`."""
+    import shlex
+
+    name, sep, rest = text.partition("=")
+    if not sep or not rest.strip():
+        raise ConfigError(f"--mcp takes NAME=COMMAND or NAME=URL, not {text!r}")
+    table: dict[str, Any] = {"url": rest.strip()} if rest.strip().lower().startswith(("http://", "https://")) else {}
+    if not table:
+        try:
+            table["command"] = shlex.split(rest)
+        except ValueError as exc:
+            raise ConfigError(f"--mcp {name}: cannot split the command ({exc})") from None
+    return mcp_server(name.strip(), table, "--mcp")
+
+
+@dataclass
 class Settings:
     """Every setting vchat reads; built once by `load_settings`."""
 
@@ -74,6 +143,8 @@ class Settings:
     models: dict[str, str] = field(default_factory=dict)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    plugins: bool = True  # load tools from installed packages (the `vchat.tools` entry-point group)
 
     def tool_policy(self, name: str) -> ToolPolicy:
         """The user's policy for one tool (empty when none is configured)."""
@@ -110,6 +181,7 @@ _SCALARS: dict[str, type] = {
     "preview": str,
     "verbose": bool,
     "debug": bool,
+    "plugins": bool,
 }
 
 # Environment names that do not follow the VCHAT_<KEY> pattern.
@@ -163,6 +235,10 @@ def _apply_file(settings: Settings, path: Path) -> None:
     models = data.pop("models", {})
     runtime = data.pop("runtime", {})
     tools = data.pop("tools", {})
+    servers = data.pop("mcp_servers", {})
+    if not isinstance(servers, dict) or not all(isinstance(t, dict) for t in servers.values()):
+        raise ConfigError(f"{path}: [mcp_servers] must hold one table per server, e.g. [mcp_servers.comfy]")
+    settings.mcp_servers.update({name: mcp_server(name, table, str(path)) for name, table in servers.items()})
     _apply_scalars(settings, data, origin)
     if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
         raise ConfigError(f"{origin}: [models] maps keys to hub ids or folders (strings)")

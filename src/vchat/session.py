@@ -121,6 +121,17 @@ class Session:
         self._lock = SessionLock(self.folder)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
+        # Tool sources that cost something to list (external MCP servers start to say what they offer):
+        # asked once, when the tools are first needed; their tools then join `tools`.
+        self.deferred_tools: list[Callable[[], Sequence[Tool]]] = []
+        # What close() stops besides the transcript (external MCP servers this session started).
+        self.on_close: list[Callable[[], None]] = []
+
+    def load_deferred_tools(self) -> None:
+        """Bring in the tools of deferred sources (once each); a built-in name is never replaced."""
+        while self.deferred_tools:
+            for tool in self.deferred_tools.pop(0)():
+                self.tools.setdefault(tool.name, tool)
 
     @property
     def llm(self) -> LLM | None:
@@ -242,6 +253,7 @@ class Session:
             raise VchatError("empty message: type what you want done with the images")
         self._start()
         self.cancel_event.clear()
+        self.load_deferred_tools()
         message, _ = self.attach_from_message(text)
         agent = Agent(
             self.llm,
@@ -303,6 +315,8 @@ class Session:
 
     def run_tool(self, name: str, raw: str | None = None, named: Mapping[str, Any] | None = None) -> Step:
         """Run one tool directly (no model): `vchat run --tool` and the REPL's `/tool`."""
+        if name not in self.tools:
+            self.load_deferred_tools()
         tool = self.tools.get(name)
         if tool is None:
             raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
@@ -341,6 +355,8 @@ class Session:
         finally:
             self.transcript.close()
             self._lock.release()
+            while self.on_close:
+                self.on_close.pop()()
 
     def came_to_nothing(self) -> bool:
         """True when this process made the session and nothing happened in it: no image, no step taken.

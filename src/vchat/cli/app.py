@@ -10,6 +10,7 @@ import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
+from vchat.cli.byot import McpOpt
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
 from vchat.errors import ConfigError, UsageError, VchatError
 
@@ -98,6 +99,7 @@ def main_callback(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     config: ConfigOpt = None,
+    mcp: McpOpt = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -118,6 +120,9 @@ def main_callback(
             verbose=verbose or None,
             debug=debug or None,
         )
+        from vchat.cli.byot import add_flag_servers
+
+        add_flag_servers(settings, mcp)
         from vchat.cli.repl import run_repl
 
         code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
@@ -151,15 +156,23 @@ def _hand_down(ctx: typer.Context, name: str) -> None:
     ctx.default_map = {name: defaults}
 
 
-def check_tool_call(tool_name: str, pairs: list[str]) -> None:
+def check_tool_call(tool_name: str, pairs: list[str], settings: Settings | None = None) -> None:
     """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
 
     Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
+    With settings, plugin tools count too, and an external server's `NAME__TOOL` is checked once it runs.
     """
     from vchat.chat.binding import check_arg_keys, parse_arg_pairs
     from vchat.tools.registry import all_tools, tool_class, unknown_tool_message
 
     tool = tool_class(tool_name)
+    if tool is None and settings is not None:
+        from vchat.cli.extras import is_external, plugin_tool_class
+
+        if is_external(settings, tool_name):
+            parse_arg_pairs(pairs)  # well-formed KEY=VALUE now; the keys once the server lists its tools
+            return
+        tool = plugin_tool_class(settings, tool_name)
     if tool is None:
         raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
     check_arg_keys(tool, list(parse_arg_pairs(pairs)))
@@ -169,6 +182,8 @@ def _tool_inputs(
     session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
 ) -> dict[str, Any]:
     """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
+    if tool_name not in session.tools:
+        session.load_deferred_tools()
     tool = session.tools.get(tool_name)
     if tool is None:
         from vchat.tools.registry import unknown_tool_message
@@ -229,6 +244,7 @@ def run(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     config: ConfigOpt = None,
+    mcp: McpOpt = None,
 ) -> None:
     """Do one thing and exit: ask the model, or run one tool with --tool (for scripts)."""
     from vchat.cli.run_once import run_once
@@ -243,10 +259,13 @@ def run(
             max_steps=max_steps,
             verbose=verbose or None,
         )
+        from vchat.cli.byot import add_flag_servers
+
+        add_flag_servers(settings, mcp)
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            check_tool_call(tool, list(arg or []))
+            check_tool_call(tool, list(arg or []), settings)
             _one_image_per_field(tool, image or [])
         from vchat.store.images import open_image
 
@@ -279,6 +298,8 @@ def run(
 @app.command("tools")
 def tools_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
+    mcp: McpOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """List the tools the model can use."""
     from vchat.tools.registry import TOOL_CLASSES, family_of
@@ -290,6 +311,26 @@ def tools_cmd(
         if found is not None:  # the model is offered the family; the old name works everywhere too
             notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
     listing_console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
+    from vchat.cli.byot import add_flag_servers, print_extra_tools
+
+    try:  # plugins by package, then each external MCP server's tools (started to list them)
+        settings = _settings(config)
+        add_flag_servers(settings, mcp)
+    except VchatError as exc:
+        fail_on(exc)
+    print_extra_tools(settings, verbose)
+
+
+@app.command("plugins")
+def plugins_cmd(config: ConfigOpt = None) -> None:
+    """List the tools installed plugins add, with their packages, and any plugin that failed to load."""
+    from vchat.cli.byot import print_plugins
+
+    try:
+        settings = _settings(config)
+    except VchatError as exc:
+        fail_on(exc)
+    raise typer.Exit(print_plugins(settings))
 
 
 @app.command("sessions")
@@ -339,6 +380,10 @@ def doctor_cmd(config: ConfigOpt = None) -> None:
     except VchatError as exc:
         fail_on(exc)
     doctor(settings)
+    from vchat.cli.byot import server_rows
+
+    for label, value in server_rows(settings):  # plugins loaded; each MCP server started and its tools listed
+        typer.echo(f"{label:<12}  {value}")
 
 
 @app.command("show")

@@ -167,9 +167,7 @@ class Repl:
             "/attach": self._attach,
             "/images": lambda _: self.console.print(escape(images_tree(self.session.store))),
             "/show": lambda arg: self.show_image(self.session.store.resolve(arg or self._latest())),
-            "/tools": lambda arg: self.console.print(
-                tools_table([type(t) for t in self.session.tools.values()], verbose=arg in ("-v", "--verbose"))
-            ),
+            "/tools": self._tools,
             "/tool": self._tool,
             "/model": self._model,
             "/edit": self._edit,
@@ -213,12 +211,19 @@ class Repl:
         self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{where}[/]")
         self.show_image(ref)
 
+    def _tools(self, arg: str) -> None:
+        self.session.load_deferred_tools()  # external MCP servers start here at the latest
+        tools = [type(t) for t in self.session.tools.values()]
+        self.console.print(tools_table(tools, verbose=arg in ("-v", "--verbose")))
+
     def _tool(self, rest: str) -> None:
         from vchat.chat.tool_args import is_legacy, parse_tool_args, usage
 
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
+        if tool not in self.session.tools:
+            self.session.load_deferred_tools()
         known = self.session.tools.get(tool)
         if known is None:
             from vchat.tools.registry import unknown_tool_message

@@ -64,6 +64,8 @@ def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> Non
     """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
     from vchat.chat.binding import bind_named, field_for_key
 
+    if tool not in session.tools:
+        session.load_deferred_tools()
     found = session.tools.get(tool)
     if found is None:
         raise UsageError(f"unknown tool {tool!r}; run `vchat tools` to list them")

@@ -23,6 +23,7 @@ def build_session(settings: Settings, *, llm: str, resume: str | None = None) ->
 
     Returns the session and a warning when resuming had to skip damaged transcript lines.
     """
+    from vchat.cli.extras import attach_servers, plugin_tools
     from vchat.llm.select import connect_hint, select_llm
     from vchat.tools.registry import all_tools
 
@@ -30,10 +31,12 @@ def build_session(settings: Settings, *, llm: str, resume: str | None = None) ->
     if llm == "required" and model is None:
         raise VchatError(f"no language model found; {connect_hint()}")
     warning = None
+    tools = [*all_tools(), *plugin_tools(settings)]
     if resume is not None:
-        session, warning = Session.resume(settings, all_tools(), model, None if resume == "latest" else resume)
+        session, warning = Session.resume(settings, tools, model, None if resume == "latest" else resume)
     else:
-        session = Session(settings, all_tools(), model)
+        session = Session(settings, tools, model)
+    attach_servers(session, settings)
     if settings.caption_on_attach:
         session.on_attach = caption_on_attach
     return session, warning

@@ -1,0 +1,58 @@
+"""Tools vchat does not ship: installed plugins (entry points) and external MCP servers, wired into a session."""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from vchat.config import Settings
+    from vchat.plugins import PluginSet
+    from vchat.session import Session
+    from vchat.tools.base import Tool
+
+
+@functools.cache
+def plugin_set() -> PluginSet:
+    """The installed plugins, loaded once per process (reading entry points scans every installed package)."""
+    from vchat.plugins import load_plugins
+    from vchat.tools.registry import all_tools
+
+    return load_plugins(taken=[tool.name for tool in all_tools()])
+
+
+def plugin_tools(settings: Settings) -> list[Tool]:
+    """One instance of every plugin tool (none when `plugins = false`)."""
+    return [cls() for cls in plugin_set().tools] if settings.plugins else []
+
+
+def plugin_tool_class(settings: Settings, name: str) -> type[Tool] | None:
+    """The plugin tool class with this name, if one is installed and plugins are on."""
+    return next((cls for cls in plugin_set().tools if cls.name == name), None) if settings.plugins else None
+
+
+def is_external(settings: Settings, name: str) -> bool:
+    """True for `NAME__TOOL` where NAME is a configured MCP server (its tools are known once it starts)."""
+    from vchat.mcp_client.remote import SEPARATOR
+
+    server, sep, rest = name.partition(SEPARATOR)
+    return bool(sep and rest) and server in settings.mcp_servers
+
+
+def _warn(line: str) -> None:
+    from rich.console import Console
+
+    from vchat.ui.render import print_warning
+
+    print_warning(Console(stderr=True, highlight=False, soft_wrap=True), line)
+
+
+def attach_servers(session: Session, settings: Settings) -> None:
+    """The session offers the configured servers' tools once it first needs its tools, and stops them with it."""
+    if not settings.mcp_servers:
+        return
+    from vchat.mcp_client import ExternalServers
+
+    servers = ExternalServers(settings.mcp_servers, warn=_warn)
+    session.deferred_tools.append(servers.load)
+    session.on_close.append(servers.close)
