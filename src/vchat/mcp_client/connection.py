@@ -43,6 +43,7 @@ class EventLoop:
     def __init__(self) -> None:
         self.portal: BlockingPortal | None = None
         self._thread: threading.Thread | None = None
+        self._done: anyio.Event | None = None
         self._lock = threading.Lock()
 
     def get(self) -> BlockingPortal:
@@ -52,9 +53,11 @@ class EventLoop:
                 ready: queue.Queue[BlockingPortal] = queue.Queue()
 
                 async def main() -> None:
+                    self._done = anyio.Event()
                     async with BlockingPortal() as portal:
                         ready.put(portal)
-                        await portal.sleep_until_stopped()
+                        await self._done.wait()
+                        await portal.stop(cancel_remaining=True)  # whatever is left (an abandoned call) ends here
 
                 self._thread = threading.Thread(target=anyio.run, args=(main,), name="vchat-mcp-client", daemon=True)
                 self._thread.start()
@@ -66,9 +69,9 @@ class EventLoop:
         with self._lock:
             portal, thread = self.portal, self._thread
             self.portal = self._thread = None
-        if portal is not None:
+        if portal is not None and self._done is not None:
             with contextlib.suppress(Exception):
-                portal.call(portal.stop)
+                portal.call(self._done.set)
         if thread is not None:
             thread.join(timeout=10)
 
@@ -222,10 +225,9 @@ class Connection:
         future = portal.start_task_soon(run)
         try:
             while True:
-                try:
-                    return future.result(timeout=POLL)
-                except concurrent.futures.TimeoutError:
-                    pass
+                # (not future.result(timeout=...): its TimeoutError is the same class as the call's own time limit)
+                if concurrent.futures.wait([future], timeout=POLL).done:
+                    return future.result()
                 if latest and on_progress is not None:
                     on_progress(*latest[-1])
                     latest.clear()

@@ -44,6 +44,7 @@ class Returned:
     text: str
     images: list[Image.Image]
     remote_handles: list[str]  # a vchat server's own names for them, in order (empty for other servers)
+    remote_parents: list[str]  # a vchat server's names for the inputs they came from
 
 
 def decode(data: str, max_pixels: int, where: str) -> Image.Image:
@@ -97,7 +98,8 @@ def read_result(result: types.CallToolResult, read_resource: Any, max_pixels: in
 
         texts.append(json.dumps(result.structured_content, ensure_ascii=False))
     images = linked or inline
-    return Returned("\n".join(t.strip() for t in texts if t.strip()), images, _vchat_handles(result, len(images)))
+    handles, parents = _vchat_names(result, len(images))
+    return Returned("\n".join(t.strip() for t in texts if t.strip()), images, handles, parents)
 
 
 def _read_link(read_resource: Any, uri: str, max_pixels: int, where: str) -> Image.Image | None:
@@ -112,11 +114,13 @@ def _read_link(read_resource: Any, uri: str, max_pixels: int, where: str) -> Ima
     return None
 
 
-def _vchat_handles(result: types.CallToolResult, count: int) -> list[str]:
-    """A vchat server's structured result names its images (img2); their names on that server, in order."""
+def _vchat_names(result: types.CallToolResult, count: int) -> tuple[list[str], list[str]]:
+    """A vchat server's structured result names its images (img2) and their parents; both as that server says."""
     structured = result.structured_content or {}
     images = structured.get("images") if isinstance(structured, dict) else None
-    if not isinstance(images, list) or len(images) != count:
-        return []
-    handles = [str(item.get("handle", "")) for item in images if isinstance(item, dict)]
-    return handles if all(handles) else []
+    if not isinstance(images, list) or len(images) != count or not all(isinstance(i, dict) for i in images):
+        return [], []
+    handles = [str(item.get("handle", "")) for item in images]
+    parents = images[0].get("parents") if images else []
+    parents = [str(p) for p in parents] if isinstance(parents, list) else []
+    return (handles, parents) if all(handles) else ([], [])

@@ -78,14 +78,18 @@ class McpTool(Tool):
         params = {"mcp_server": self.server, "mcp_tool": self.remote, **shown}
         for image in returned.images:
             made.append(ctx.save_image(image, tool=self.name, params=params, parents=tuple(parents)))
-        return ToolResult(_local_text(returned.text, returned.remote_handles, made), made)
+        mapping: dict[str, str] = {}
+        if len(returned.remote_handles) == len(made):  # a vchat server: its names become ours
+            mapping = {name.lower(): ref.handle for name, ref in zip(returned.remote_handles, made, strict=True)}
+        if mapping and len(returned.remote_parents) == len(parents):
+            mapping.update({name.lower(): mine for name, mine in zip(returned.remote_parents, parents, strict=True)})
+        return ToolResult(_local_text(returned.text, mapping), made)
 
 
-def _local_text(text: str, remote: list[str], made: list[ImageRef]) -> str:
+def _local_text(text: str, mapping: dict[str, str]) -> str:
     """A vchat server's text names its own handles and paths: drop the path lines and say ours instead."""
-    if not remote:
+    if not mapping:
         return text
-    mapping = {name.lower(): ref.handle for name, ref in zip(remote, made, strict=True)}
     lines = [line for line in text.splitlines() if not re.match(r"^\s*\S+: /", line)]
     kept = "\n".join(line for line in lines if not line.strip().lower().startswith("new image"))
     return re.sub(r"\b(img\d+)\b", lambda m: mapping.get(m.group(1).lower(), "an input"), kept).strip()
