@@ -29,12 +29,29 @@ def send_image(ctx: ToolContext, ref: ImageRef, form: str) -> Any:
     """A session image as an argument value: a data: URI, bare base64, a path, or MCP image content."""
     if form == "path":
         return str(ref.path)
-    data = base64.b64encode(png_bytes(ctx.load_image(ref))).decode("ascii")
+    raw, mime = _file_bytes(ref)
+    if raw is None:
+        raw, mime = png_bytes(ctx.load_image(ref)), "image/png"
+    data = base64.b64encode(raw).decode("ascii")
     if form == "content":
-        return {"type": "image", "data": data, "mimeType": "image/png"}
+        return {"type": "image", "data": data, "mimeType": mime}
     if form == "base64":
         return data
-    return f"data:image/png;base64,{data}"
+    return f"data:{mime};base64,{data}"
+
+
+_MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp"}
+
+
+def _file_bytes(ref: ImageRef) -> tuple[bytes | None, str]:
+    """The session's file as it is, when its format is one every server reads: encoding again costs far more."""
+    mime = _MIME.get(ref.path.suffix.lower())
+    if mime is None:
+        return None, ""
+    try:
+        return ref.path.read_bytes(), mime
+    except OSError:
+        return None, ""
 
 
 @dataclass
