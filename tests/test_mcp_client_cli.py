@@ -184,3 +184,24 @@ def test_doctor_rows_start_each_server_and_list_its_tools(tmp_path: Path) -> Non
     rows = dict(server_rows(Settings(out_dir=tmp_path, mcp_servers={"ext": good, "down": bad}, plugins=False)))
     assert rows["mcp ext"].startswith("started in ") and rows["mcp ext"].endswith(": ext__transform")
     assert rows["mcp down"] == "error: MCP server down did not start: down: no GPU here"
+
+
+def test_batch_runs_an_external_tool_over_every_image(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    originals = [write_photo(photos, f"p{n}.png", width=40 + n, height=30, seed=n) for n in range(3)]
+    command = [sys.executable, "-m", "vchat", "mcp", "--tools", "transform", "--out", str(tmp_path / "ext-out")]
+    config = tmp_path / "config.toml"
+    env = "".join(f"{key} = {json.dumps(value)}\n" for key, value in _server_env().items())
+    config.write_text(f"[mcp_servers.ext]\ncommand = {json.dumps(command)}\n[mcp_servers.ext.env]\n{env}")
+    out = tmp_path / "cut"
+    args = ["batch", "--tool", "ext__transform", "--arg", "op=flip", str(photos), "--out", str(out)]
+    result = _vchat(tmp_path, *args, "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    done = [line for line in lines if line.get("status") == "done"]
+    assert len(done) == 3
+    for line in done:
+        source = next(p for p in originals if p.name in line["input"])
+        made = out / line["outputs"][0]
+        flipped = ImageOps.mirror(Image.open(source).convert("RGB"))
+        assert np.array_equal(np.asarray(Image.open(made).convert("RGB")), np.asarray(flipped))

@@ -60,11 +60,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def on_path(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.syspath_prepend(str(site))
-    from vchat.cli.extras import plugin_set
+    from vchat.plugins import installed_plugins
 
-    plugin_set.cache_clear()
+    installed_plugins.cache_clear()
     yield site
-    plugin_set.cache_clear()
+    installed_plugins.cache_clear()
     for name in [m for m in sys.modules if m.startswith(("vchat_example_plugin", "broken_vchat_plugin"))]:
         del sys.modules[name]
 

@@ -100,6 +100,12 @@ def validate(settings: Settings, job: Job) -> None:
     if job.tool:
         tools = all_tools()
         tool = next((t for t in tools if t.name == job.tool), None)
+        if tool is None and settings.plugins:
+            from vchat.plugins import installed_plugins
+
+            tool = next((cls() for cls in installed_plugins().tools if cls.name == job.tool), None)
+        if tool is None and job.tool.partition("__")[0] in settings.mcp_servers:
+            return  # an external server's tool: its inputs are known once the server runs (the worker checks)
         if tool is None:
             raise UsageError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
         try:

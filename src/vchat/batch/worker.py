@@ -81,6 +81,11 @@ class Worker:
         self.emit_bytes = emit_bytes  # Ray without shared storage: return PNG bytes, the driver writes them
         self.name = name
         self.tools: dict[str, Tool] = {tool.name: tool for tool in all_tools()}
+        from vchat.batch.extras import extra_tools
+
+        extra, self.tool_failures, self._stop_servers = extra_tools(settings)  # plugins, external MCP servers
+        for tool in extra:
+            self.tools.setdefault(tool.name, tool)
         self.png = settings.png_compression
         self.stop = threading.Event()
         threads = io_threads()
@@ -105,12 +110,15 @@ class Worker:
         """Finish queued writes and stop the thread pools."""
         self._decoder.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        self._stop_servers()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def run(self, items: Iterable[Item], data: Mapping[str, bytes] | None = None) -> Iterator[Result]:
         """Results in input order, each yielded once its outputs are written (or returned as bytes)."""
         if self.job.tool:
+            if self.job.tool not in self.tools:  # an external server's tool whose server did not start
+                raise VchatError("; ".join(self.tool_failures) or f"unknown tool {self.job.tool!r}")
             yield from self._run_tool(self.tools[self.job.tool], items, data or {})
         else:
             yield from self._run_agent(items, data or {})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -12,13 +11,11 @@ if TYPE_CHECKING:
     from vchat.tools.base import Tool
 
 
-@functools.cache
 def plugin_set() -> PluginSet:
-    """The installed plugins, loaded once per process (reading entry points scans every installed package)."""
-    from vchat.plugins import load_plugins
-    from vchat.tools.registry import all_tools
+    """The installed plugins (loaded once per process)."""
+    from vchat.plugins import installed_plugins
 
-    return load_plugins(taken=[tool.name for tool in all_tools()])
+    return installed_plugins()
 
 
 def plugin_tools(settings: Settings) -> list[Tool]:

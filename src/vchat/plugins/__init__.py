@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from vchat.plugins.loader import ENTRY_POINT_GROUP, Plugin, PluginSet, load_plugins
+from vchat.plugins.loader import ENTRY_POINT_GROUP, Plugin, PluginSet, installed_plugins, load_plugins
 
-__all__ = ["ENTRY_POINT_GROUP", "Plugin", "PluginSet", "load_plugins"]
+__all__ = ["ENTRY_POINT_GROUP", "Plugin", "PluginSet", "installed_plugins", "load_plugins"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -102,3 +103,11 @@ def load_plugins(taken: Iterable[str] = (), entry_points: Iterable[Any] | None =
             names.add(tool.name)
             found.plugins.append(Plugin(tool, package, version, f"{point.name} = {point.value}"))
     return found
+
+
+@functools.cache
+def installed_plugins() -> PluginSet:
+    """The installed plugins, loaded once per process (reading entry points scans every installed package)."""
+    from vchat.tools.registry import all_tools
+
+    return load_plugins(taken=[tool.name for tool in all_tools()])
