@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -237,3 +238,25 @@ def test_external_tools_fit_the_prompt_budget(tmp_path: Path) -> None:
     # One line per tool, each a signature and one short sentence (the test server's 7 tools).
     assert len(both.splitlines()) - len(base.splitlines()) == len(external) == 7
     assert added <= 25 * len(external), added
+    # Native function calling gets them too, under names every provider accepts.
+    from vchat.tools.schema import function_spec
+
+    names = [function_spec(cls)["function"]["name"] for cls in external]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) for name in names) and "t__invert" in names
+
+
+def test_the_repl_starts_servers_at_tools_and_runs_their_tools(session: Session) -> None:
+    import io
+
+    from rich.console import Console
+
+    from vchat.cli.repl import Repl
+
+    out = io.StringIO()
+    repl = Repl(session, Console(file=out, width=200, highlight=False))
+    assert not any("__" in name for name in session.tools)  # nothing started yet
+    repl.handle("/tools")
+    assert "t__invert" in out.getvalue() and "[MCP server t]" in out.getvalue()
+    repl.handle("/tool t__invert img1")
+    made = [ref for ref in session.store if ref.tool == "t__invert"]
+    assert len(made) == 1 and made[0].parents == ("img1",)
