@@ -321,18 +321,6 @@ def tools_cmd(
     print_extra_tools(settings, verbose)
 
 
-@app.command("plugins")
-def plugins_cmd(config: ConfigOpt = None) -> None:
-    """List the tools installed plugins add, with their packages, and any plugin that failed to load."""
-    from vchat.cli.byot import print_plugins
-
-    try:
-        settings = _settings(config)
-    except VchatError as exc:
-        fail_on(exc)
-    raise typer.Exit(print_plugins(settings))
-
-
 @app.command("sessions")
 def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
     """List saved sessions, newest first."""
@@ -475,6 +463,15 @@ def _add_batch() -> None:
 
 
 _add_batch()
+
+
+def _add_plugins() -> None:
+    from vchat.cli.byot import plugins
+
+    app.command("plugins")(plugins)
+
+
+_add_plugins()
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli.options import ConfigOpt
+
 if TYPE_CHECKING:
     from vchat.config import Settings
 
@@ -53,6 +55,18 @@ def print_plugins(settings: Settings) -> int:
     for failure in found.failures:
         print_warning(errors, failure)
     return 1 if found.failures else 0
+
+
+def plugins(config: ConfigOpt = None) -> None:
+    """List the tools installed plugins add, with their packages, and any plugin that failed to load."""
+    from vchat.cli.app import _settings, fail_on
+    from vchat.errors import VchatError
+
+    try:
+        settings = _settings(config)
+    except VchatError as exc:
+        fail_on(exc)
+    raise typer.Exit(print_plugins(settings))
 
 
 def print_extra_tools(settings: Settings, verbose: bool) -> None:
