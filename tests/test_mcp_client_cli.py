@@ -205,3 +205,14 @@ def test_batch_runs_an_external_tool_over_every_image(tmp_path: Path) -> None:
         made = out / line["outputs"][0]
         flipped = ImageOps.mirror(Image.open(source).convert("RGB"))
         assert np.array_equal(np.asarray(Image.open(made).convert("RGB")), np.asarray(flipped))
+
+
+def test_a_tool_of_a_server_that_does_not_start_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    photo = write_photo(tmp_path, "A.png")
+    down = f"down={sys.executable} -c \"raise SystemExit('down: no token')\""
+    result = _vchat(tmp_path, "run", "--tool", "down__x", "-i", str(photo), "--mcp", down, "--out", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "warning: MCP server down did not start: down: no token; going on without its tools",
+        "error: down__x is not available: MCP server down does not offer it (see above)",
+    ]

@@ -186,8 +186,12 @@ def _tool_inputs(
         session.load_deferred_tools()
     tool = session.tools.get(tool_name)
     if tool is None:
+        from vchat.cli.extras import is_external
         from vchat.tools.registry import unknown_tool_message
 
+        if is_external(session.settings, tool_name):  # its server is configured: not a typo but a server fault
+            server = tool_name.partition("__")[0]
+            raise VchatError(f"{tool_name} is not available: MCP server {server} does not offer it (see above)")
         raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
     from vchat.chat.binding import parse_arg_pairs
 
