@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +169,9 @@ class _Dunder(_Good):
 class _Point:
     """An entry point as importlib.metadata gives one, loading a fixed value."""
 
-    def __init__(self, name: str, value: Any, dist: str = "pkg") -> None:
+    def __init__(self, name: str, value: Any) -> None:
         self.name, self.value, self._loaded = name, f"pkg.mod:{name}", value
-        self.dist = metadata.PathDistribution(Path("/nonexistent"))
-        self.dist_name = dist
+        self.dist = None  # no distribution: the package is named after the module
 
     def load(self) -> Any:
         if isinstance(self._loaded, BaseException):
