@@ -163,10 +163,12 @@ def test_text_errors_paths_content_and_a_crash_are_observations(session: Session
 
 def test_progress_drives_the_bar_and_ctrl_c_cancels_the_call_over_mcp(session: Session) -> None:
     seen: list[tuple[int, int, str]] = []
+    served: list[Any] = []  # the connection's task while the call ran: the server process it talks to
 
     def progress(done: int, total: int, label: str) -> None:
         seen.append((done, total, label))
         if len(seen) == 3:  # what the REPL's Ctrl-C handler does
+            served.append(session.tools["t__slow"].connection._task)  # type: ignore[attr-defined]
             session.cancel_event.set()
 
     session.on_progress = progress
@@ -179,9 +181,13 @@ def test_progress_drives_the_bar_and_ctrl_c_cancels_the_call_over_mcp(session: S
     marker: Path = session.marker  # type: ignore[attr-defined]
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert marker.read_text() == "cancelled"  # the server's handler was cancelled by notifications/cancelled
+    # The server's handler was cancelled by notifications/cancelled, on the same server, which stayed up.
+    assert marker.read_text() == "cancelled"
+    connection = session.tools["t__slow"].connection  # type: ignore[attr-defined]
+    assert connection.running and connection._task is served[0]
     session.on_progress = None
     assert session.run_tool("t__path_size", named={"image_path": "img1"}).observation == "64x48"
+    assert connection._task is served[0]
 
 
 def test_a_call_over_its_time_limit_is_one_line(tmp_path: Path) -> None:

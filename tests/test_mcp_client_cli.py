@@ -216,3 +216,34 @@ def test_a_tool_of_a_server_that_does_not_start_is_an_error_not_a_crash(tmp_path
         "warning: MCP server down did not start: down: no token; going on without its tools",
         "error: down__x is not available: MCP server down does not offer it (see above)",
     ]
+
+
+def test_ctrl_c_in_vchat_run_cancels_the_external_call(tmp_path: Path) -> None:
+    import signal
+
+    marker = tmp_path / "cancelled.txt"
+    server = Path(__file__).resolve().parent / "mcp_test_server.py"
+    flag = f"t={sys.executable} {server} --marker {marker}"
+    command = [sys.executable, "-m", "vchat", "run", "--tool", "t__slow", "--arg", "seconds=60", "--mcp", flag]
+    proc = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "o")], env=_env(tmp_path), cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        # Wait until the call is under way (the server reports progress at once), then press Ctrl-C.
+        while not list((tmp_path / "o").glob("*/session.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # The server's handler was cancelled (by notifications/cancelled, or at the latest when vchat stopped the server
+    # on its way out); test_mcp_client.py shows the notification alone does it, on a server that stays up.
+    assert marker.read_text() == "cancelled"
