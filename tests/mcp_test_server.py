@@ -5,7 +5,8 @@
 Its tools: `invert` (an image in as a data: URI, an image out as image content), `shout` (text),
 `refuse` (an error result), `slow` (reports progress, then sleeps until cancelled; writes the marker
 file when the cancellation reaches it), `crash` (the process exits mid-call), `path_size` (an image
-in as a path the server reads), `blob` (an image in as image content, an object field).
+in as a path the server reads), `blob` (an image in as image content, an object field), `header`
+(one HTTP request header, over HTTP).
 """
 
 from __future__ import annotations
@@ -93,6 +94,12 @@ def blob(picture: dict[str, Any]) -> str:
     """Read an image given as MCP image content ({type: image, data, mimeType}) and say its size."""
     with PILImage.open(io.BytesIO(base64.b64decode(picture["data"]))) as image:
         return f"{picture['mimeType']} {image.width}x{image.height}"
+
+
+@server.tool()
+def header(ctx: Context, name: str) -> str:
+    """Say the value of one HTTP request header (over HTTP)."""
+    return (ctx.headers or {}).get(name.lower(), "(none)")
 
 
 def main() -> None:

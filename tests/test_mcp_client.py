@@ -111,6 +111,7 @@ def test_config_tables_and_the_flag(tmp_path: Path) -> None:
         ('[mcp_servers."a__b"]\ncommand = ["a"]\n', "server name"),
         ('[mcp_servers.x]\ncommand = ["a"]\ncolour = 1\n', "unknown setting 'colour'"),
         ('[mcp_servers.x]\ncommand = ["a"]\ntimeout = 0\n', "timeout must be positive"),
+        ('[mcp_servers.x]\ncommand = ["a"]\nheaders = { A = "b" }\n', "headers go with url"),
     ]:
         config.write_text(bad)
         with pytest.raises(ConfigError, match=says):
@@ -241,8 +242,8 @@ def test_external_tools_fit_the_prompt_budget(tmp_path: Path) -> None:
     base = system_prompt([type(t) for t in all_tools()])
     both = system_prompt([*(type(t) for t in all_tools()), *external])
     added = len(encoding.encode(both)) - len(encoding.encode(base))
-    # One line per tool, each a signature and one short sentence (the test server's 7 tools).
-    assert len(both.splitlines()) - len(base.splitlines()) == len(external) == 7
+    # One line per tool, each a signature and one short sentence (the test server's 8 tools).
+    assert len(both.splitlines()) - len(base.splitlines()) == len(external) == 8
     assert added <= 25 * len(external), added
     # Native function calling gets them too, under names every provider accepts.
     from vchat.tools.schema import function_spec
@@ -266,3 +267,38 @@ def test_the_repl_starts_servers_at_tools_and_runs_their_tools(session: Session)
     repl.handle("/tool t__invert img1")
     made = [ref for ref in session.store if ref.tool == "t__invert"]
     assert len(made) == 1 and made[0].parents == ("img1",)
+
+
+def test_an_http_server_gets_the_configured_headers_with_variables_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+    import subprocess
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = subprocess.Popen([sys.executable, str(SERVER), "--port", str(port)], stderr=subprocess.DEVNULL)
+    monkeypatch.setenv("VCHAT_TEST_TOKEN", "s3cret")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[mcp_servers.h]\nurl = "http://127.0.0.1:{port}/mcp"\nstart_timeout = 60\n'
+        '[mcp_servers.h.headers]\nAuthorization = "Bearer ${VCHAT_TEST_TOKEN}"\n'
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        session = _session(tmp_path, load_settings(env={}, config_path=config).mcp_servers)
+        try:
+            step = session.run_tool("h__header", named={"name": "Authorization"})
+            assert step.observation == "Bearer s3cret"
+        finally:
+            session.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

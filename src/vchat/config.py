@@ -42,6 +42,7 @@ class McpServer:
     command: list[str] = field(default_factory=list)  # stdio: the program and its arguments
     env: dict[str, str] = field(default_factory=dict)  # stdio: extra environment for the program
     url: str | None = None  # streamable HTTP, instead of a command
+    headers: dict[str, str] = field(default_factory=dict)  # HTTP: sent with every request ($VAR expanded)
     tools: list[str] | None = None  # offer only these of its tools (None: all)
     timeout: float = 300.0  # seconds one call may take
     start_timeout: float = 60.0  # seconds starting it and listing its tools may take
@@ -56,7 +57,7 @@ def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
     where = f"{origin}: [mcp_servers.{name}]"
     if not name or not set(name) <= MCP_NAME_CHARS or "__" in name or not name[0].isalpha():
         raise ConfigError(f"{where}: a server name is lowercase letters, digits and single _, starting with a letter")
-    unknown = set(table) - {"command", "args", "env", "url", "tools", "timeout", "start_timeout"}
+    unknown = set(table) - {"command", "args", "env", "url", "headers", "tools", "timeout", "start_timeout"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
     command, url = table.get("command"), table.get("url")
@@ -74,10 +75,15 @@ def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
     env = table.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         raise ConfigError(f"{where}: env maps variable names to strings")
+    headers = table.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ConfigError(f"{where}: headers maps header names to strings")
+    if headers and url is None:
+        raise ConfigError(f"{where}: headers go with url (HTTP); a command gets env instead")
     tools = table.get("tools")
     if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
         raise ConfigError(f"{where}: tools is a list of the server's tool names")
-    server = McpServer(name, [*command, *args] if command else [], dict(env), url, tools)
+    server = McpServer(name, [*command, *args] if command else [], dict(env), url, dict(headers), tools)
     for key in ("timeout", "start_timeout"):
         if key in table:
             value = _coerce(key, float, table[key], where)

@@ -154,8 +154,16 @@ class Connection:
         from mcp.client.stdio import StdioServerParameters, stdio_client
 
         self._stop = anyio.Event()
+        http: Any = None
         if self.spec.url is not None:
-            target: Any = self.spec.url
+            import httpx2
+            from mcp.client.streamable_http import streamable_http_client
+
+            # Our own HTTP client: the headers (a token, say), and a read timeout no shorter than a call's limit.
+            headers = {key: os.path.expandvars(value) for key, value in self.spec.headers.items()}
+            timeout = httpx2.Timeout(30.0, read=max(300.0, self.spec.timeout))
+            http = httpx2.AsyncClient(headers=headers, timeout=timeout)
+            target: Any = streamable_http_client(self.spec.url, http_client=http)
         else:
             # The server's stderr goes to a file, not the terminal: its last line explains a failed start.
             self._log = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")  # noqa: SIM115 (closed by _reset)
@@ -168,7 +176,10 @@ class Connection:
         # starts and lists its tools, none once it is up.
         with anyio.CancelScope(deadline=anyio.current_time() + self.spec.start_timeout) as scope:
             try:
-                async with client:
+                async with contextlib.AsyncExitStack() as stack:
+                    if http is not None:
+                        await stack.enter_async_context(http)
+                    await stack.enter_async_context(client)
                     listing = await _all_tools(client)
                     scope.deadline = float("inf")
                     self.client = client
