@@ -302,3 +302,27 @@ def test_an_http_server_gets_the_configured_headers_with_variables_expanded(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_bench_with_real_tools_offers_the_external_tools_too(tmp_path: Path) -> None:
+    from vchat.bench.capabilities import session_classes
+    from vchat.bench.planners import reference_planner
+    from vchat.bench.runner import BenchError, run_suite
+    from vchat.bench.suite import builtin_tasks
+
+    classes = session_classes()
+    flip = [task for task in builtin_tasks() if task.id == "flip"]
+    made: list[ScriptedLLM] = []
+
+    def planner(task: Any) -> ScriptedLLM:
+        made.append(reference_planner(task, classes))
+        return made[-1]
+
+    settings = Settings(out_dir=tmp_path / "out", mcp_servers={"t": _spec()}, plugins=False)
+    runs = run_suite(flip, planner, settings, classes, real=True)
+    assert runs[0][0].score.passed, runs[0][0].score.reasons
+    prompt = made[0].calls[0][0]["content"]
+    assert "\nt__invert(image, strength=100): Invert the colours of an image\n" in prompt
+    down = McpServer("down", [sys.executable, "-c", "raise SystemExit('down: no GPU')"])
+    with pytest.raises(BenchError, match=r"^MCP server down did not start: down: no GPU; fix it or leave it out"):
+        run_suite(flip, planner, Settings(out_dir=tmp_path / "o2", mcp_servers={"down": down}), classes, real=True)

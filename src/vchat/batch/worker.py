@@ -81,7 +81,7 @@ class Worker:
         self.emit_bytes = emit_bytes  # Ray without shared storage: return PNG bytes, the driver writes them
         self.name = name
         self.tools: dict[str, Tool] = {tool.name: tool for tool in all_tools()}
-        from vchat.batch.extras import extra_tools
+        from vchat.plugins.extras import extra_tools
 
         extra, self.tool_failures, self._stop_servers = extra_tools(settings)  # plugins, external MCP servers
         for tool in extra:

@@ -1,4 +1,4 @@
-"""The tools a batch adds to vchat's own: installed plugins and the configured external MCP servers' tools."""
+"""The tools a batch or a bench adds to vchat's own: installed plugins and the configured MCP servers' tools."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from vchat.tools.base import Tool
 
 
 def extra_tools(settings: Settings) -> tuple[list[Tool], list[str], Callable[[], None]]:
-    """Plugin tools and every server's tools (the servers start now: a batch uses them at once).
+    """Plugin tools and every server's tools (the servers start now: a batch or a bench uses them at once).
 
     Returns the tools, one line per server that did not start, and what stops the servers.
     """
@@ -20,7 +20,7 @@ def extra_tools(settings: Settings) -> tuple[list[Tool], list[str], Callable[[],
         return tools, [], lambda: None
     from vchat.mcp_client import ExternalServers
 
-    failures: list[str] = []
-    servers = ExternalServers(settings.mcp_servers, warn=failures.append)
+    servers = ExternalServers(settings.mcp_servers)
     tools.extend(servers.load())
+    failures = [status.failure for status in servers.statuses.values() if status.failure]
     return tools, failures, servers.close
