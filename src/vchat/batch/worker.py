@@ -83,7 +83,9 @@ class Worker:
         self.tools: dict[str, Tool] = {tool.name: tool for tool in all_tools()}
         from vchat.plugins.extras import extra_tools
 
-        extra, self.tool_failures, self._stop_servers = extra_tools(settings)  # plugins, external MCP servers
+        # Plugins, and the external MCP servers' tools when the job may call them (the model, or NAME__TOOL).
+        servers = not job.tool or "__" in job.tool
+        extra, self.tool_failures, self._stop_servers = extra_tools(settings, servers=servers)
         for tool in extra:
             self.tools.setdefault(tool.name, tool)
         self.png = settings.png_compression
