@@ -74,10 +74,9 @@ target = sys.argv[3]
 spec = McpServer("ext", url=target) if target.startswith("http") else McpServer("ext", target.split("\\x1f"))
 servers = ExternalServers({"ext": spec})
 session = Session(Settings(out_dir=Path(sys.argv[1])), all_tools())
-session.deferred_tools.append(servers.load)
-session.on_close.append(servers.close)
+session.sources.add(servers.load, servers.close)
 session.attach(sys.argv[2])
-session.load_deferred_tools()
+session.sources.tools()
 print("ready", flush=True)
 for _ in sys.stdin:
     start = time.perf_counter()

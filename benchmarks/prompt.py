@@ -46,6 +46,7 @@ from vchat.chat.vision import DROPPED, windowed  # noqa: E402
 from vchat.config import Settings  # noqa: E402
 from vchat.llm.base import ContentPart, Message  # noqa: E402
 from vchat.llm.openai_backend import OpenAIChat  # noqa: E402
+from vchat.resume import resume_session  # noqa: E402
 from vchat.session import Session  # noqa: E402
 from vchat.tools.base import offered  # noqa: E402
 from vchat.tools.registry import all_tools  # noqa: E402
@@ -117,7 +118,7 @@ def run_session(folder: Path, resume_each_turn: bool) -> list[RecordedRequest]:
                 session.close()
                 # By id: "the latest session" comes from the user's session index, shared by every run.
                 llm = OpenAIChat("fake-model", base_url=fake.url, max_retries=0)
-                session, _ = Session.resume(settings, all_tools(), llm, session.id)
+                session, _ = resume_session(settings, all_tools(), llm, session.id)
             steps = list(session.turn(text))
             assert steps[-1].kind == "final", steps[-1]
         session.close()

@@ -25,7 +25,7 @@ def _private_user_data(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Model runtime (issue 3): tiny random-weight models for every default key, built once per fingerprint
+# Model runtime: tiny random-weight models for every default key, built once per fingerprint
 # (tests/zoo.py), loadable by hub id through a fake HF cache or from local folders; a simulated accelerator.
 # ---------------------------------------------------------------------------------------------------------------
 

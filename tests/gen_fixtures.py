@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from vchat.config import Settings
+from vchat.session import Observers
 
 SIZE = 64
 STEPS = 2
@@ -85,8 +86,8 @@ def files_in(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name != ".lock") if folder.exists() else []
 
 
-def cancel_after_first_step(session: Any) -> list[tuple[int, int, str]]:
-    """Make the session cancel (as Ctrl-C does) once the first denoising step has been reported."""
+def cancel_after_first_step(session: Any) -> tuple[list[tuple[int, int, str]], Observers]:
+    """Observers that cancel the session (as Ctrl-C does) once the first denoising step has been reported."""
     seen: list[tuple[int, int, str]] = []
 
     def hook(done: int, total: int, label: str) -> None:
@@ -94,8 +95,7 @@ def cancel_after_first_step(session: Any) -> list[tuple[int, int, str]]:
         if label == "denoising" and done >= 1:
             session.cancel_event.set()
 
-    session.on_progress = hook
-    return seen
+    return seen, Observers(progress=hook)
 
 
 def edge_map(size: int = SIZE) -> Image.Image:

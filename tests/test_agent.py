@@ -9,6 +9,7 @@ from tests.helpers import act, answer, make_session, write_photo
 from vchat.agent import STOP, Agent
 from vchat.errors import ToolError
 from vchat.llm.scripted import ScriptedLLM, ScriptedReply
+from vchat.session import Observers
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 
 
@@ -160,8 +161,7 @@ def test_llm_error_ends_the_turn_with_an_error_step(tmp_path: Path) -> None:
 def test_streamed_text_reaches_on_text(tmp_path: Path) -> None:
     session = make_session(tmp_path, [answer("streamed answer")])
     seen: list[str] = []
-    session.on_text = seen.append
-    list(session.turn("hi"))
+    list(session.turn("hi", Observers(text=seen.append)))
     assert "".join(seen).endswith("AI: streamed answer")
 
 

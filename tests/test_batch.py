@@ -17,7 +17,7 @@ from tests.helpers import act, answer, write_photo
 
 from vchat.batch.inputs import expand, name_items
 from vchat.batch.manifest import read_manifest
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -50,6 +50,7 @@ def photos(folder: Path) -> list[Path]:
     return made
 
 
+@pytest.mark.slow
 def test_mixed_good_and_corrupt_inputs(tmp_path: Path) -> None:
     photos(tmp_path / "in")
     out = batch(tmp_path, "--tool", "canny_edges", "in", "--out", "edges", "--arg", "low=50", "--json")
@@ -90,6 +91,7 @@ def test_all_good_exit_0_and_summary_line(tmp_path: Path) -> None:
     assert flipped.shape == original.shape and not np.array_equal(flipped, original)
 
 
+@pytest.mark.slow
 def test_resume_skips_what_is_done(tmp_path: Path) -> None:
     for i in range(4):
         write_photo(tmp_path / "in", f"p{i}.png", seed=i)
@@ -149,6 +151,7 @@ def test_agent_mode_step_cap_fails_that_image(tmp_path: Path) -> None:
     assert record["status"] == "failed" and "2" in record["error"]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_mid_batch(tmp_path: Path) -> None:
     inputs = [write_photo(tmp_path / "in", f"p{i:02d}.png", seed=i) for i in range(8)]
     # Each image's model reply takes a moment, so the kill lands in the middle of the batch.
@@ -186,6 +189,7 @@ def test_resume_after_sigkill_mid_batch(tmp_path: Path) -> None:
     assert not list((tmp_path / "o").rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_bad_usage_is_one_line(tmp_path: Path) -> None:
     write_photo(tmp_path / "in", "p.png")
     cases = [  # a bad command line exits 2, inputs that are not there 1

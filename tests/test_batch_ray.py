@@ -57,6 +57,7 @@ def _same_as_local(inputs: Path, local: Path, remote: Path) -> None:
         assert (local / relative).read_bytes() == (remote / relative).read_bytes()
 
 
+@pytest.mark.slow
 def test_ray_matches_the_local_run(cluster: str, inputs: Path, tmp_path: Path) -> None:
     local = _batch(tmp_path, str(inputs), "--out", str(tmp_path / "local"))
     assert local.returncode == 4, local.stderr  # the broken file
@@ -67,6 +68,7 @@ def test_ray_matches_the_local_run(cluster: str, inputs: Path, tmp_path: Path) -
     _same_as_local(inputs, tmp_path / "local", tmp_path / "ray")
 
 
+@pytest.mark.slow
 def test_ray_without_shared_storage_and_a_worker_that_dies(cluster: str, inputs: Path, tmp_path: Path) -> None:
     local = _batch(tmp_path, str(inputs), "--out", str(tmp_path / "local"))
     assert local.returncode == 4, local.stderr

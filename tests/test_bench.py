@@ -16,6 +16,7 @@ from vchat.bench.standins import World, standin_tools
 from vchat.bench.suite import builtin_tasks
 from vchat.bench.tasks import CATEGORIES, Task
 from vchat.config import Settings
+from vchat.llm.base import LLM
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
 
@@ -64,12 +65,14 @@ def calibration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Task
     return {name: run_suite(TASKS, p, settings, TOOL_CLASSES)[0] for name, p in planners.items()}
 
 
+@pytest.mark.slow
 def test_reference_plans_score_100_percent(calibration: dict[str, list[TaskResult]]) -> None:
     failed = {r.task.id: r.score.reasons for r in calibration["reference"] if not r.score.passed}
     assert failed == {}
     assert all(r.score.honesty is not False for r in calibration["reference"])
 
 
+@pytest.mark.slow
 def test_answering_at_once_scores_no_more_than_the_no_tool_share(calibration: dict[str, list[TaskResult]]) -> None:
     no_tool_share = sum(not t.needs_tool for t in TASKS) / len(TASKS)
     results = calibration["at-once"]
@@ -316,7 +319,7 @@ class _Stats:
         self.prompt_tokens, self.new_tokens = prompt, new
 
 
-class _CountingModel:
+class _CountingModel(LLM):
     """Keeps per-reply stats like the built-in planner (a new object per reply)."""
 
     name = "counting"
@@ -352,6 +355,7 @@ def test_real_tools_run_and_still_fail_when_told(tmp_path: Path) -> None:
     assert "out of GPU memory" in runs[0][-1].calls[0].observation
 
 
+@pytest.mark.slow
 def test_real_model_tools_share_one_runtime(
     local_models: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

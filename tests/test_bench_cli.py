@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.fake_openai import FakeOpenAI, Reply
 from tests.test_cli import vchat
 
@@ -25,6 +26,7 @@ def _reference_replies(patterns: str) -> list[str]:
     return [r for t in select(TASKS, patterns) for r in plan_replies(t.reference, t.answer, TOOL_CLASSES)]
 
 
+@pytest.mark.slow
 def test_bench_over_http_scores_the_reference_and_takes_tokens_from_the_server(tmp_path: Path) -> None:
     tasks = select(TASKS, "chain,reference,trap")
     with FakeOpenAI(_reference_replies("chain,reference,trap")) as server:
@@ -38,6 +40,7 @@ def test_bench_over_http_scores_the_reference_and_takes_tokens_from_the_server(t
     assert sum(sum(t["tokens_in"]) for t in report["tasks"]) == len(server.chat_requests)
 
 
+@pytest.mark.slow
 def test_bench_over_http_with_native_tool_calls(tmp_path: Path) -> None:
     tasks = select(TASKS, "chain,failure")
     replies: list[str | Reply] = []
@@ -57,6 +60,7 @@ def test_bench_over_http_with_native_tool_calls(tmp_path: Path) -> None:
     assert report["tokens"] == "reported"
 
 
+@pytest.mark.slow
 def test_bench_cli_against_a_server_prints_a_table(tmp_path: Path) -> None:
     with FakeOpenAI(_reference_replies("no-tool,cannot")) as server:
         out = vchat(tmp_path, "bench", "--base-url", server.url, "--model", "fake-model", "--filter", "no-tool,cannot")
@@ -85,6 +89,7 @@ def test_bench_cli_json_with_a_scripted_model(tmp_path: Path) -> None:
     assert not index.exists() or not index.read_text().strip()
 
 
+@pytest.mark.slow
 def test_bench_cli_list_and_calibrate(tmp_path: Path) -> None:
     listed = vchat(tmp_path, "bench", "--list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -95,6 +100,7 @@ def test_bench_cli_list_and_calibrate(tmp_path: Path) -> None:
     assert rates == {"reference plans": 1.0, "answer at once": 0.0, "random tool": 0.0}
 
 
+@pytest.mark.slow
 def test_bench_cli_errors_are_one_line(tmp_path: Path) -> None:
     unknown = vchat(tmp_path, "bench", "--filter", "no-such-task", "--calibrate")
     assert unknown.returncode == 1 and "no task matches" in unknown.stderr

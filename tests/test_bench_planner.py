@@ -22,6 +22,7 @@ TASKS = select(builtin_tasks(), "no-tool,plain/caption,plain/map-canny,chain/det
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 def test_bench_runs_against_the_builtin_planner(local_models: dict[str, str], tmp_path: Path) -> None:
     settings = Settings(
         out_dir=tmp_path, llm=f"local:{local_models['planner']}", max_tokens=24, max_format_retries=1, max_steps=2

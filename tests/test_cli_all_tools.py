@@ -64,6 +64,7 @@ def env(tmp_path_factory: pytest.TempPathFactory, zoo_dir: Path, openpose_dir: P
 
 
 @pytest.mark.parametrize("name", [cls.name for cls in TOOL_CLASSES])
+@pytest.mark.slow
 def test_tool_from_the_command_line(name: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in env.items():
         monkeypatch.setenv(key, value)

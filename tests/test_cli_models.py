@@ -44,6 +44,7 @@ def test_models_with_empty_cache_and_a_local_folder(
     assert " no " in lines["blip_caption"]
 
 
+@pytest.mark.slow
 def test_model_rows_report_where_components_are_loaded(hub_cache: Path, make_manager: object) -> None:
     manager = make_manager()  # type: ignore[operator]
     with manager.use("sd15.vae"):
@@ -169,6 +170,7 @@ def test_doctor_does_not_download_the_builtin_planner(empty_hub_cache: Path, mon
     )
 
 
+@pytest.mark.slow
 def test_doctor_tries_the_builtin_planner_when_it_is_here(hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from vchat.llm.check import llm_rows
 

@@ -1,4 +1,4 @@
-"""Every tool works after the plain install (issue 14, item 2): what the tools import is a normal dependency."""
+"""Every tool works after the plain install: what the tools import is a normal dependency."""
 
 from __future__ import annotations
 

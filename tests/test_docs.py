@@ -22,3 +22,12 @@ def test_every_file_the_notes_name_exists() -> None:
     roots = (ROOT, ROOT / "src", ROOT / "src" / "vchat")
     missing = sorted(name for name in named if not any((root / name).is_file() for root in roots))
     assert not missing, f"docs/ARCHITECTURE.md names files that do not exist: {missing}"
+
+
+def test_every_package_is_named_in_the_notes() -> None:
+    text = DOC.read_text(encoding="utf-8")
+    src = ROOT / "src" / "vchat"
+    packages = sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.py")))
+    assert len(packages) >= 10
+    missing = [name for name in packages if f"{name}/" not in text]
+    assert not missing, f"docs/ARCHITECTURE.md does not name these packages: {missing}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.helpers import make_session, write_photo
@@ -49,6 +50,7 @@ REPLIES = st.lists(st.one_of(KEYWORDS, st.text(max_size=20)), max_size=25).map("
 
 @settings(max_examples=400, deadline=None)
 @given(REPLIES)
+@pytest.mark.slow
 def test_parser_returns_a_meaning_or_parse_error(text: str) -> None:
     try:
         result = parse_reply(text, TOOLS)
@@ -62,6 +64,7 @@ def test_parser_returns_a_meaning_or_parse_error(text: str) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(REPLIES, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_a_turn_never_crashes_whatever_the_model_says(replies: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

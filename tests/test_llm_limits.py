@@ -1,4 +1,4 @@
-"""A misbehaving model or server cannot hang vchat or lose a turn (issue 13): limits, deadline, odd text.
+"""A misbehaving model or server cannot hang vchat or lose a turn: limits, deadline, odd text.
 
 Over real HTTP against tests/fake_openai.py: max_tokens is sent, an endless stream is cut, a
 stream that only keeps the link alive hits the deadline, surrogate pairs split across chunks
@@ -43,6 +43,7 @@ def failure(llm: OpenAIChat) -> LLMError:
 # -- defect 2: a runaway reply ends ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_max_tokens_is_sent_from_the_settings(tmp_path: Path) -> None:
     with FakeOpenAI([answer("short")]) as server:
         out = vchat(tmp_path, "run", "hi", "--base-url", server.url, "-m", "m", VCHAT_MAX_TOKENS="200")
@@ -69,12 +70,13 @@ def test_an_endless_reply_is_cut_at_the_size_cap(stream: bool) -> None:
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.slow
 def test_endless_stream_in_vchat_run_is_one_line_and_exits(tmp_path: Path) -> None:
     with FakeOpenAI([Fault.endless("na ", chunk_delay=0.001)]) as server:
         out = vchat(tmp_path, "run", "hi", "--json", "--base-url", server.url, "-m", "m", VCHAT_MAX_TOKENS="64")
     assert out.returncode == 1
     data = json.loads(out.stdout)
-    # The first request failed and nothing was made: no session is left behind (issue 14).
+    # The first request failed and nothing was made: no session is left behind.
     assert "ran past" in data["error"] and data["session"] is None
     assert not (tmp_path / "out").is_dir() or not any((tmp_path / "out").iterdir())
     assert [line for line in out.stderr.splitlines() if line.startswith("error:")] == [f"error: {data['error']}"]
@@ -109,6 +111,7 @@ def test_after_a_deadline_the_session_goes_on(tmp_path: Path) -> None:
     assert after[-1].text == "still here"
 
 
+@pytest.mark.slow
 def test_a_timeout_with_retries_says_how_long_it_really_waited() -> None:
     with FakeOpenAI([Fault.delay(5), Fault.delay(5), Fault.delay(5)]) as server:
         err = failure(make(server, timeout=0.3, max_retries=2))
@@ -141,6 +144,7 @@ def test_lone_surrogates_from_any_backend_never_crash_the_transcript(tmp_path: P
 # -- defect 3: a NUL in an Action Input ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_nul_in_action_input_is_an_observation_not_a_crash(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     replies = [act("canny_edges", '{"image": "img1\\u0000"}'), act("canny_edges", "/tmp/x\x00.png"), answer("ok")]

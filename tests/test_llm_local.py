@@ -179,6 +179,7 @@ def test_default_planner_by_device() -> None:
     assert planner_default("cuda:0") == planner_default("mps") == "Qwen/Qwen3.5-2B"
 
 
+@pytest.mark.slow
 def test_vchat_with_no_key_and_no_server_chats_with_the_builtin_planner(tmp_path: Path, zoo_dir: Path) -> None:
     from test_cli import vchat
 

@@ -126,6 +126,7 @@ def test_reset_cache_stops_counting_it(make_manager: Any) -> None:
 
 
 @pytest.mark.timeout(600)  # a subprocess that loads torch and transformers: slow on a loaded 2-core machine
+@pytest.mark.slow
 def test_first_use_downloads_the_planner_with_a_progress_bar(tmp_path: Path, zoo_dir: Path) -> None:
     """No key, no server, nothing cached: `vchat` says which planner it picked, fetches it from the (fake) hub
     through huggingface_hub's real download code with a progress bar on stderr, then answers with it. (Loading a

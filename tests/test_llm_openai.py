@@ -379,3 +379,31 @@ def test_stop_cutter_stops_at_the_first_stop_completed() -> None:
     cutter = StopCutter(["\n", ":\n:"])
     pieces = [cutter.feed(ch) for ch in ":\n:"]
     assert pieces[1] == (":", True)
+
+
+def test_an_injected_http_client_carries_the_request_without_a_server() -> None:
+    """`http_client` (httpx2, what the openai client uses): request body to parsed reply, no socket opened."""
+    import json
+
+    import httpx2 as httpx
+
+    seen: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        body = {
+            "id": "c1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": REACT}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12},
+        }
+        return httpx.Response(200, json=body)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    chat = OpenAIChat("m", "http://127.0.0.1:9/v1", KEY, stream=False, max_retries=0, http_client=client)
+    text = "".join(chat.complete(MESSAGES, stop=STOP))
+    assert text == REACT.split("\nObservation:")[0]
+    assert seen[0]["messages"] == MESSAGES and seen[0]["stop"] == STOP
+    assert chat.last_finish == "stop" and chat.last_usage == (7, 5)

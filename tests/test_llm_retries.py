@@ -40,6 +40,7 @@ def test_a_retry_the_deadline_has_no_room_for_is_not_sent() -> None:
     assert sent == 1
 
 
+@pytest.mark.slow
 def test_every_attempt_and_wait_comes_out_of_the_deadline() -> None:
     # A server that never answers: 0.4 s per attempt, five retries allowed, a 1 s deadline in all.
     with FakeOpenAI([Fault.delay(5)] * 6) as fake:

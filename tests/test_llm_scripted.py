@@ -137,3 +137,22 @@ def test_unreadable_file(tmp_path: Path) -> None:
         ScriptedLLM.from_file(path)
     with pytest.raises(LLMError, match="cannot read"):
         ScriptedLLM.from_file(tmp_path)  # a folder
+
+
+def test_the_llm_base_class_says_cannot_by_default() -> None:
+    """A backend that declares nothing more than `name` and `complete` answers every capability question."""
+    from vchat.errors import LLMError, ToolsUnsupported
+    from vchat.llm.base import LLM
+
+    class Plain(LLM):
+        name = "plain"
+
+    plain = Plain()
+    assert not plain.supports_tools and not plain.supports_vision and not plain.vision_refused
+    assert plain.last_finish is None and plain.last_usage is None and plain.max_tokens is None
+    assert plain.notice() is None and plain.base_url is None
+    plain.bind_runtime(lambda: None, lambda: False)  # nothing to share: a no-op, not an error
+    with pytest.raises(ToolsUnsupported, match="plain has no native tool calling"):
+        next(iter(plain.complete_with_tools([], [])))
+    with pytest.raises(LLMError, match="plain cannot list models"):
+        plain.list_models()

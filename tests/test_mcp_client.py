@@ -16,13 +16,14 @@ from PIL import Image, ImageOps
 from tests.helpers import act, answer, write_photo
 
 from vchat.chat.prompts import TOOL_TEXT_MAX, system_prompt
-from vchat.config import ConfigError, McpServer, Settings, load_settings, mcp_flag
+from vchat.cli.byot import mcp_flag
+from vchat.config import ConfigError, McpServer, Settings, load_settings
 from vchat.errors import Cancelled
 from vchat.llm.scripted import ScriptedLLM
 from vchat.mcp_client import ExternalServers
 from vchat.mcp_client.fields import image_form, read_inputs
-from vchat.session import Session
-from vchat.store.images import read_png_record
+from vchat.session import Observers, Session
+from vchat.store.refs import read_png_record
 from vchat.tools.registry import all_tools
 
 SERVER = Path(__file__).resolve().parent / "mcp_test_server.py"
@@ -37,8 +38,7 @@ def _session(tmp_path: Path, servers: dict[str, McpServer], replies: list[str] |
     warnings: list[str] = []
     hub = ExternalServers(servers, warn=warnings.append)
     session = Session(Settings(out_dir=tmp_path / "out"), all_tools(), ScriptedLLM(replies or []))
-    session.deferred_tools.append(hub.load)
-    session.on_close.append(hub.close)
+    session.sources.add(hub.load, hub.close)
     session.warnings = warnings  # type: ignore[attr-defined]
     return session
 
@@ -154,10 +154,12 @@ def test_text_errors_paths_content_and_a_crash_are_observations(session: Session
     assert shouted.observation.startswith("0: HI\n1: HI") and "more lines" in shouted.observation
     refused = session.run_tool("t__refuse", named={"reason": "nope"})
     assert refused.observation is not None and refused.observation.startswith("t__refuse failed:")
+    assert refused.failure == "failed" and not refused.images
     assert session.run_tool("t__path_size", named={"image_path": "img1"}).observation == "64x48"
     assert session.run_tool("t__blob", named={"picture": "img1"}).observation == "image/png 64x48"
     crashed = session.run_tool("t__crash", named={})
     assert crashed.observation == "t__crash failed: MCP server t stopped during the call"
+    assert crashed.failure == "failed"
     # The session goes on: the next call starts the server again.
     assert session.run_tool("t__path_size", named={"image_path": "img1"}).observation == "64x48"
 
@@ -172,10 +174,9 @@ def test_progress_drives_the_bar_and_ctrl_c_cancels_the_call_over_mcp(session: S
             served.append(session.tools["t__slow"].connection._task)  # type: ignore[attr-defined]
             session.cancel_event.set()
 
-    session.on_progress = progress
     started = time.perf_counter()
     with pytest.raises(Cancelled):
-        session.run_tool("t__slow", named={"seconds": 60})
+        session.run_tool("t__slow", named={"seconds": 60}, observers=Observers(progress=progress))
     assert time.perf_counter() - started < 30
     assert seen[0][1] == 100 and seen[0][2].startswith("step ")
     deadline = time.monotonic() + 10
@@ -186,7 +187,6 @@ def test_progress_drives_the_bar_and_ctrl_c_cancels_the_call_over_mcp(session: S
     assert marker.read_text() == "cancelled"
     connection = session.tools["t__slow"].connection  # type: ignore[attr-defined]
     assert connection.running and connection._task is served[0]
-    session.on_progress = None
     assert session.run_tool("t__path_size", named={"image_path": "img1"}).observation == "64x48"
     assert connection._task is served[0]
 
@@ -196,6 +196,7 @@ def test_a_call_over_its_time_limit_is_one_line(tmp_path: Path) -> None:
     try:
         step = session.run_tool("t__slow", named={"seconds": 60})
         assert step.observation == "t__slow failed: no answer from MCP server t within 1 s"
+        assert step.failure == "failed"
     finally:
         session.close()
 
@@ -223,7 +224,7 @@ def test_a_server_that_never_starts_is_one_warning_and_the_session_goes_on(tmp_p
 def test_servers_are_stopped_with_the_session(tmp_path: Path) -> None:
     session = _session(tmp_path, {"t": _spec()})
     before = set(threading.enumerate())
-    session.load_deferred_tools()
+    session.sources.tools()
     loops = [t for t in set(threading.enumerate()) - before if t.name == "vchat-mcp-client"]
     assert len(loops) == 1 and "t__invert" in session.tools
     session.close()

@@ -18,7 +18,7 @@ from tests.helpers import act, answer, write_photo
 
 from vchat.cli.byot import server_rows
 from vchat.config import McpServer, Settings
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 
 
 def _env(tmp_path: Path) -> dict[str, str]:

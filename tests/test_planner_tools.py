@@ -141,6 +141,7 @@ def _planner_folder(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
     folder = _planner_folder(tmp_path / "planner")
     settings = Settings(

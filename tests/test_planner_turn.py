@@ -126,6 +126,7 @@ def _overfit(
     return steps
 
 
+@pytest.mark.slow
 def test_a_real_in_process_turn_runs_the_tool_and_finishes(tmp_path: Path) -> None:
     folder = _planner_folder(tmp_path / "planner")
     settings = Settings(out_dir=tmp_path / "out", llm=f"local:{folder}", max_tokens=48, max_format_retries=0)

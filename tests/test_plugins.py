@@ -26,7 +26,7 @@ from tests.helpers import act, answer, write_photo
 from vchat.config import Settings
 from vchat.plugins import load_plugins
 from vchat.plugins.loader import check_tool
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.base import Field, Tool, ToolResult
 from vchat.tools.registry import all_tools
 

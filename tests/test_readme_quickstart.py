@@ -1,4 +1,4 @@
-"""The README's Quickstart, run literally on a fresh clone in a fresh virtual environment (issue 14).
+"""The README's Quickstart, run literally on a fresh clone in a fresh virtual environment.
 
 The commands are read out of README.md, so the README and what works cannot drift apart. A real
 fresh venv would download several GB of PyTorch: instead the new venv sees this interpreter's

@@ -175,7 +175,8 @@ def test_a_path_typed_in_a_message_is_announced_and_previewed(tmp_path: Path) ->
     assert text.index("attached img1") < text.index("a yellow square")
     assert shown == ["img1"]
     assert "img1" in str(session.llm.calls[0][-1]["content"])
-    assert session.on_attach is None  # the announcing hook is only there during the message
+    session.attach(photo)  # the announcing observer is only there during the message
+    assert shown == ["img1"]
 
 
 def test_tool_name_alone_shows_how_to_call_it(tmp_path: Path) -> None:

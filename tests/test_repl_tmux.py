@@ -101,6 +101,7 @@ def repl(tmp_path: Path) -> Iterator[tuple[Pane, Path]]:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
+@pytest.mark.slow
 def test_chat_completion_cancel_and_quit(repl: tuple[Pane, Path]) -> None:
     pane, tmp_path = repl
     pane.wait_for("attached img1")
@@ -151,6 +152,7 @@ def test_chat_completion_cancel_and_quit(repl: tuple[Pane, Path]) -> None:
     assert '"text": "line one\\nline two"' in transcript
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_slow_generation_and_leaves_no_file(tmp_path: Path, hub_cache: Path) -> None:
     """A real diffusion tool (tiny model, many steps) stopped mid-run from the keyboard."""
     name = f"vchat-test-{uuid.uuid4().hex[:8]}"
@@ -172,6 +174,7 @@ def test_ctrl_c_stops_a_slow_generation_and_leaves_no_file(tmp_path: Path, hub_c
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
 
 
+@pytest.mark.slow
 def test_tool_arguments_typed_paths_streamed_bytes_and_model_switch(tmp_path: Path) -> None:
     """A new user's first hour in a terminal: /tool KEY=VALUE, a typed path, the answer's exact text, /model."""
     from tests.fake_openai import FakeOpenAI
@@ -231,6 +234,7 @@ def _index_ids(tmp_path: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("way", ["ctrl-d", "/quit", "unanswered message then ctrl-d", "answered message"])
+@pytest.mark.slow
 def test_a_chat_where_nothing_happened_leaves_no_session(tmp_path: Path, way: str) -> None:
     """Start the chat and quit: no session folder and no index entry for `--resume` to pick as the latest."""
     script = tmp_path / "script.json"

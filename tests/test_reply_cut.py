@@ -54,6 +54,7 @@ def test_a_cut_step_is_not_run_and_the_model_hears_why(tmp_path: Path) -> None:
     assert requests[1].messages[-2] == {"role": "assistant", "content": CUT_STEP.text}
 
 
+@pytest.mark.slow
 def test_run_shows_a_cut_answer_with_a_one_line_note(tmp_path: Path) -> None:
     with FakeOpenAI([Reply(answer(LONG), finish_reason="length")]) as fake:
         out = vchat(tmp_path, "run", "describe", "--base-url", fake.url, "-m", "m", VCHAT_MAX_TOKENS="64")
@@ -66,6 +67,7 @@ def test_run_shows_a_cut_answer_with_a_one_line_note(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_run_json_has_a_notice_step_before_the_final(tmp_path: Path) -> None:
     with FakeOpenAI([CUT_STEP, Reply(answer(LONG), finish_reason="length")]) as fake:
         photo = write_photo(tmp_path)
@@ -79,6 +81,7 @@ def test_run_json_has_a_notice_step_before_the_final(tmp_path: Path) -> None:
     assert data["final"] == LONG and len(data["images"]) == 1
 
 
+@pytest.mark.slow
 def test_run_gives_up_with_exit_3_when_every_reply_is_cut(tmp_path: Path) -> None:
     with FakeOpenAI([CUT_STEP] * 3) as fake:
         photo = write_photo(tmp_path)

@@ -71,6 +71,7 @@ def test_shared_sd_core_is_kept_longest(make_manager: Callable[..., Any]) -> Non
     assert where["controlnet_canny"] == where["controlnet_hed"] == "cpu"
 
 
+@pytest.mark.slow
 def test_locked_components_are_never_evicted(make_manager: Callable[..., Any]) -> None:
     net = _size(make_manager, "controlnet_canny")
     manager = make_manager(vram=2 * net)
@@ -138,6 +139,7 @@ def _text2img(manager: Any, **kwargs: Any) -> Any:
     return view, out.images
 
 
+@pytest.mark.slow
 def test_degraded_modes_give_the_same_image(make_manager: Callable[..., Any]) -> None:
     import numpy as np
 
@@ -201,6 +203,7 @@ def test_out_of_memory_twice_is_one_line_error(make_manager: Callable[..., Any])
     assert manager._entries["sam"].pins == 0
 
 
+@pytest.mark.slow
 def test_whole_tool_set_in_sequence_never_exceeds_a_small_budget(make_manager: Callable[..., Any]) -> None:
     import torch
     from PIL import Image

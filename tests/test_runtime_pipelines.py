@@ -39,6 +39,7 @@ def _inputs(kind: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("source", ["hub", "folder"])
 @pytest.mark.parametrize(("kind", "controlnet"), VIEWS)
+@pytest.mark.slow
 def test_each_view_runs_two_steps(
     make_manager: Callable[..., Any], local_models: dict[str, str], source: str, kind: str, controlnet: str | None
 ) -> None:
@@ -73,6 +74,7 @@ def test_views_share_components_by_identity(make_manager: Callable[..., Any]) ->
     assert manager.stats.loads == 3 + 2 + 2 + 2  # + tokenizer and scheduler config
 
 
+@pytest.mark.slow
 def test_second_call_to_a_resident_view_moves_nothing(make_manager: Callable[..., Any]) -> None:
     manager = make_manager(vram="1GB")
     view = manager.sd_pipeline("controlnet", controlnet="controlnet_canny")
@@ -139,6 +141,7 @@ def _run_model(key: str, parts: Any) -> Any:
         "annotators.mlsd",
     ],
 )
+@pytest.mark.slow
 def test_every_default_model_loads_by_hub_id_and_runs(make_manager: Callable[..., Any], key: str) -> None:
     manager = make_manager()
     keys = (key,) if key.startswith("annotators.") else (key, f"{key}.processor")
@@ -147,6 +150,7 @@ def test_every_default_model_loads_by_hub_id_and_runs(make_manager: Callable[...
     assert not manager._entries[key].source.local
 
 
+@pytest.mark.slow
 def test_text2img_streams_layers_when_nothing_fits(make_manager: Callable[..., Any]) -> None:
     """Below the size of one component, the SD view runs with layer-by-layer streaming and says so."""
     import numpy as np

@@ -22,6 +22,7 @@ def _all_output(tmp_path: Path, *outs: object) -> str:
 
 
 @pytest.mark.parametrize("fault", [None, "401", "500"])
+@pytest.mark.slow
 def test_key_never_leaks(tmp_path: Path, fault: str | None) -> None:
     photo = write_photo(tmp_path)
     items: list[object] = [act("canny_edges", "img1"), answer("img2")]

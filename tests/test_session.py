@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from tests.helpers import act, answer, make_session, write_photo
 
+from vchat.chat.paths import find_image_paths
 from vchat.config import Settings
 from vchat.errors import NoModelError, VchatError
 from vchat.llm.scripted import ScriptedLLM
-from vchat.session import Session, find_image_paths
+from vchat.resume import resume_session
 from vchat.store.transcript import read_records
 from vchat.tools.registry import all_tools
 
@@ -62,7 +63,7 @@ def test_resume_restores_history_handles_and_lineage(tmp_path: Path) -> None:
     list(session.turn("edges please"))
     session.close()
     settings = Settings(out_dir=tmp_path / "out")
-    resumed, warning = Session.resume(settings, all_tools(), ScriptedLLM([act("flip_image", "img2"), answer("img3")]))
+    resumed, warning = resume_session(settings, all_tools(), ScriptedLLM([act("flip_image", "img2"), answer("img3")]))
     assert warning is None
     assert resumed.id == session.id
     assert [r.handle for r in resumed.store] == ["img1", "img2"]
@@ -80,14 +81,14 @@ def test_resume_ignores_a_torn_last_line(tmp_path: Path) -> None:
     session.close()
     with open(session.transcript.path, "a", encoding="utf-8") as fh:
         fh.write('{"type": "step", "kind": "fin')
-    resumed, warning = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), None)
+    resumed, warning = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), None)
     assert warning is not None and "skipped 1 unreadable line" in warning
     assert len(resumed.store) == 1
 
 
 def test_resume_unknown_session_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(VchatError, match="no sessions"):
-        Session.resume(Settings(out_dir=tmp_path / "none"), all_tools(), None)
+        resume_session(Settings(out_dir=tmp_path / "none"), all_tools(), None)
 
 
 def test_turn_without_model_and_empty_message(tmp_path: Path) -> None:
@@ -109,3 +110,26 @@ def test_run_tool_directly(tmp_path: Path) -> None:
     records, _ = read_records(session.transcript.path)
     assert any(r["type"] == "tool" for r in records)
     assert json.loads(session.transcript.path.read_text().splitlines()[-1])["kind"] == "observation"
+
+
+def test_observers_hear_one_call_and_are_gone_after_it(tmp_path: Path) -> None:
+    from tests.helpers import make_session, write_photo
+
+    from vchat.session import Observers
+
+    session = make_session(tmp_path, [answer("a square")])
+    texts: list[str] = []
+    attached: list[str] = []
+    photo = write_photo(tmp_path)
+    list(
+        session.turn(f"what is {photo}?", Observers(text=texts.append, attach=lambda ref: attached.append(ref.handle)))
+    )
+    assert "".join(texts).endswith("a square") and attached == ["img1"]
+    session.attach(photo)  # outside the turn: nobody is told
+    assert attached == ["img1"]
+    seen: list[str] = []
+    with session.observed(Observers(progress=lambda done, total, label: seen.append(label))):
+        session.run_tool("flip_image", named={"image": "img1"})  # no observers of its own: the block's hear it
+        session.progress(1, 1, "step")
+    session.progress(1, 1, "after")
+    assert seen[-1] == "step" and "after" not in seen

@@ -1,4 +1,4 @@
-"""Nothing the model, a server or a file name sends reaches the terminal as a control sequence (issue 13).
+"""Nothing the model, a server or a file name sends reaches the terminal as a control sequence.
 
 Model replies, server error bodies, tool inputs and file names go through `vchat run` (a real
 subprocess, the real client over real HTTP) and the REPL's renderer (a console that is a
@@ -73,6 +73,7 @@ def test_safe_json_escapes_c1_bidi_and_lone_surrogates_and_round_trips() -> None
 # -- vchat run over real HTTP ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_answer_and_steps_are_neutralised_on_stdout_and_stderr(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     thought = f"Thought: Do I need to use a tool? Yes {TITLE}\nAction: canny_edges\nAction Input: img1 {CLEAR}"
@@ -84,6 +85,7 @@ def test_run_answer_and_steps_are_neutralised_on_stdout_and_stderr(tmp_path: Pat
     assert "^[]0;owned^G" in out.stderr  # the thought, with -v
 
 
+@pytest.mark.slow
 def test_run_json_keeps_the_text_exactly_and_escaped(tmp_path: Path) -> None:
     with FakeOpenAI([answer(NASTY)]) as server:
         out = vchat(tmp_path, "run", "hi", "--json", "--base-url", server.url, "-m", "m")
@@ -92,6 +94,7 @@ def test_run_json_keeps_the_text_exactly_and_escaped(tmp_path: Path) -> None:
     assert json.loads(out.stdout)["final"] == NASTY
 
 
+@pytest.mark.slow
 def test_server_error_body_with_escapes_is_one_clean_line(tmp_path: Path) -> None:
     body = json.dumps({"error": {"message": f"bad request {CLIPBOARD}{CLEAR}\nsecond line {C1_CSI}"}})
     with FakeOpenAI([Fault.status_body(400, body)]) as server:
@@ -102,6 +105,7 @@ def test_server_error_body_with_escapes_is_one_clean_line(tmp_path: Path) -> Non
     assert len(errors) == 1 and "bad request ^[]52;c;" in errors[0] and "second line" in errors[0]
 
 
+@pytest.mark.slow
 def test_masked_key_echoed_by_a_server_is_redacted(tmp_path: Path) -> None:
     fault = Fault.status_error(403, "Key sk-ABCD****wxyz has no access to this model; project proj_1")
     with FakeOpenAI([fault]) as server:
@@ -113,6 +117,7 @@ def test_masked_key_echoed_by_a_server_is_redacted(tmp_path: Path) -> None:
 # -- listings -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sessions_listing_shows_brackets_and_escapes_as_text(tmp_path: Path) -> None:
     first = f"crop [/photos/x] please [bold red]loud[/] {CLEAR}"
     with FakeOpenAI([answer("ok"), answer("ok")]) as server:
@@ -126,6 +131,7 @@ def test_sessions_listing_shows_brackets_and_escapes_as_text(tmp_path: Path) -> 
     assert raw_controls(out.stdout) == []
 
 
+@pytest.mark.slow
 def test_images_listing_neutralises_names_from_the_transcript(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     made = vchat(tmp_path, "run", "--tool", "grayscale_image", "-i", str(photo))
@@ -187,7 +193,7 @@ def test_property_repl_renderer_never_emits_raw_controls(tmp_path: Path, reply: 
     replies = [reply, act("canny_edges", reply[:300]), answer(reply)]
     repl, out = _terminal_repl(tmp_path, replies)
     repl.handle("x")
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
 
     repl.renderer.step(Step("error", text=error))
     repl.renderer.step(Step("observation", tool=error[:20], observation=error))
@@ -215,6 +221,7 @@ def _vchat_in_process(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reply=_WILD, error=_WILD, name=_ANY_TEXT)
+@pytest.mark.slow
 def test_property_vchat_run_over_http(
     tmp_path_factory: pytest.TempPathFactory, reply: str, error: str, name: str
 ) -> None:

@@ -13,9 +13,8 @@ from PIL import Image
 from tests import gen_fixtures as gf
 from tests.helpers import write_photo
 
-from vchat.errors import ToolError, ToolInputError
-from vchat.store.images import read_png_record
-from vchat.tools.generation.common import NO_SUBSTITUTE
+from vchat.errors import ToolError, ToolInputError, ToolUnavailable
+from vchat.store.refs import read_png_record
 from vchat.tools.generation.generate import GenerateImage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -36,6 +35,7 @@ def _generate(session: Any, **extra: Any) -> Any:
     return session.run_tool("generate_image", named=args)
 
 
+@pytest.mark.slow
 def test_generate_image_records_seed_params_and_lineage(session: Any) -> None:
     step = _generate(session)
     assert step.observation.startswith("Generated a 64x64 image of 'a red car' (seed 7, 2 steps"), step.observation
@@ -169,5 +169,5 @@ def test_safety_checker_on_without_one_in_the_checkpoint_refuses(tmp_path: Path,
     session = gf.gen_session(tmp_path, models, safety_checker="on")
     step = _generate(session)
     assert step.observation.startswith("generate_image failed: safety_checker = on, but the configured sd15")
-    assert step.observation.endswith(NO_SUBSTITUTE) and not step.images
+    assert step.observation.endswith(ToolUnavailable.for_model) and not step.images
     assert gf.files_in(session.folder) == ["session.jsonl"]

@@ -73,6 +73,7 @@ def test_a_condition_map_is_used_as_is(tmp_path: Path, models: Any, pose: gf.Fak
 
 
 @pytest.mark.parametrize("name", sorted(TOOLS))
+@pytest.mark.slow
 def test_a_photo_goes_through_the_detector(tmp_path: Path, models: Any, pose: gf.FakePose, name: str) -> None:
     session = _session(tmp_path, models)
     step = _run(session, name, input_kind="photo")

@@ -14,9 +14,8 @@ from PIL import Image
 from tests import gen_fixtures as gf
 from tests.helpers import act, answer, photo
 
-from vchat.errors import Cancelled, ModelLoadError
-from vchat.store.images import read_png_record
-from vchat.tools.generation.common import NO_SUBSTITUTE
+from vchat.errors import Cancelled, ModelLoadError, ToolUnavailable
+from vchat.store.refs import read_png_record
 from vchat.tools.perception import grounding
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
@@ -86,9 +85,9 @@ def test_each_tool_through_the_agent(tmp_path: Path, models: Any, tool: str) -> 
 def test_cancel_stops_within_a_step_and_writes_nothing(tmp_path: Path, models: Any, tool: str) -> None:
     session, args = _session(tmp_path, models, tool)
     images = len(session.store)
-    seen = gf.cancel_after_first_step(session)
+    seen, observers = gf.cancel_after_first_step(session)
     with pytest.raises(Cancelled):
-        session.run_tool(tool, named=args)
+        session.run_tool(tool, named=args, observers=observers)
     denoising = [done for done, _total, label in seen if label == "denoising"]
     assert denoising == [1]  # stopped right after the first of two steps
     left = [name for name in gf.files_in(session.folder) if name != "session.jsonl"]
@@ -108,7 +107,7 @@ def test_missing_weights_say_so_and_forbid_substitutes(
     step = session.run_tool(tool, named=args)
     assert step.observation.startswith(f"{tool} failed: model "), step.observation
     assert "is not downloaded (HF_HUB_OFFLINE is set)" in step.observation
-    assert step.observation.endswith(NO_SUBSTITUTE) and not step.images
+    assert step.observation.endswith(ToolUnavailable.for_model) and not step.images
 
 
 def _raise_missing(*args: Any, **kwargs: Any) -> Any:
@@ -124,7 +123,7 @@ def test_out_of_memory_says_so(tmp_path: Path, models: Any, monkeypatch: pytest.
     step = session.run_tool("generate_image", named=args)
     assert step.observation == (
         "generate_image failed: out of memory on cuda:0 running generate_image even after retrying degraded; "
-        + NO_SUBSTITUTE
+        + ToolUnavailable.for_model
     )
 
 
@@ -149,6 +148,7 @@ def _vchat(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_vchat_run_tool_in_a_subprocess(tmp_path: Path) -> None:
     photo(100, 75).save(tmp_path / "in.png")
     args = ["--arg", "prompt=a glass house", "--arg", "steps=2", "--arg", "seed=11", "--json"]
@@ -162,6 +162,7 @@ def test_vchat_run_tool_in_a_subprocess(tmp_path: Path) -> None:
     assert record["params"]["condition_source"] == "detected"
 
 
+@pytest.mark.slow
 def test_vchat_run_with_the_scripted_backend_in_a_subprocess(tmp_path: Path) -> None:
     photo(64, 64).save(tmp_path / "in.png")
     call = {"image": "img1", "instruction": "make it look like winter", "steps": 2, "seed": 5}

@@ -19,7 +19,7 @@ from tests.perception_fixtures import (
 )
 
 from vchat.runtime.catalog import COMPONENTS
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.perception import background, segment
 from vchat.tools.perception.caption import caption
 from vchat.tools.perception.grounding import Detection, detect_boxes, phrases_of, segment_boxes
@@ -69,6 +69,7 @@ def test_tool_set_names_components_and_descriptions() -> None:
         assert cls.inputs[0].name == "image" and cls.inputs[0].kind == "image"
 
 
+@pytest.mark.slow
 def test_caption_is_one_clean_line(session: Any) -> None:
     step = session.run_tool("caption_image", "img1")
     text = well_formed(step.observation)
@@ -96,11 +97,13 @@ def test_answer_question(session: Any) -> None:
     assert text.startswith(("Answer about img1: ", "The question-answering model gave no answer about img1."))
 
 
+@pytest.mark.slow
 def test_caption_function_for_attach(session: Any) -> None:
     text = caption(session, photo(40, 30).convert("RGBA"))
     assert isinstance(text, str) and "\n" not in text and not SPECIAL.search(text)
 
 
+@pytest.mark.slow
 def test_detect_boxes_contract(session: Any) -> None:
     image = photo(70, 45)
     found = detect_boxes(session, image, "Cat, the red car.", threshold=0.0)
@@ -121,6 +124,7 @@ def test_segment_boxes_contract(session: Any) -> None:
     assert not np.asarray(segment_boxes(session, image, [])).any()
 
 
+@pytest.mark.slow
 def test_detect_objects_draws_and_lists(session: Any) -> None:
     step = session.run_tool("detect_objects", named={"image": "img1", "text": "cat, dog", "threshold": "0"})
     text = well_formed(step.observation)
@@ -129,6 +133,7 @@ def test_detect_objects_draws_and_lists(session: Any) -> None:
     assert (drawn != np.asarray(photo(70, 45))).any()
 
 
+@pytest.mark.slow
 def test_nothing_detected_is_said_plainly(session: Any) -> None:
     step = session.run_tool("detect_objects", named={"image": "img1", "text": "cat, dog", "threshold": "1"})
     assert step.observation == "detect_objects failed: no cat or dog found in img1" and not step.images
@@ -139,6 +144,7 @@ def test_nothing_detected_is_said_plainly(session: Any) -> None:
 
 
 @pytest.mark.parametrize(("style", "mode"), [("mask", "L"), ("overlay", "RGB"), ("cutout", "RGBA")])
+@pytest.mark.slow
 def test_segment_object_outputs(session: Any, style: str, mode: str) -> None:
     args = {"image": "img1", "text": "square", "threshold": "0", "output": style}
     step = session.run_tool("segment_object", named=args)
@@ -150,6 +156,7 @@ def test_segment_object_outputs(session: Any, style: str, mode: str) -> None:
         assert "SAM returned an empty mask" in str(step.observation)
 
 
+@pytest.mark.slow
 def test_segment_anything_overlay_and_nothing_found(session: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(segment, "POINTS_PER_SIDE", 6)  # a coarse grid: the filters, not the grid, are under test
     monkeypatch.setattr(segment, "STABILITY", 1.0)  # stability is at most 1: nothing can pass
@@ -188,6 +195,7 @@ def test_subject_box_follows_the_peak_region() -> None:
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA"])
+@pytest.mark.slow
 def test_odd_inputs_through_grounding_tools(tmp_path: Path, manager: Any, perception_models: Any, mode: str) -> None:
     session = perception_session(tmp_path, manager, perception_models, width=37, height=83, mode=mode)
     step = session.run_tool(

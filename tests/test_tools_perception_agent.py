@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.helpers import act, answer, write_photo
 from tests.perception_fixtures import (
     manager,
@@ -25,6 +26,7 @@ def observations(steps: list[Any]) -> list[str]:
     return [s.observation for s in steps if s.kind == "observation"]
 
 
+@pytest.mark.slow
 def test_agent_captions_then_asks(tmp_path: Path, manager: Any, perception_models: Any) -> None:
     replies = [
         act("caption_image", "img1"),
@@ -39,6 +41,7 @@ def test_agent_captions_then_asks(tmp_path: Path, manager: Any, perception_model
     assert steps[-1].kind == "final" and steps[-1].text == "A yellow square on blue."
 
 
+@pytest.mark.slow
 def test_agent_hears_nothing_found(tmp_path: Path, manager: Any, perception_models: Any) -> None:
     replies = [act("detect_objects", '{"image": "img1", "text": "cat", "threshold": 1}'), answer("There is no cat.")]
     session = perception_session(tmp_path, manager, perception_models, replies, width=70, height=45)
@@ -48,6 +51,7 @@ def test_agent_hears_nothing_found(tmp_path: Path, manager: Any, perception_mode
     assert "Observation: detect_objects failed: no cat found in img1" in sent
 
 
+@pytest.mark.slow
 def test_agent_chains_a_cutout_into_a_caption(tmp_path: Path, manager: Any, perception_models: Any) -> None:
     replies = [
         act("segment_object", '{"image": "img1", "text": "square", "output": "cutout", "threshold": 0}'),
@@ -76,6 +80,7 @@ def vchat(tmp_path: Path, hub: Path, *args: str) -> subprocess.CompletedProcess[
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_runs_one_perception_tool(tmp_path: Path, offline_hub: Path) -> None:
     photo = write_photo(tmp_path, width=70, height=45)
     out = vchat(tmp_path, offline_hub, "run", "--tool", "detect_hed", "-i", str(photo))
@@ -86,6 +91,7 @@ def test_cli_runs_one_perception_tool(tmp_path: Path, offline_hub: Path) -> None
     assert handle == "img2" and Path(path).is_file()
 
 
+@pytest.mark.slow
 def test_cli_scripted_model_uses_perception_tools(tmp_path: Path, offline_hub: Path) -> None:
     # In-process (typer's runner, the same code as the console script) to spare a second 8 s interpreter start.
     from typer.testing import CliRunner

@@ -18,7 +18,7 @@ from tests.perception_fixtures import (
     perception_session,
 )
 
-from vchat.store.images import read_png_record
+from vchat.store.refs import read_png_record
 from vchat.tools.maps import conditions
 from vchat.tools.perception.ade20k import ADE20K_PALETTE
 from vchat.tools.perception.depth import normal_map
@@ -59,6 +59,7 @@ def check_map(step: Any, pattern: str, size: tuple[int, int]) -> np.ndarray:
 
 @pytest.mark.parametrize("variant", list(INPUTS))
 @pytest.mark.parametrize("tool", list(MAPS))
+@pytest.mark.slow
 def test_condition_maps(tmp_path: Path, manager: Any, perception_models: Any, tool: str, variant: str) -> None:
     image = INPUTS[variant]
     session = perception_session(tmp_path, manager, perception_models, **image)
@@ -86,6 +87,7 @@ MADE_BY = {
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # controlnet_aux's imports (scipy, timm)
 @pytest.mark.parametrize("name", list(MADE_BY))
+@pytest.mark.slow
 def test_controlnet_detectors_make_the_perception_tools_maps(
     tmp_path: Path, manager: Any, perception_models: Any, monkeypatch: Any, name: str
 ) -> None:
@@ -112,12 +114,14 @@ def test_controlnet_detectors_make_the_perception_tools_maps(
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(made.image))
 
 
+@pytest.mark.slow
 def test_lines_nothing_found_is_plain(tmp_path: Path, manager: Any, perception_models: Any) -> None:
     session = perception_session(tmp_path, manager, perception_models, width=70, height=45)
     step = session.run_tool("detect_lines", named={"image": "img1", "threshold": "1"})
     assert step.observation == "detect_lines failed: no straight lines found in img1 (threshold 1)"
 
 
+@pytest.mark.slow
 def test_pose_nothing_found_then_one_person(
     tmp_path: Path, manager: Any, perception_models: Any, monkeypatch: Any
 ) -> None:
@@ -142,6 +146,7 @@ def test_pose_nothing_found_then_one_person(
     assert coloured.any() and not coloured.all()
 
 
+@pytest.mark.slow
 def test_flat_image_has_no_depth_variation(tmp_path: Path, manager: Any, perception_models: Any) -> None:
     session = perception_session(tmp_path, manager, perception_models, width=64, height=48)
     flat = tmp_path / "flat.png"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from tests.helpers import write_photo
 
 from vchat.cli.wiring import build_session
@@ -17,6 +18,7 @@ def test_attach_costs_nothing_by_default(tmp_path: Path) -> None:
     assert session._models is None  # no model manager was even created
 
 
+@pytest.mark.slow
 def test_caption_on_attach_uses_blip(tmp_path: Path, hub_cache: Path) -> None:
     settings = Settings(out_dir=tmp_path / "out", llm="none", caption_on_attach=True)
     session, _ = build_session(settings, llm="skip")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from vchat.chat import history, prompts
 from vchat.chat.binding import bind_input
+from vchat.chat.steps import Step, failed_step, invented_handles, run_tool
 from vchat.chat.vision import Vision, windowed, with_images
-from vchat.errors import Cancelled, LLMError, ParseError, VchatError
+from vchat.config import Protocol
+from vchat.errors import LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.store.images import ImageRef, ImageStore
@@ -21,46 +21,6 @@ STOP = ["\nObservation:"]
 RECENT_IMAGES = 12  # images described in full in each user message; older ones by handle only
 # An observation the model gets back is cut here: a tool error that quotes a 1 MB input must not echo it whole.
 MAX_OBSERVATION_CHARS = 4000
-_HANDLE_IN_TEXT = re.compile(r"\bimg(\d+)\b", re.IGNORECASE)
-
-
-@dataclass
-class Step:
-    """One thing that happened in a turn; yielded by the loop, rendered by ui, stored in the transcript."""
-
-    kind: str  # action | observation | final | error | retry | notice
-    text: str = ""
-    tool: str | None = None
-    input: str | None = None
-    observation: str | None = None
-    seconds: float = 0.0
-    images: list[ImageRef] = field(default_factory=list)
-    thought: str | None = None
-    reply: str | None = None  # the model's raw reply that led to this step
-    flagged: list[str] = field(default_factory=list)  # image names a final answer invented
-    degraded: str | None = None
-    # error steps: llm | unreadable | step_limit | length; retry and notice steps: length when a reply was
-    # cut at the token cap (max_tokens)
-    reason: str | None = None
-    record: str | None = None  # for observation steps: the compact line kept in history (`img3 = tool(img2)`)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record for --json and the transcript."""
-        return {
-            "kind": self.kind,
-            "text": self.text,
-            "tool": self.tool,
-            "input": self.input,
-            "observation": self.observation,
-            "seconds": round(self.seconds, 4),
-            "images": [ref.handle for ref in self.images],
-            "thought": self.thought,
-            "reply": self.reply,
-            "flagged": self.flagged,
-            "degraded": self.degraded,
-            "reason": self.reason,
-            "record": self.record,
-        }
 
 
 def _thought_of(reply: str) -> str | None:
@@ -73,66 +33,6 @@ def _for_model(text: str) -> str:
     if len(text) <= MAX_OBSERVATION_CHARS:
         return text
     return text[:MAX_OBSERVATION_CHARS] + f"… ({len(text) - MAX_OBSERVATION_CHARS} more chars cut)"
-
-
-def invented_handles(text: str, store: ImageStore) -> list[str]:
-    """Image handles a text names that the session does not have."""
-    names: list[str] = []
-    for match in _HANDLE_IN_TEXT.finditer(text):
-        handle = f"img{int(match.group(1))}"
-        if handle not in store and handle not in names:
-            names.append(handle)
-    return names
-
-
-def run_tool(tool: Tool, args: Mapping[str, Any], ctx: ToolContext, raw_input: str) -> Step:
-    """Run one bound tool call and turn its result or failure into an observation step.
-
-    The observation names new images by handle only (the UI shows their paths from
-    `step.images`): a path costs the model ~25 tokens and is of no use to it.
-    """
-    started = time.perf_counter()
-    call = history.call_text(tool, args)
-    try:
-        result = tool.run(ctx, **args)
-    except (Cancelled, KeyboardInterrupt):
-        raise
-    except VchatError as exc:
-        text = f"{tool.name} failed: {exc}"
-        return Step(
-            "observation",
-            tool=tool.name,
-            input=raw_input,
-            observation=text,
-            seconds=time.perf_counter() - started,
-            record=history.failed_record(call, str(exc)),
-        )
-    except Exception as exc:  # a bug or an environment fault inside the tool: the model hears it
-        detail = str(exc).splitlines()[0] if str(exc) else ""
-        why = f"{type(exc).__name__}{': ' + detail if detail else ''}"
-        return Step(
-            "observation",
-            tool=tool.name,
-            input=raw_input,
-            observation=f"{tool.name} failed: {why}",
-            seconds=time.perf_counter() - started,
-            record=history.failed_record(call, why),
-        )
-    text = prompts.cap_tool_text(result.text.strip())
-    if result.images:
-        text += f"\nNew image{'s' if len(result.images) > 1 else ''} {', '.join(r.handle for r in result.images)}."
-    if result.degraded:
-        text += f"\n(note: {result.degraded})"
-    return Step(
-        "observation",
-        tool=tool.name,
-        input=raw_input,
-        observation=text.strip(),
-        seconds=time.perf_counter() - started,
-        images=list(result.images),
-        degraded=result.degraded,
-        record=history.made_record(call, [r.handle for r in result.images], result.text),
-    )
 
 
 class Agent:
@@ -148,7 +48,7 @@ class Agent:
         max_steps: int = 8,
         max_format_retries: int = 2,
         on_text: Callable[[str], None] | None = None,
-        protocol: str = "react",
+        protocol: Protocol = "react",
         vision: Vision | None = None,
     ) -> None:
         self.llm = llm
@@ -163,6 +63,8 @@ class Agent:
         self.last_user_content = ""
         self._last_observation = ""
         self._last_images: list[ImageRef] = []
+        # The calls made this turn (an Agent lives for one turn): an identical call is not run again.
+        self._calls: dict[str, int] = {}
         # Show the planner the newest images as pixels (None: by handle only).
         self.vision = vision
         # react: the text format any chat model can follow; tools: native function calling,
@@ -179,7 +81,7 @@ class Agent:
 
     def vision_refused(self) -> Step | None:
         """After a backend turned images down: vision off for the rest of the session, said once."""
-        if self.vision is None or not getattr(self.llm, "vision_refused", False):
+        if self.vision is None or not self.llm.vision_refused:
             return None
         self.vision = None
         return Step("notice", text=f"{self.llm.name} does not take images: vision is off for this session")
@@ -267,7 +169,7 @@ class Agent:
             if cut and not isinstance(parsed, FinalAnswer):
                 # A step cut at the token cap may have lost the end of its input: it is not run, the model is told.
                 format_failures += 1
-                cap = getattr(self.llm, "max_tokens", None)
+                cap = self.llm.max_tokens
                 if format_failures > self.max_format_retries:
                     yield Step("error", text=prompts.cut_limit(cap, format_failures), reply=reply, reason="length")
                     return
@@ -279,7 +181,7 @@ class Agent:
             format_failures = 0
             if isinstance(parsed, FinalAnswer):
                 if cut:  # the answer is shown as it is, with one line saying it may be incomplete
-                    cap = getattr(self.llm, "max_tokens", None)
+                    cap = self.llm.max_tokens
                     yield Step("notice", text=prompts.cut_notice(cap, answer=True), reply=reply, reason="length")
                 flagged = invented_handles(parsed.text, self.store)
                 yield Step("final", text=parsed.text, reply=reply, thought=_thought_of(reply), flagged=flagged)
@@ -315,7 +217,7 @@ class Agent:
             text = f"unknown tool {call.tool!r}; valid tools: {names}"
             self._last_observation = text
             record = history.failed_record(raw_call, "unknown tool")
-            yield Step("observation", tool=call.tool, input=call.input, observation=text, record=record)
+            yield failed_step(call.tool, call.input, "unknown_tool", text, record)
             return
         try:
             args = bind_input(type(tool), call.input, self.store.resolve)
@@ -323,9 +225,27 @@ class Agent:
             text = f"bad input for {tool.name}: {exc}"
             self._last_observation = text
             record = history.failed_record(raw_call, f"bad input: {exc}")
-            yield Step("observation", tool=tool.name, input=call.input, observation=text, record=record)
+            yield failed_step(tool.name, call.input, "bad_input", text, record)
             return
+        key = _call_key(tool.name, args)
+        if key in self._calls:
+            # A model stuck in a loop would spend every step on it: it is told, and nothing runs.
+            text = (
+                f"you already called {tool.name} with exactly this input (call {self._calls[key]} of this message); "
+                "its result is above. Use it, change the input, or give your answer"
+            )
+            self._last_observation = text
+            yield failed_step(tool.name, call.input, "bad_input", text, history.failed_record(raw_call, "repeated"))
+            return
+        self._calls[key] = len(self._calls) + 1
         step = run_tool(tool, args, self.ctx, call.input)
         self._last_observation = step.observation or ""
         self._last_images = list(step.images)
         yield step
+
+
+def _call_key(name: str, args: dict[str, Any]) -> str:
+    """The same tool with the same bound inputs (images by handle) gives the same key."""
+    import json
+
+    return name + json.dumps({k: getattr(v, "handle", v) for k, v in args.items()}, sort_keys=True, default=str)

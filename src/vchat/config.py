@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from vchat.errors import ConfigError
 
 PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
+# The settings with a fixed set of values (validated in `_validate`; these types let mypy check the comparisons).
+Protocol = Literal["react", "tools"]
+VisionMode = Literal["auto", "on", "off"]
+PngStyle = Literal["fast", "small"]
+Tier = Literal["auto", "classic", "current"]
+SafetyMode = Literal["auto", "on", "off"]
+PreviewMode = Literal["auto", "kitty", "iterm", "sixel", "blocks", "none"]
 KEEP_POLICIES = ("resident", "offload")
 
 
@@ -48,22 +57,17 @@ class McpServer:
     start_timeout: float = 60.0  # seconds starting it and listing its tools may take
 
 
-# A server's name is the prefix of its tools (`NAME__TOOL`): it must be valid in a function name and unambiguous.
-MCP_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
-
-
 def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
     """Check one `[mcp_servers.NAME]` table and build its McpServer."""
     where = f"{origin}: [mcp_servers.{name}]"
-    if not name or not set(name) <= MCP_NAME_CHARS or "__" in name or not name[0].isalpha():
+    # A server's name is the prefix of its tools (`NAME__TOOL`): valid in a function name and unambiguous.
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or "__" in name:
         raise ConfigError(f"{where}: a server name is lowercase letters, digits and single _, starting with a letter")
     unknown = set(table) - {"command", "args", "env", "url", "headers", "tools", "timeout", "start_timeout"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
     command, url = table.get("command"), table.get("url")
     if isinstance(command, str):
-        import shlex
-
         command = shlex.split(command)
     args = table.get("args", [])
     if (command is None) == (url is None):
@@ -72,12 +76,10 @@ def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
         raise ConfigError(f'{where}: command is a program and its arguments, e.g. ["vchat", "mcp"]')
     if url is not None and not (isinstance(url, str) and url.lower().startswith(("http://", "https://"))):
         raise ConfigError(f"{where}: url must start with http:// or https://, not {url!r}")
-    env = table.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ConfigError(f"{where}: env maps variable names to strings")
-    headers = table.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise ConfigError(f"{where}: headers maps header names to strings")
+    env, headers = table.get("env", {}), table.get("headers", {})
+    for key, value, what in (("env", env, "variable"), ("headers", headers, "header")):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: {key} maps {what} names to strings")
     if headers and url is None:
         raise ConfigError(f"{where}: headers go with url (HTTP); a command gets env instead")
     tools = table.get("tools")
@@ -91,22 +93,6 @@ def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
                 raise ConfigError(f"{where}: {key} must be positive (seconds)")
             setattr(server, key, value)
     return server
-
-
-def mcp_flag(text: str) -> McpServer:
-    """`--mcp NAME=COMMAND` (the command split like a shell would) or `--mcp NAME=URL`."""
-    import shlex
-
-    name, sep, rest = text.partition("=")
-    if not sep or not rest.strip():
-        raise ConfigError(f"--mcp takes NAME=COMMAND or NAME=URL, not {text!r}")
-    table: dict[str, Any] = {"url": rest.strip()} if rest.strip().lower().startswith(("http://", "https://")) else {}
-    if not table:
-        try:
-            table["command"] = shlex.split(rest)
-        except ValueError as exc:
-            raise ConfigError(f"--mcp {name}: cannot split the command ({exc})") from None
-    return mcp_server(name.strip(), table, "--mcp")
 
 
 @dataclass
@@ -124,25 +110,25 @@ class Settings:
     temperature: float = 0.0  # 0: greedy (deterministic); above 0 the built-in planner samples
     top_p: float = 1.0  # nucleus sampling for the built-in planner (used only when temperature > 0)
     stream: bool = True  # some servers stream badly; VCHAT_STREAM=0 asks for whole replies
-    # -- the language model's protocol and limits (issues 10, 11, 13) --
-    protocol: str = "react"  # react (text ReAct, any model) | tools (native function calling)
+    # -- the language model's protocol and limits --
+    protocol: Protocol = "react"  # react (text ReAct, any model) | tools (native function calling)
     history_budget: int = 6000  # estimated tokens of earlier turns kept in full; older ones condensed (0: never)
     max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
     reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
-    vision: str = "auto"  # auto | on | off: give the planner the newest images as pixels
+    vision: VisionMode = "auto"  # auto | on | off: give the planner the newest images as pixels
     vision_max_side: int = 448  # long side, in pixels, of images shown to the planner
     vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
-    # PNG encoding of outputs: auto (small in sessions, fast in `vchat batch`) | fast | small
-    png_compression: str = "fast"
+    # PNG encoding of outputs: fast (default) | small; see store/files.py PNG_STYLES for what each costs
+    png_compression: PngStyle = "fast"
     # Which default checkpoints the tools use: classic (SD 1.5 family, 4-6 GB), current (FLUX.2 [klein], SAM 3,
     # Depth Anything V2) or auto (current where the device's memory holds it); `[models]` overrides still win.
-    tier: str = "auto"
+    tier: Tier = "auto"
     caption_on_attach: bool = False  # caption each attached image for the model (costs a BLIP run)
-    safety_checker: str = "auto"  # auto (when the checkpoint ships one) | on | off
+    safety_checker: SafetyMode = "auto"  # auto (when the checkpoint ships one) | on | off
     sd_max_side: int = 768  # Stable Diffusion works at most this many pixels on the long side
     sd_upscale_small: bool = False  # run small inputs at 512 px instead of their own size
-    preview: str = "auto"
+    preview: PreviewMode = "auto"
     verbose: bool = False
     debug: bool = False
     config_path: Path | None = None
@@ -226,7 +212,11 @@ def _apply_scalars(settings: Settings, values: Mapping[str, Any], origin: str) -
         if value is None:
             continue
         if key not in _SCALARS:
-            raise ConfigError(f"{origin}: unknown setting {key!r}")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(_SCALARS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"{origin}: unknown setting {key!r}{hint}")
         setattr(settings, key, _coerce(key, _SCALARS[key], value, origin))
 
 
@@ -274,16 +264,15 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.base_url = base
     if env.get("OPENAI_API_KEY"):
         settings.api_key = env["OPENAI_API_KEY"]
-    values: dict[str, Any] = {}
     for name, value in env.items():
         if not name.startswith("VCHAT_") or name == "VCHAT_CONFIG":
             continue
         key = _ENV_ALIASES.get(name, name[len("VCHAT_") :].lower())
         if key in _SCALARS:
-            values[key] = value
+            # One at a time, so that an error names the variable that holds the bad value.
+            _apply_scalars(settings, {key: value}, f"environment variable {name}")
         elif key in ("device", "dtype", "vram_budget", "ram_budget"):
             setattr(settings.runtime, key, value)
-    _apply_scalars(settings, values, "environment")
 
 
 def _validate(settings: Settings) -> None:
@@ -319,11 +308,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"tier must be auto, classic or current, not {settings.tier!r}")
     if settings.png_compression not in ("fast", "small"):
         raise ConfigError(f"png_compression must be fast or small, not {settings.png_compression!r}")
-    if settings.base_url and not settings.base_url.strip().lower().startswith(("http://", "https://")):
-        raise ConfigError(
-            f"base_url {settings.base_url!r} needs a scheme: http://{settings.base_url.strip()}"
-            + ("" if "/v1" in settings.base_url else "/v1")
-        )
+    if settings.base_url and url_problem(settings.base_url):
+        raise ConfigError(f"base_url {settings.base_url!r} {url_problem(settings.base_url)}")
     if not 0 < settings.top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], not {settings.top_p}")
     if settings.temperature < 0:
@@ -362,8 +348,45 @@ def load_settings(
         raise ConfigError(f"config file {path} does not exist")
     _apply_env(settings, env)
     _apply_scalars(settings, dict(flags or {}), "command line")
+    # Only the address that wins is checked, and the error names where it came from.
+    check_url(settings.base_url, _base_url_origin(flags or {}, env, settings.config_path))
     _validate(settings)
     return settings
+
+
+def _base_url_origin(flags: Mapping[str, Any], env: Mapping[str, str], config: Path | None) -> str:
+    if flags.get("base_url") is not None:
+        return "command line"
+    for name in ("VCHAT_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE"):
+        if env.get(name):
+            return name if name.startswith("OPENAI") else f"environment variable {name}"
+    return str(config) if config else "config"
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a server address, in a few words, or None when it can be connected to."""
+    from urllib.parse import urlsplit
+
+    text = url.strip()
+    if not text.lower().startswith(("http://", "https://")):
+        return "needs a scheme: http://" + text + ("" if "/v1" in text else "/v1")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # parsing the port is what raises on "host:abc" or "host:11434:"
+    except ValueError:
+        return "is not a valid address: after the host name comes :PORT (a number), then the path, e.g. /v1"
+    if not parts.hostname:
+        return "has no host name, e.g. http://localhost:11434/v1"
+    if port == 0:
+        return "has port 0"
+    return None
+
+
+def check_url(url: str | None, origin: str) -> None:
+    """Raise a one-line ConfigError naming `origin` when `url` is set and cannot be connected to."""
+    problem = url_problem(url) if url else None
+    if problem:
+        raise ConfigError(f"{origin}: base_url {url!r} {problem}")
 
 
 def is_local_url(url: str | None) -> bool:

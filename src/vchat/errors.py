@@ -19,10 +19,6 @@ class ToolInputError(VchatError):
     """A tool call's input does not fit the tool's fields; told to the model."""
 
 
-class UnknownToolError(VchatError):
-    """The model named a tool that does not exist; told to the model."""
-
-
 class UnknownImageError(VchatError):
     """An image name that the session does not know; told to the model."""
 
@@ -51,12 +47,16 @@ class NoModelError(LLMError):
     """No language model is configured or reachable."""
 
 
-class StopUnsupportedError(LLMError):
-    """The server refused the `stop` parameter; the caller retries without it."""
-
-
 class ModelLoadError(VchatError):
     """Weights could not be loaded (missing offline, corrupt, out of memory)."""
+
+
+class ToolUnavailable(ModelLoadError):
+    """A tool cannot run now (weights missing offline, out of memory): the model must not substitute another."""
+
+    # Told to the model whenever an SD tool cannot run, because Visual ChatGPT's models quietly fell back to
+    # generating a fresh image instead of editing and claimed success.
+    for_model = "this tool cannot run now; tell the user so and do not use another tool in its place"
 
 
 class Cancelled(VchatError):

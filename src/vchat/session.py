@@ -2,37 +2,38 @@
 
 from __future__ import annotations
 
-import os
-import re
 import secrets
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vchat import __version__
-from vchat.agent import Agent, Step, run_tool
+from vchat.agent import Agent
 from vchat.chat import history
 from vchat.chat.binding import bind_input, bind_named
+from vchat.chat.calls import find_tool
 from vchat.chat.history import Turn
+from vchat.chat.paths import find_image_paths
+from vchat.chat.steps import Step, run_tool
 from vchat.chat.vision import Vision
 from vchat.config import Settings
 from vchat.errors import Cancelled, NoModelError, VchatError
 from vchat.llm.base import LLM, Message
-from vchat.store.files import is_whole_png
 from vchat.store.images import ImageRef, ImageStore
-from vchat.store.transcript import TRANSCRIPT_NAME, SessionLock, Transcript, read_records
+from vchat.store.transcript import TRANSCRIPT_NAME, SessionLock, Transcript
 from vchat.tools.base import Tool
+from vchat.tools.sources import ToolSources
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
-# A token that ends in an image extension; the path may start earlier (spaces in names).
-_IMAGE_TOKEN = re.compile(r"[^\s\"'`]*\.(?:png|jpe?g|webp|bmp|gif|tiff?)(?=$|[\s\"'`,;:!?)])", re.IGNORECASE)
-_QUOTED = re.compile(r"(['\"`])(.+?)\1")
+if TYPE_CHECKING:
+    from vchat.runtime.manager import ModelManager
 
 ProgressHook = Callable[[int, int, str], None]
 
@@ -42,45 +43,23 @@ def new_session_id() -> str:
     return f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def _as_path(text: str) -> Path | None:
-    text = text.strip().lstrip("@").rstrip(".,;:!?)")
-    text = text.replace("\\ ", " ")
-    if not text or not text.lower().endswith(IMAGE_SUFFIXES):
-        return None
-    path = Path(os.path.expanduser(text))
-    return path if path.is_file() else None
+@dataclass(frozen=True)
+class Observers:
+    """Who is told what happens during one turn or tool call: streamed model text, progress, attached images."""
+
+    text: Callable[[str], None] | None = None
+    progress: ProgressHook | None = None
+    attach: Callable[[ImageRef], None] | None = None
 
 
-def find_image_paths(text: str) -> list[tuple[str, Path]]:
-    """Image files a user typed in a message: (the text as typed, the path), in order.
+@dataclass(frozen=True)
+class Reopened:
+    """What `resume` rebuilt from a session's folder, handed to `Session` so it is built once."""
 
-    Quoted paths, `@path`, `~`, escaped spaces, and unquoted paths with spaces (the longest
-    span of words ending in an image extension that exists on disk) are all recognised.
-    """
-    found: list[tuple[int, str, Path]] = []
-    taken: list[tuple[int, int]] = []
-    for match in _QUOTED.finditer(text):
-        path = _as_path(match.group(2))
-        if path is not None:
-            found.append((match.start(), match.group(0), path))
-            taken.append(match.span())
-    for match in _IMAGE_TOKEN.finditer(text):
-        if any(a <= match.start() < b for a, b in taken):
-            continue
-        end = match.end()
-        # Try longer spans to the left first, so "My Photos/cat.png" beats "Photos/cat.png".
-        starts = [m.end() for m in re.finditer(r"\s+", text[: match.start()])][-5:]
-        best: tuple[str, Path] | None = None
-        for start in [*starts, match.start()]:
-            raw = text[start:end]
-            path = _as_path(raw)
-            if path is not None:
-                best = (raw.rstrip(".,;:!?)"), path)
-                break
-        if best is not None:
-            found.append((end - len(best[0]), *best))
-            taken.append((end - len(best[0]), end))
-    return [(typed, path) for _, typed, path in sorted(found, key=lambda item: item[0])]
+    folder: Path
+    store: ImageStore
+    lock: SessionLock
+    turns: list[Turn]
 
 
 class Session:
@@ -93,45 +72,43 @@ class Session:
         llm: LLM | None = None,
         *,
         session_id: str | None = None,
-        models: Any = None,
+        models: ModelManager | None = None,
         listed: bool = True,
+        reopened: Reopened | None = None,
     ) -> None:
         self.settings = settings
         self.listed = listed  # False: kept out of the sessions index (a batch's per-image sessions)
-        self.id = session_id or new_session_id()
-        self.folder = (settings.out_dir / self.id).resolve()
-        self.store = _store(self.folder, settings)
+        if reopened is not None:
+            self.id = reopened.folder.name
+            self.folder = reopened.folder
+            self.store = reopened.store
+            self._lock = reopened.lock
+        else:
+            self.id = session_id or new_session_id()
+            self.folder = (settings.out_dir / self.id).resolve()
+            self.store = _store(self.folder, settings)
+            self._lock = SessionLock(self.folder)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self.tools = {tool.name: tool for tool in tools}
+        self.sources = ToolSources(self.tools)  # tools listed when first needed (MCP servers); close() stops them
         self.llm = llm
-        # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
-        self.turns: list[Turn] = []
-        self.history: list[Message] = []
         # The protocol in use: settings.protocol until a fallback from "tools" to "react".
         self.protocol = settings.protocol
+        # Every earlier turn (finished, failed or interrupted); `history` is what the model gets of them.
+        self.turns: list[Turn] = list(reopened.turns) if reopened is not None else []
+        self.model_choice: dict[str, str | None] | None = None  # what /model chose, for --resume
+        self.history: list[Message] = history.messages(self.turns, settings.history_budget, self.protocol)
         self.cancel_event = threading.Event()
-        self.on_progress: ProgressHook | None = None
-        self.on_text: Callable[[str], None] | None = None
-        # Called for each image the user attaches (the CLI wires caption-on-attach here).
+        # The session's own hook for each image the user attaches (the CLI wires caption-on-attach here).
         self.on_attach: Callable[[Session, ImageRef], None] | None = None
+        # Who is told about the running turn or tool call; passed to turn() / run_tool(), reset after it.
+        self._observers = Observers()
         self._models = models
-        self._started = False
-        self.indexed = True  # False when the sessions index could not be written (see session_index)
+        self._started = reopened is not None  # a reopened session's folder, lock and transcript exist already
+        self.indexed = True  # False when the sessions index could not be written (see store.index)
         self.created = False  # True once this process made the session's folder (not a resumed one)
-        self._lock = SessionLock(self.folder)
         # What the running turn waits on: "model" (safe to abort at once) or "tool".
         self.phase = "idle"
-        # Tool sources that cost something to list (external MCP servers start to say what they offer):
-        # asked once, when the tools are first needed; their tools then join `tools`.
-        self.deferred_tools: list[Callable[[], Sequence[Tool]]] = []
-        # What close() stops besides the transcript (external MCP servers this session started).
-        self.on_close: list[Callable[[], None]] = []
-
-    def load_deferred_tools(self) -> None:
-        """Bring in the tools of deferred sources (once each); a built-in name is never replaced."""
-        while self.deferred_tools:
-            for tool in self.deferred_tools.pop(0)():
-                self.tools.setdefault(tool.name, tool)
 
     @property
     def llm(self) -> LLM | None:
@@ -143,9 +120,8 @@ class Session:
         self._llm = value
         # The built-in planner is a component of this session's runtime: one budget, never a second copy,
         # and the session's cancel flag stops its decoding within a token.
-        bind = getattr(value, "bind_runtime", None)
-        if bind is not None:
-            bind(lambda: self.models, lambda: self.cancel_event.is_set())
+        if value is not None:
+            value.bind_runtime(lambda: self.models, lambda: self.cancel_event.is_set())
 
     # -- ToolContext -----------------------------------------------------------------------
     def load_image(self, ref: ImageRef) -> Image.Image:
@@ -169,14 +145,14 @@ class Session:
 
     def progress(self, done: int, total: int, label: str) -> None:
         """Forward a tool's progress to the UI; also where a cancelled turn stops."""
-        if self.on_progress is not None:
-            self.on_progress(done, total, label)
+        if self._observers.progress is not None:
+            self._observers.progress(done, total, label)
         self.check_cancelled()
 
     def _loading_progress(self, done: int, total: int, label: str) -> None:
         # Loading weights is not cancellable midway (a half-moved module is useless), so no check here.
-        if self.on_progress is not None:
-            self.on_progress(done, total, label)
+        if self._observers.progress is not None:
+            self._observers.progress(done, total, label)
 
     def check_cancelled(self) -> None:
         """Raise Cancelled when the user pressed Ctrl-C during this turn."""
@@ -184,9 +160,10 @@ class Session:
             raise Cancelled("cancelled")
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelManager:
         """The visual model manager, created on first use (loading nothing yet)."""
         if self._models is None:
+            self._loading_progress(0, 0, "loading models…")  # importing torch takes seconds: say so
             from vchat.runtime import ModelManager
 
             self._models = ModelManager.from_settings(self.settings, progress=self._loading_progress)
@@ -208,6 +185,7 @@ class Session:
                     version=__version__,
                     model=self.llm.name if self.llm is not None else None,
                     cwd=str(Path.cwd()),
+                    **({"choice": self.model_choice} if self.model_choice else {}),
                 )
         except (OSError, VchatError) as exc:
             # A full disk (or a read-only folder) at the very start: one line, and no empty session left
@@ -232,6 +210,8 @@ class Session:
         self._start()
         if self.on_attach is not None:
             self.on_attach(self, ref)
+        if self._observers.attach is not None:
+            self._observers.attach(ref)
         self.transcript.write("image", image=ref.to_dict())
         return ref
 
@@ -244,8 +224,26 @@ class Session:
             text = text.replace(typed, ref.handle, 1)
         return text, refs
 
-    def turn(self, text: str) -> Iterator[Step]:
+    @contextmanager
+    def observed(self, observers: Observers | None) -> Iterator[None]:
+        """Tell `observers` what happens until the block ends (a turn, a tool call, an MCP request).
+
+        None keeps whoever is observing already (a tool call inside an observed request).
+        """
+        previous = self._observers
+        if observers is not None:
+            self._observers = observers
+        try:
+            yield
+        finally:
+            self._observers = previous
+
+    def turn(self, text: str, observers: Observers | None = None) -> Iterator[Step]:
         """Run one user message through the agent; every step is written to the transcript."""
+        with self.observed(observers):
+            yield from self._turn(text)
+
+    def _turn(self, text: str) -> Iterator[Step]:
         if self.llm is None:
             raise NoModelError("no language model is connected")
         text = text.strip()
@@ -253,16 +251,15 @@ class Session:
             raise VchatError("empty message: type what you want done with the images")
         self._start()
         self.cancel_event.clear()
-        self.load_deferred_tools()
         message, _ = self.attach_from_message(text)
         agent = Agent(
             self.llm,
-            list(self.tools.values()),
+            list(self.sources.tools().values()),
             self,
             self.store,
             max_steps=self.settings.max_steps,
             max_format_retries=self.settings.max_format_retries,
-            on_text=self.on_text,
+            on_text=self._observers.text,
             protocol=self.protocol,
             vision=self.vision(),
         )
@@ -298,28 +295,42 @@ class Session:
         self.turns.append(turn)
         self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
 
+    def forget(self, last: bool) -> int:
+        """`/undo` (the last turn) or `/clear` (all), recorded for --resume; how many went (images stay)."""
+        gone = min(1, len(self.turns)) if last else len(self.turns)
+        if gone:
+            del self.turns[len(self.turns) - gone :]
+            self.history = history.messages(self.turns, self.settings.history_budget, self.protocol)
+            self.transcript.write("undo" if last else "clear")
+        return gone
+
     def vision(self) -> Vision | None:
         """How the planner is shown images this turn: `vision` on/off, or auto (the backend says it can see)."""
         mode, llm = self.settings.vision, self.llm
         if llm is None or mode == "off" or self.settings.vision_images == 0:
             return None
-        if getattr(llm, "vision_refused", False):
+        if llm.vision_refused:
             return None  # the server turned images down earlier in this session
-        if mode == "auto" and not getattr(llm, "supports_vision", False):
+        if mode == "auto" and not llm.supports_vision:
             return None
         return Vision(self.settings.vision_max_side, self.settings.vision_images)
 
     def _record(self, step: Step) -> None:
-        record = step.to_dict()
-        self.transcript.write("step", **record)
+        self.transcript.write("step", **step.to_dict())
 
-    def run_tool(self, name: str, raw: str | None = None, named: Mapping[str, Any] | None = None) -> Step:
+    def run_tool(
+        self,
+        name: str,
+        raw: str | None = None,
+        named: Mapping[str, Any] | None = None,
+        observers: Observers | None = None,
+    ) -> Step:
         """Run one tool directly (no model): `vchat run --tool` and the REPL's `/tool`."""
-        if name not in self.tools:
-            self.load_deferred_tools()
-        tool = self.tools.get(name)
-        if tool is None:
-            raise VchatError(f"unknown tool {name!r}; run `vchat tools` to list them")
+        with self.observed(observers):
+            return self._run_tool(name, raw, named)
+
+    def _run_tool(self, name: str, raw: str | None, named: Mapping[str, Any] | None) -> Step:
+        tool = find_tool(self.sources.tools(name), name)
         args = (
             bind_named(type(tool), named, self.store.resolve)
             if named is not None
@@ -355,8 +366,7 @@ class Session:
         finally:
             self.transcript.close()
             self._lock.release()
-            while self.on_close:
-                self.on_close.pop()()
+            self.sources.close()
 
     def came_to_nothing(self) -> bool:
         """True when this process made the session and nothing happened in it: no image, no step taken.
@@ -385,107 +395,6 @@ class Session:
             unregister(self.id)
         return True
 
-    # -- resume ----------------------------------------------------------------------------
-    @classmethod
-    def resume(
-        cls,
-        settings: Settings,
-        tools: Sequence[Tool],
-        llm: LLM | None,
-        session: str | None = None,
-        *,
-        mark: bool = True,
-    ) -> tuple[Session, str | None]:
-        """Reopen a session (default: the latest) with its history, handles and lineage back."""
-        folder = find_session(settings.out_dir, session)
-        self = cls(settings, tools, llm, session_id=folder.name)
-        self.folder = folder.resolve()
-        self._lock = SessionLock(self.folder)
-        if mark:  # a session that will be written to is this process's alone until close()
-            self._lock.acquire()
-        try:
-            records, warning = read_records(self.folder / TRANSCRIPT_NAME)
-        except VchatError:
-            self._lock.release()
-            raise
-        self.store = _store(self.folder, settings)
-        self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
-        self._started = True
-        missing: list[str] = []
-        pending: Turn | None = None
-        for record in records:
-            kind = record.get("type")
-            if kind == "image":
-                ref = ImageRef.from_dict(record["image"])  # validated by read_records
-                self.store.reserve(ref.handle)  # a handle once given is never given again, file or not
-                if _whole_image(ref.path):
-                    self.store.restore(ref)
-                    if ref.handle in missing:
-                        missing.remove(ref.handle)
-                elif ref.handle not in missing:
-                    # Deleted, or (power loss before its sync) cut short: either way not an image to offer.
-                    missing.append(ref.handle)
-            elif kind == "user":
-                if pending is not None:  # the process died during that turn
-                    pending.close("interrupted")
-                    self.turns.append(pending)
-                sent = str(record.get("sent") or record.get("text") or "")
-                pending = Turn(text=sent, content=str(record.get("content") or sent))
-            elif kind in ("cancelled", "tool") and pending is not None:
-                # A direct tool run (`/tool`) starts after the turn ended; its steps are not the model's.
-                pending.close("interrupted")
-                self.turns.append(pending)
-                pending = None
-            elif kind == "step" and pending is not None:
-                if isinstance(record.get("record"), str) and record["record"]:
-                    pending.records.append(record["record"])
-                if record.get("kind") in ("final", "error"):
-                    pending.close(str(record["kind"]), str(record.get("text", "")))
-                    self.turns.append(pending)
-                    pending = None
-        if pending is not None:
-            pending.close("interrupted")
-            self.turns.append(pending)
-        self.history = history.messages(self.turns, settings.history_budget, self.protocol)
-        # Image files the transcript lost (a crash between the file and its line) still hold their numbers.
-        self.store.reserve_from_folder()
-        if missing:
-            shown = f"{', '.join(missing[:8])}{' …' if len(missing) > 8 else ''}"
-            note = f"{shown} missing from {self.folder} (deleted, or cut short by a power loss)"
-            warning = f"{warning}; {note}" if warning else note
-        if mark:  # listing a session (vchat images) must not change it
-            self.store.remove_stale_temporaries()
-            self.transcript.write("resumed")
-        return self, warning
-
 
 def _store(folder: Path, settings: Settings) -> ImageStore:
     return ImageStore(folder, settings.max_image_pixels, settings.png_compression)
-
-
-def _whole_image(path: Path) -> bool:
-    """An image file a resumed session may offer: present, and for PNGs complete from signature to end."""
-    return is_whole_png(path) if path.suffix.lower() == ".png" else path.is_file()
-
-
-def find_session(out_dir: Path, name: str | None) -> Path:
-    """The folder of a session by id (or unique prefix), or the latest when name is None.
-
-    Sessions under `out_dir` and those in the sessions index (any folder) are all candidates.
-    """
-    from vchat.store.index import all_sessions
-
-    sessions = all_sessions(out_dir)
-    if not sessions:
-        raise VchatError(f"no sessions yet (none in {out_dir} or the sessions index); start one with `vchat`")
-    if name is None:
-        return sessions[0]
-    candidate = Path(name).expanduser()
-    if (candidate / TRANSCRIPT_NAME).is_file():
-        return candidate
-    matches = [p for p in sessions if p.name.startswith(name)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise VchatError(f"no session {name!r}; run `vchat sessions` to list them")
-    raise VchatError(f"{name!r} matches {len(matches)} sessions; give more of the id")

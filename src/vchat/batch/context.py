@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -15,6 +15,9 @@ from vchat.config import Settings
 from vchat.errors import Cancelled, UnknownImageError
 from vchat.store.images import ImageRef
 from vchat.store.reading import normalise_mode
+
+if TYPE_CHECKING:
+    from vchat.runtime.manager import ModelManager
 
 # (relative output path, image, PNG record) -> a future of (relative path, PNG bytes or None when written)
 WriteFn = Callable[[str, Image.Image, dict[str, Any]], "Future[tuple[str, bytes | None]]"]
@@ -54,7 +57,7 @@ class ItemContext:
         self.seed: int | None = None
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelManager:
         """The worker's one model manager: weights stay loaded from one image to the next."""
         return self._models()
 

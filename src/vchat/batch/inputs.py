@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vchat.errors import VchatError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+from vchat.store.reading import IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)

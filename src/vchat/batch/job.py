@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from vchat.chat.binding import bind_named
+from vchat.chat.calls import fill_inputs
 from vchat.errors import VchatError
 from vchat.store.images import ImageRef
 from vchat.tools.base import Tool
@@ -35,20 +36,9 @@ def named_inputs(tool: Tool, job: Job) -> dict[str, Any]:
     The first image field takes the batch's image; a per-image context knows no other image,
     so a tool's second image field (if required) cannot be filled and binding says so.
     """
-    named: dict[str, Any] = dict(job.args)
-    image_fields = [f for f in tool.inputs if f.kind == "image"]
-    if not image_fields:
+    if not any(f.kind == "image" for f in tool.inputs):
         raise VchatError(f"{tool.name} takes no image; `vchat batch` runs a tool over images")
-    if image_fields[0].name not in named:
-        named[image_fields[0].name] = INPUT_HANDLE
-    prompt = job.prompt
-    for spec in tool.inputs:
-        if spec.kind == "text" and spec.required and spec.name not in named and prompt:
-            named[spec.name] = prompt
-            prompt = None
-    if prompt:
-        raise VchatError(f"{tool.name} has no text input for {prompt!r}; use --arg KEY=VALUE")
-    return named
+    return fill_inputs(type(tool), job.args, [INPUT_HANDLE], job.prompt)
 
 
 def check_job(tool: Tool, job: Job) -> None:

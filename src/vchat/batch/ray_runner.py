@@ -66,7 +66,7 @@ def connect(address: str | None) -> None:
     try:
         import ray
     except ImportError:
-        raise VchatError("--ray needs Ray: pip install 'vchat[ray]'") from None
+        raise VchatError("--ray needs Ray in this environment: pip install 'ray>=2.9'") from None
     if ray.is_initialized():
         return
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": "ERROR"}

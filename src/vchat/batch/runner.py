@@ -75,6 +75,11 @@ class Summary:
         left = self.total - self.done - self.failed - self.skipped
         if left:
             parts.append(f"{left} not run")
+        if not self.done + self.failed and not left:
+            # Nothing ran (a --resume with everything done): a rate would be a made-up 0.0.
+            return f"batch: nothing to do, {self.skipped} already done; manifest {self.manifest}" + (
+                f"; stopped: {self.stopped}" if self.stopped else ""
+            )
         text = f"batch: {', '.join(parts)} in {self.seconds:.1f}s ({self.rate:.1f} images/s); manifest {self.manifest}"
         return text + (f"; stopped: {self.stopped}" if self.stopped else "")
 
@@ -95,19 +100,18 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
 
 def validate(settings: Settings, job: Job) -> None:
     """Refuse a bad job before any image is read: unknown tool, bad --arg, no model."""
+    from vchat.chat.calls import find_tool
     from vchat.tools.registry import all_tools
 
     if job.tool:
-        tools = all_tools()
-        tool = next((t for t in tools if t.name == job.tool), None)
-        if tool is None and settings.plugins:
-            from vchat.plugins import installed_plugins
+        from vchat.mcp_client.remote import external_server
+        from vchat.plugins.extras import extra_tools
 
-            tool = next((cls() for cls in installed_plugins().tools if cls.name == job.tool), None)
-        if tool is None and job.tool.partition("__")[0] in settings.mcp_servers:
+        plugins, _, _ = extra_tools(settings, servers=False)
+        tools = {t.name: t for t in (*plugins, *all_tools())}  # a built-in name is never replaced
+        if job.tool not in tools and external_server(job.tool, settings.mcp_servers):
             return  # an external server's tool: its inputs are known once the server runs (the worker checks)
-        if tool is None:
-            raise UsageError(f"unknown tool {job.tool!r}; run `vchat tools` to list them")
+        tool = find_tool(tools, job.tool)
         try:
             check_job(tool, job)
         except VchatError as exc:

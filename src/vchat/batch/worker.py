@@ -20,12 +20,13 @@ from typing import Any
 
 from PIL import Image
 
-from vchat.agent import run_tool
 from vchat.batch.context import ItemContext, output_name
 from vchat.batch.inputs import Item
 from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
 from vchat.chat.binding import bind_named
+from vchat.chat.calls import find_tool
+from vchat.chat.steps import run_tool
 from vchat.config import Settings
 from vchat.errors import ImageError, VchatError
 from vchat.store.files import encode_png, link_or_copy, write_atomic
@@ -119,9 +120,9 @@ class Worker:
     def run(self, items: Iterable[Item], data: Mapping[str, bytes] | None = None) -> Iterator[Result]:
         """Results in input order, each yielded once its outputs are written (or returned as bytes)."""
         if self.job.tool:
-            if self.job.tool not in self.tools:  # an external server's tool whose server did not start
-                raise VchatError("; ".join(self.tool_failures) or f"unknown tool {self.job.tool!r}")
-            yield from self._run_tool(self.tools[self.job.tool], items, data or {})
+            if self.job.tool not in self.tools and self.tool_failures:  # an external server that did not start
+                raise VchatError("; ".join(self.tool_failures))
+            yield from self._run_tool(find_tool(self.tools, self.job.tool), items, data or {})
         else:
             yield from self._run_agent(items, data or {})
 
@@ -212,13 +213,11 @@ class Worker:
             result.error = str(exc)
             return _Pending(result, [], started, decode_seconds)
         step = run_tool(tool, args, ctx, shown)
-        observation = step.observation or ""
-        # The tool's own words; the "New image imgN: path" lines would only repeat the outputs.
-        result.text = "\n".join(line for line in observation.splitlines() if not line.startswith("New image "))
+        result.text = step.text  # the tool's own words: the outputs are listed apart
         result.outputs = list(ctx.outputs)
         result.seed = ctx.seed
-        if observation.startswith(f"{tool.name} failed:"):
-            result.error = observation
+        if step.failure is not None:
+            result.error = step.text
         else:
             result.status = "done"
         return _Pending(result, ctx.writes, started, decode_seconds)

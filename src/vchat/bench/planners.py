@@ -9,7 +9,7 @@ from typing import Any
 
 from vchat.bench.capabilities import find_tool, offered_classes
 from vchat.bench.tasks import Plan, Task
-from vchat.llm.base import Message, text_of
+from vchat.llm.base import LLM, Message, text_of
 from vchat.llm.scripted import ScriptedLLM
 from vchat.tools.base import Tool
 
@@ -39,7 +39,7 @@ def reference_planner(task: Task, tools: Sequence[type[Tool]]) -> ScriptedLLM:
     return ScriptedLLM(plan_replies(task.reference, task.answer, tools), name="reference")
 
 
-class AnswerAtOnce:
+class AnswerAtOnce(LLM):
     """Answers every message at once with no tool: scores at most the share of no-tool tasks."""
 
     name = "answer-at-once"
@@ -49,14 +49,19 @@ class AnswerAtOnce:
         yield final("Sure, done.")
 
 
-class RandomTool:
+class RandomTool(LLM):
     """Calls one to three random tools with plausible inputs on random images, then claims success."""
 
     def __init__(self, tools: Sequence[type[Tool]], seed: int = 0) -> None:
         self.tools = offered_classes(tools)
         self.random = random.Random(seed)
-        self.name = f"random-tool (seed {seed})"
+        self._name = f"random-tool (seed {seed})"
         self._left = 0
+
+    @property
+    def name(self) -> str:
+        """`random-tool (seed N)`."""
+        return self._name
 
     def _args(self, tool: type[Tool]) -> dict[str, Any]:
         args: dict[str, Any] = {}

@@ -10,18 +10,18 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from vchat.agent import Step
 from vchat.bench.capabilities import capability_of
 from vchat.bench.planners import plan_replies
 from vchat.bench.scorer import Call, Score, Trace, score
 from vchat.bench.standins import World, real_tools, standin_tools
 from vchat.bench.tasks import Task
 from vchat.chat.binding import bind_input
+from vchat.chat.steps import Step
 from vchat.config import Settings
 from vchat.errors import UnknownImageError, UnsafePathError, VchatError
-from vchat.llm.base import LLM, Message, text_of
+from vchat.llm.base import LLM, Message, ToolCalls, text_of
 from vchat.llm.scripted import ScriptedLLM
 from vchat.session import Session
 from vchat.store.images import ImageStore
@@ -29,6 +29,7 @@ from vchat.tools.base import Tool
 
 # A model that fails this many tasks in a row with a backend error is not reachable: stop early.
 MAX_BACKEND_ERRORS_IN_A_ROW = 3
+T = TypeVar("T")
 Planner = LLM | Callable[[Task], LLM]
 
 
@@ -36,8 +37,11 @@ class BenchError(VchatError):
     """The bench cannot go on (the backend is down, a task of the suite is broken)."""
 
 
-class Meter:
-    """Wraps the model under test: counts calls and tokens (the backend's usage, else characters / 4)."""
+class Meter(LLM):
+    """Wraps the model under test: counts calls and tokens (the backend's usage, else characters / 4).
+
+    Everything the agent asks of a backend (vision, limits, how the last reply ended) is the wrapped one's.
+    """
 
     def __init__(self, llm: LLM) -> None:
         self.llm = llm
@@ -51,45 +55,68 @@ class Meter:
         """The wrapped model's name."""
         return self.llm.name
 
-    def __getattr__(self, attr: str) -> Any:
-        # Native tool calling is metered like `complete`; anything else the agent asks of a backend
-        # (vision, limits) goes straight through. Absent on the backend, absent here too.
-        found = getattr(self.llm, attr)
-        if attr == "complete_with_tools" and callable(found):
-            return self._complete_with_tools
-        return found
+    @property
+    def supports_tools(self) -> bool:  # type: ignore[override]
+        """The wrapped model's native tool calling."""
+        return self.llm.supports_tools
 
-    def _complete_with_tools(
-        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]], **options: Any
-    ) -> Iterator[Any]:
+    @property
+    def supports_vision(self) -> bool:
+        """Whether the wrapped model takes images."""
+        return self.llm.supports_vision
+
+    @property
+    def vision_refused(self) -> bool:  # type: ignore[override]
+        """Whether the wrapped model's server turned images down."""
+        return self.llm.vision_refused
+
+    @property
+    def max_tokens(self) -> int | None:  # type: ignore[override]
+        """The wrapped model's cap on new tokens."""
+        return self.llm.max_tokens
+
+    @property
+    def last_finish(self) -> str | None:  # type: ignore[override]
+        """Why the wrapped model's last reply ended."""
+        return self.llm.last_finish
+
+    def notice(self) -> str | None:
+        """The wrapped model's first-use line."""
+        return self.llm.notice()
+
+    def bind_runtime(self, models: Callable[[], Any], cancelled: Callable[[], bool] | None = None) -> None:
+        """Bind the wrapped model to the session's runtime."""
+        self.llm.bind_runtime(models, cancelled)
+
+    def complete_with_tools(
+        self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> Iterator[str | ToolCalls]:
+        """Native tool calling on the wrapped model, counted like `complete`."""
         chars_in = sum(len(text_of(m)) for m in messages) + len(json.dumps(list(tools)))
-        if hasattr(self.llm, "last_usage"):
-            self.llm.last_usage = None
-        llm: Any = self.llm
-        return self._count(llm.complete_with_tools(messages, tools, **options), chars_in, getattr(llm, "last", None))
+        self.llm.last_usage = None
+        stats_before = getattr(self.llm, "last", None)
+        return self._count(self.llm.complete_with_tools(messages, tools), chars_in, stats_before)
 
-    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None, **options: Any) -> Iterator[str]:
+    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
         """Stream the wrapped model's reply, counting it when the stream ends."""
         chars_in = sum(len(text_of(m)) for m in messages)
-        if hasattr(self.llm, "last_usage"):
-            self.llm.last_usage = None
+        self.llm.last_usage = None
         stats_before = getattr(self.llm, "last", None)
-        llm: Any = self.llm  # options (e.g. native tool schemas) pass through untouched
-        stream = llm.complete(messages, stop, **options)
-        return self._count(stream, chars_in, stats_before)
+        return self._count(self.llm.complete(messages, stop), chars_in, stats_before)
 
     def _usage(self, stats_before: Any) -> tuple[int, int] | None:
         """Token counts of the reply just streamed, when the backend kept them."""
-        usage = getattr(self.llm, "last_usage", None)  # OpenAI-compatible servers that report usage
-        if isinstance(usage, tuple) and len(usage) == 2:
-            return int(usage[0]), int(usage[1])
-        stats = getattr(self.llm, "last", None)  # the built-in planner's per-reply stats (a new object per reply)
+        usage = self.llm.last_usage  # OpenAI-compatible servers that report usage
+        if usage is not None:
+            return usage
+        # The built-in planner's per-reply stats (a new object per reply), until it reports `last_usage` itself.
+        stats = getattr(self.llm, "last", None)
         prompt, new = getattr(stats, "prompt_tokens", None), getattr(stats, "new_tokens", None)
         if stats is not stats_before and isinstance(prompt, int) and isinstance(new, int) and prompt > 0:
             return prompt, new
         return None
 
-    def _count(self, stream: Iterator[Any], chars_in: int, stats_before: Any) -> Iterator[Any]:
+    def _count(self, stream: Iterator[T], chars_in: int, stats_before: Any) -> Iterator[T]:
         chars_out = 0
         try:
             for chunk in stream:
@@ -213,7 +240,7 @@ def run_task(
                 trace.calls.append(pending)
             elif step.kind == "observation" and pending is not None:
                 pending.observation = step.observation or ""
-                if pending.observation.startswith(f"bad input for {pending.tool}"):
+                if step.failure == "bad_input":
                     pending.refused = pending.observation  # the agent's binder refused it: the tool never ran
                 pending.outputs = [ref.handle for ref in step.images]
                 pending = None

@@ -1,1 +1,1 @@
-"""The conversation's parts: both protocols, prompts, history, binding and vision."""
+"""The conversation's parts: typed steps, one tool-call path, both protocols, prompts, history, binding, vision."""

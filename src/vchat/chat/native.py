@@ -2,24 +2,69 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from vchat.chat import prompts
+from vchat.chat.steps import Step, invented_handles
+from vchat.chat.vision import Vision
 from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import Message, NativeCall, ToolCalls, cut_at_cap, supports_tools
+from vchat.llm.base import LLM, Message, NativeCall, ToolCalls, cut_at_cap
 from vchat.react import ToolCall
-from vchat.store.images import ImageRef
-from vchat.tools.base import offered
+from vchat.store.images import ImageRef, ImageStore
+from vchat.tools.base import Tool, ToolContext, offered
 from vchat.tools.schema import function_spec
-
-if TYPE_CHECKING:
-    from vchat.agent import Agent, Step
 
 EMPTY_REPLY = "Your reply was empty. Call a tool, or answer the user in plain text."
 # With vision, the images the tools made go to the model in a user message after the tool results
 # (OpenAI-compatible servers take only text in `tool` messages).
 NEW_IMAGES = "Images the tools just made:"
+
+
+class Agent(Protocol):
+    """What the native loop needs of the agent (vchat.agent.Agent): its model, tools, images and one call path."""
+
+    llm: LLM
+    ctx: ToolContext
+    store: ImageStore
+    vision: Vision | None
+    max_steps: int
+    max_format_retries: int
+    on_text: Callable[[str], None] | None
+
+    @property
+    def tools(self) -> Mapping[str, Tool]:
+        """Every callable tool by name."""
+        ...
+
+    @property
+    def last_observation(self) -> str:
+        """The text of the latest tool result, as the model gets it."""
+        ...
+
+    def visible(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """The messages as sent (with vision, a window of images as pixels)."""
+        ...
+
+    def opening_message(self) -> Message:
+        """The turn's user message as sent."""
+        ...
+
+    def pixels(self, text: str, refs: Sequence[ImageRef]) -> str | list[Any]:
+        """A message content with the images as pixels when vision is on."""
+        ...
+
+    def vision_refused(self) -> Step | None:
+        """A notice step once the backend turned images down."""
+        ...
+
+    def images_made(self) -> list[ImageRef]:
+        """The images the latest call made, when the planner sees them."""
+        ...
+
+    def call_tool(self, call: ToolCall, reply: str) -> Iterator[Step]:
+        """Bind and run one call, yielding its action and observation steps."""
+        ...
 
 
 def tool_specs(agent: Agent) -> list[dict[str, Any]]:
@@ -31,7 +76,7 @@ def _ask(agent: Agent, messages: Sequence[Message], specs: Sequence[dict[str, An
     text: list[str] = []
     calls: ToolCalls | None = None
     agent.ctx.check_cancelled()
-    for item in agent.llm.complete_with_tools(agent.visible(messages), specs):  # type: ignore[attr-defined]
+    for item in agent.llm.complete_with_tools(agent.visible(messages), specs):
         agent.ctx.check_cancelled()
         if isinstance(item, ToolCalls):
             calls = item
@@ -53,9 +98,7 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
     message. A refusal of `tools` (or a backend without them) is only a fallback on the
     turn's first request, before any tool has run.
     """
-    from vchat.agent import Step, invented_handles
-
-    if not supports_tools(agent.llm):
+    if not agent.llm.supports_tools:
         return f"{agent.llm.name} has no native tool calling"
     specs = tool_specs(agent)
     messages: list[Message] = [
@@ -66,7 +109,7 @@ def run_native_turn(agent: Agent, history: Sequence[Message]) -> Generator[Step,
     tool_steps = 0
     retries = 0  # empty replies and replies cut at the token cap, bounded like unreadable ReAct replies
     first = True
-    cap = getattr(agent.llm, "max_tokens", None)
+    cap = agent.llm.max_tokens
     while True:
         try:
             text, calls = _ask(agent, messages, specs)

@@ -163,7 +163,10 @@ def cut_limit(max_tokens: int | None, tries: int) -> str:
 
 def step_limit(max_steps: int) -> str:
     """What the user hears when the model used every allowed step without answering."""
-    return f"stopped after {max_steps} tool steps without a final answer (raise the limit with --max-steps)"
+    return (
+        f"stopped after {max_steps} tool steps without a final answer "
+        "(raise the limit: /steps N in the chat, --max-steps N for vchat run)"
+    )
 
 
 TOOL_TEXT_MAX = 500  # characters of a tool's own text an observation keeps (long detection lists)

@@ -1,33 +1,23 @@
-"""Images as chat content parts: downscaled PNG data URLs for the planner, a window of how many stay as pixels,
-and decoding back to PIL images for the built-in planner's processor. PIL is imported inside the functions."""
+"""Images as chat content parts: downscaled PNG data URLs for the planner and a window of how many stay as pixels.
+
+PIL is imported inside the functions. (Reading parts back, for the built-in planner, is `llm/pixels.py`.)"""
 
 from __future__ import annotations
 
 import base64
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from vchat.llm.base import ContentPart, Message
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
-_DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,(.*)$", re.DOTALL)
 # What replaces the pixels of an image that is no longer among the newest few.
 DROPPED = "(not shown any more; named by its handle)"
-
-# Model-name families known to accept image inputs over OpenAI-compatible APIs (vision = "auto").
-_VISION_FAMILIES = re.compile(
-    r"gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-4-vision|gpt-5|chatgpt-4o|\bo[134](?!-mini)\b|o4-mini|claude-3|claude-(?:sonnet|opus|haiku)"
-    r"|gemini|llava|bakllava|moondream|minicpm-v|qwen[\d.]*-?vl|qwen2\.5-?omni|qwen3\.5|qvq|gemma-?3|llama-?3\.2-vision"
-    r"|llama-?4|pixtral|mistral-small-?3\.[12]|mistral-medium|internvl|phi-?3\.5-vision|phi-?4-multimodal|granite.*vision"
-    r"|smolvlm|idefics|glm-4\.?\d*v|kimi-vl|molmo|cogvlm|deepseek-vl",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True)
@@ -36,11 +26,6 @@ class Vision:
 
     max_side: int = 448
     images: int = 3
-
-
-def model_sees(model: str) -> bool:
-    """True when a model name belongs to a family known to take images (for `vision = "auto"`)."""
-    return bool(_VISION_FAMILIES.search(model))
 
 
 def image_part(path: Path, max_side: int) -> ContentPart:
@@ -122,35 +107,3 @@ def windowed(messages: Sequence[Message], keep: int) -> list[Message]:
         copy["content"] = parts
         out.append(copy)
     return out
-
-
-def decode_part(part: ContentPart) -> Image.Image:
-    """The PIL image of an `image_url` part holding a base64 data URL (the only kind vchat makes)."""
-    from PIL import Image
-
-    url = str((part.get("image_url") or {}).get("url", ""))
-    match = _DATA_URL.match(url)
-    if match is None:
-        raise ValueError("only data: URLs of images can be shown to the built-in planner")
-    with Image.open(io.BytesIO(base64.b64decode(match.group(1)))) as opened:
-        return opened.convert("RGB")
-
-
-def template_messages(messages: Sequence[Message]) -> tuple[list[dict[str, Any]], list[Image.Image]]:
-    """Messages in the shape chat templates take (`{"type": "image"}` placeholders) and the images in order."""
-    chat: list[dict[str, Any]] = []
-    images: list[Image.Image] = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, str):
-            chat.append({"role": message["role"], "content": content})
-            continue
-        parts: list[dict[str, Any]] = []
-        for part in content:
-            if part.get("type") == "image_url":
-                images.append(decode_part(part))
-                parts.append({"type": "image"})
-            elif part.get("type") == "text":
-                parts.append({"type": "text", "text": str(part.get("text", ""))})
-        chat.append({"role": message["role"], "content": parts})
-    return chat, images

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
-from vchat.cli.byot import McpOpt
+from vchat.cli.byot import McpOpt, add_flag_servers, plugins
+from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
-from vchat.errors import ConfigError, UsageError, VchatError
+from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
-    from vchat.config import Settings
-    from vchat.session import Session
-
-# Exit codes a script can rely on.
-EXIT_OK = 0
-EXIT_ERROR = 1  # environment or input fault: missing file, server down, bad key
-EXIT_USAGE = 2  # bad command line (typer/click's own code)
-EXIT_GAVE_UP = 3  # the model did not reach an answer (step limit, unreadable replies)
+    pass
 
 app = typer.Typer(
     name="vchat",
@@ -37,43 +29,6 @@ app = typer.Typer(
 
 # Placeholders say what to type (PATH, N, KEY=VALUE), never a Python type; flags show none (plain_flag_help).
 plain_flag_help()
-
-
-def _stderr() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """Print one error line on stderr and exit."""
-    from vchat.ui.render import print_error
-
-    print_error(_stderr(), message)
-    raise typer.Exit(code)
-
-
-def fail_on(exc: VchatError) -> NoReturn:
-    """Exit with the error's one line: code 2 for a bad command line, 1 for everything else."""
-    fail(str(exc), EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
-
-
-_FLAG_NAMES = {"out_dir": "--out"}
-
-
-def _settings(config: Path | None = None, **flags: Any) -> Settings:
-    from vchat.config import check_flags, load_settings
-
-    given = {k: v for k, v in flags.items() if v is not None}
-    try:  # a bad flag value is a bad command line (exit 2); the same value from the config file is not
-        check_flags(given)
-    except ConfigError as exc:
-        message = str(exc).removeprefix("command line: ")
-        flag = next((k for k in given if message.startswith(k)), None)
-        if flag is not None:  # name the flag the user typed, not the setting behind it
-            message = _FLAG_NAMES.get(flag, "--" + flag.replace("_", "-")) + message[len(flag) :]
-        raise UsageError(message) from None
-    return load_settings(given, config_path=config)
 
 
 def _version(value: bool) -> None:
@@ -109,7 +64,7 @@ def main_callback(
         _hand_down(ctx, ctx.invoked_subcommand)
         return
     try:
-        settings = _settings(
+        settings = settings_from_flags(
             config,
             model=model,
             base_url=base_url,
@@ -120,12 +75,11 @@ def main_callback(
             verbose=verbose or None,
             debug=debug or None,
         )
-        from vchat.cli.byot import add_flag_servers
-
         add_flag_servers(settings, mcp)
         from vchat.cli.repl import run_repl
 
-        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        code = run_repl(settings, images=list(image or []), resume=resume, preview_flag=preview, llm_flags=chosen)
     except VchatError as exc:
         fail_on(exc)
     raise typer.Exit(code)
@@ -156,74 +110,6 @@ def _hand_down(ctx: typer.Context, name: str) -> None:
     ctx.default_map = {name: defaults}
 
 
-def check_tool_call(tool_name: str, pairs: list[str], settings: Settings | None = None) -> None:
-    """Reject an unknown tool, a malformed --arg or one naming no input, before anything is made (exit 2).
-
-    Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
-    With settings, plugin tools count too, and an external server's `NAME__TOOL` is checked once it runs.
-    """
-    from vchat.chat.binding import check_arg_keys, parse_arg_pairs
-    from vchat.tools.registry import all_tools, tool_class, unknown_tool_message
-
-    tool = tool_class(tool_name)
-    if tool is None and settings is not None:
-        from vchat.cli.extras import is_external, plugin_tool_class
-
-        if is_external(settings, tool_name):
-            parse_arg_pairs(pairs)  # well-formed KEY=VALUE now; the keys once the server lists its tools
-            return
-        tool = plugin_tool_class(settings, tool_name)
-    if tool is None:
-        raise UsageError(unknown_tool_message(tool_name, [tool.name for tool in all_tools()]))
-    check_arg_keys(tool, list(parse_arg_pairs(pairs)))
-
-
-def _tool_inputs(
-    session: Session, tool_name: str, prompt: str | None, pairs: list[str], attached: list[Any]
-) -> dict[str, Any]:
-    """Named inputs for `run --tool`: --arg values, attached images for image fields, the prompt for text."""
-    if tool_name not in session.tools:
-        session.load_deferred_tools()
-    tool = session.tools.get(tool_name)
-    if tool is None:
-        from vchat.cli.extras import is_external
-        from vchat.tools.registry import unknown_tool_message
-
-        if is_external(session.settings, tool_name):  # its server is configured: not a typo but a server fault
-            server = tool_name.partition("__")[0]
-            raise VchatError(f"{tool_name} is not available: MCP server {server} does not offer it (see above)")
-        raise UsageError(unknown_tool_message(tool_name, sorted(session.tools)))
-    from vchat.chat.binding import parse_arg_pairs
-
-    named: dict[str, Any] = dict(parse_arg_pairs(pairs))
-    images = [ref.handle for ref in attached]
-    for spec in tool.inputs:
-        if spec.name in named:
-            continue
-        if spec.kind == "image" and images:
-            named[spec.name] = images.pop(0)
-        elif spec.kind == "text" and spec.required and prompt:
-            named[spec.name] = prompt
-            prompt = None
-    if prompt:
-        raise UsageError(f"{tool_name} has no text input for {prompt!r}; use --arg KEY=VALUE")
-    return named
-
-
-def _one_image_per_field(tool_name: str, images: list[Path]) -> None:
-    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
-    from vchat.tools.registry import tool_class
-
-    tool = tool_class(tool_name)
-    takes = sum(1 for f in tool.inputs if f.kind == "image") if tool is not None else len(images)
-    if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
-        shown = " ".join(str(p) for p in images)
-        raise UsageError(
-            f"{tool_name} takes {takes} image{'s' if takes != 1 else ''} but {len(images)} were given; "
-            f"to run it on each: vchat batch --tool {tool_name} {shown} --out DIR"
-        )
-
-
 @app.command()
 def run(
     prompt: Annotated[
@@ -252,9 +138,10 @@ def run(
 ) -> None:
     """Do one thing and exit: ask the model, or run one tool with --tool (for scripts)."""
     from vchat.cli.run_once import run_once
+    from vchat.cli.tool_call import check_tool_call, one_image_per_field
 
     try:
-        settings = _settings(
+        settings = settings_from_flags(
             config,
             model=model,
             base_url=base_url,
@@ -263,21 +150,21 @@ def run(
             max_steps=max_steps,
             verbose=verbose or None,
         )
-        from vchat.cli.byot import add_flag_servers
-
         add_flag_servers(settings, mcp)
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            check_tool_call(tool, list(arg or []), settings)
-            _one_image_per_field(tool, image or [])
+            checked = check_tool_call(tool, list(arg or []), settings)
+            if checked is not None:  # an external server's tool is checked once its server runs
+                one_image_per_field(checked, image or [])
         from vchat.store.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
             open_image(path.expanduser(), settings.max_image_pixels)
         from vchat.cli.wiring import build_session
 
-        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume)
+        chosen = any(flag is not None for flag in (model, base_url, llm))
+        session, warning = build_session(settings, llm="skip" if tool else "required", resume=resume, llm_flags=chosen)
         code = run_once(
             session,
             prompt,
@@ -286,7 +173,6 @@ def run(
             args=list(arg or []),
             as_json=as_json,
             warning=warning,
-            tool_inputs=_tool_inputs,
         )
     except VchatError as exc:
         if as_json:
@@ -301,37 +187,48 @@ def run(
 
 @app.command("tools")
 def tools_cmd(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
     mcp: McpOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """List the tools the model can use."""
-    from vchat.tools.registry import TOOL_CLASSES, family_of
-    from vchat.ui.render import listing_console, tools_table
+    """List the tools the model and MCP clients see (old names in brackets stay callable)."""
+    import sys
 
-    notes = {}
-    for cls in TOOL_CLASSES:
-        found = family_of(cls.name)
-        if found is not None:  # the model is offered the family; the old name works everywhere too
-            notes[cls.name] = f"(the model calls it as {found[0].name} {found[0].selector}={found[1]})"
-    listing_console().print(tools_table(TOOL_CLASSES, verbose=verbose, notes=notes))
-    from vchat.cli.byot import add_flag_servers, print_extra_tools
+    from vchat.chat.calls import unknown_tool_message
+    from vchat.cli.byot import plugin_class, print_extra_tools
+    from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class
+    from vchat.ui.tool_list import listing_width, tool_lines
 
-    try:  # plugins by package, then each external MCP server's tools (started to list them)
-        settings = _settings(config)
-        add_flag_servers(settings, mcp)
-    except VchatError as exc:
-        fail_on(exc)
-    print_extra_tools(settings, verbose)
+    chosen = list(OFFERED)
+    if names:
+        found = [tool_class(name) or plugin_class(config, name) for name in names]
+        missing = [name for name, cls in zip(names, found, strict=True) if cls is None]
+        if missing:
+            known = [t.name for t in (*OFFERED, *TOOL_CLASSES)]
+            fail_on(UsageError(unknown_tool_message(missing[0], sorted(set(known)))))
+        chosen, verbose = [cls for cls in found if cls is not None], True
+    sys.stdout.write("".join(line + "\n" for line in tool_lines(chosen, verbose=verbose, width=listing_width())))
+    if not names:  # plugins by package, then each external MCP server's tools (started to list them)
+        print_extra_tools(config, mcp, verbose)
 
 
 @app.command("sessions")
-def sessions_cmd(out: OutOpt = None, config: ConfigOpt = None) -> None:
+def sessions_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", metavar="DIR", help="Also list sessions under DIR (the index lists every folder)."),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
     """List saved sessions, newest first."""
     from vchat.cli.sessions import print_sessions
 
     try:
-        print_sessions(_settings(config, out_dir=out))
+        print_sessions(settings_from_flags(config, out_dir=out))
     except VchatError as exc:
         fail_on(exc)
 
@@ -345,17 +242,17 @@ def images_cmd(
     config: ConfigOpt = None,
 ) -> None:
     """Print a session's images as a lineage tree."""
-    from vchat.session import Session
+    from vchat.resume import resume_session
     from vchat.tools.registry import all_tools
     from vchat.ui.render import images_tree
 
     try:
-        settings = _settings(config, out_dir=out)
-        loaded, warning = Session.resume(settings, all_tools(), None, session, mark=False)
+        settings = settings_from_flags(config, out_dir=out)
+        loaded, warning = resume_session(settings, all_tools(), None, session, mark=False)
         if warning:
             from vchat.ui.render import print_warning
 
-            print_warning(_stderr(), warning)
+            print_warning(stderr(), warning)
         typer.echo(f"session {loaded.id}")
         typer.echo(images_tree(loaded.store))
     except VchatError as exc:
@@ -363,19 +260,20 @@ def images_cmd(
 
 
 @app.command("doctor")
-def doctor_cmd(config: ConfigOpt = None) -> None:
-    """Check the setup: device, memory, model cache, offline state, what would download."""
+def doctor_cmd(
+    model: ModelOpt = None, base_url: BaseUrlOpt = None, llm: LlmOpt = None, config: ConfigOpt = None
+) -> None:
+    """Check the setup: the language model (exit 1 when it does not answer), device, memory, model cache."""
+    from vchat.cli.byot import print_server_rows
     from vchat.cli.models import doctor
 
     try:
-        settings = _settings(config)
+        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
     except VchatError as exc:
         fail_on(exc)
-    doctor(settings)
-    from vchat.cli.byot import server_rows
-
-    for label, value in server_rows(settings):  # plugins loaded; each MCP server started and its tools listed
-        typer.echo(f"{label:<12}  {value}")
+    answered = doctor(settings)
+    print_server_rows(settings)  # plugins loaded; each MCP server started and its tools listed
+    raise typer.Exit(0 if answered else 1)
 
 
 @app.command("show")
@@ -428,7 +326,7 @@ def mcp_cmd(
     from vchat.cli.mcp import run_mcp
 
     try:
-        settings = _settings(config, out_dir=out)
+        settings = settings_from_flags(config, out_dir=out)
         code = run_mcp(
             settings,
             http=http,
@@ -469,13 +367,7 @@ def _add_batch() -> None:
 _add_batch()
 
 
-def _add_plugins() -> None:
-    from vchat.cli.byot import plugins
-
-    app.command("plugins")(plugins)
-
-
-_add_plugins()
+app.command("plugins")(plugins)
 
 
 def main() -> None:
@@ -494,12 +386,12 @@ def main() -> None:
         if pointer is not None:
             from vchat.ui.render import print_error
 
-            print_error(_stderr(), pointer)
+            print_error(stderr(), pointer)
             sys.exit(EXIT_USAGE)
         app(args=argv, prog_name="vchat")
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

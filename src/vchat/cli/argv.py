@@ -28,7 +28,8 @@ def plain_flag_help() -> None:
                 return None
             return shown(self, ctx)
 
-        display_type_rich._vchat_plain = True  # type: ignore[attr-defined]
+        # A mark on our own wrapper function, so that a second call does not wrap it again.
+        display_type_rich._vchat_plain = True  # type: ignore[attr-defined]  # noqa: SLF001 our function's own mark
         cls.display_type_rich = display_type_rich
 
 

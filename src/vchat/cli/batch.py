@@ -5,20 +5,28 @@ from __future__ import annotations
 import gc
 import json
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli.common import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    fail_on,
+    settings_from_flags,
+    stderr,
+    stop_on_sigterm,
+)
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
     from vchat.batch.job import Job
 
-EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 4, 130
 _ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+)$")
 
 
@@ -80,27 +88,26 @@ def batch(
     Tool mode:  vchat batch --tool remove_background photos/ --out cut/
     Agent mode: vchat batch "make it look like winter" photos/*.jpg --out winter/
     """
-    from vchat.cli.app import _settings, _stderr, fail_on
 
     try:
         if out is None:
             raise UsageError("missing --out FOLDER: where the outputs and manifest.jsonl go")
-        settings = _settings(config, model=model, base_url=base_url, llm=llm)
+        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
         from vchat.batch.runner import plan as make_plan
         from vchat.batch.runner import run_batch, run_local, validate
         from vchat.chat.binding import parse_arg_pairs as parse_args
 
         if tool is not None:
-            from vchat.cli.app import check_tool_call
+            from vchat.cli.tool_call import check_tool_call
 
             # The same lines as `vchat run --tool`: did-you-mean, --arg keys.
             check_tool_call(tool, list(arg or []), settings)
         job, inputs = _job(list(sources or []), tool, parse_args(list(arg or [])), max_steps)
         validate(settings, job)
         planned = make_plan(inputs, out, resume=resume)
-        err = _stderr()
+        err = stderr()
         # SIGTERM (a job scheduler's stop) ends the batch like Ctrl-C: the manifest stays whole for --resume.
-        signal.signal(signal.SIGTERM, _interrupt)
+        stop_on_sigterm()
         if ray is not None:
             from vchat.batch.ray_runner import run_ray
 
@@ -129,17 +136,15 @@ def batch(
 
         for failure in summary.failures[:5]:
             # The error is text ("set [models] pix2pix to a folder" must keep its brackets), never markup.
-            err.print(f"[red]failed:[/] {escape(safe_line(failure['error']))}", markup=True, highlight=False)
+            error, source = failure["error"], failure.get("input", "")
+            said = error if not source or source in error else f"{source}: {error}"  # which image, always
+            err.print(f"[red]failed:[/] {escape(safe_line(said))}", markup=True, highlight=False)
         err.print(summary.line(), markup=False, highlight=False)
     if summary.stopped and summary.stopped.startswith("interrupted"):
         raise typer.Exit(EXIT_INTERRUPTED)
     if summary.stopped:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_SOME_FAILED if summary.failed else EXIT_OK)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _job(sources: list[str], tool: str | None, args: dict[str, str], max_steps: int) -> tuple[Job, list[str]]:
@@ -159,7 +164,7 @@ def _job(sources: list[str], tool: str | None, args: dict[str, str], max_steps: 
 
 
 def _looks_like_input(text: str) -> bool:
-    from vchat.batch.inputs import IMAGE_SUFFIXES
+    from vchat.store.reading import IMAGE_SUFFIXES
 
     path = Path(text).expanduser()
     return path.exists() or "/" in text or path.suffix.lower() in IMAGE_SUFFIXES

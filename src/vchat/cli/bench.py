@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from vchat.cli.common import fail
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
 from vchat.errors import VchatError
 
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from vchat.bench.tasks import Task
     from vchat.config import Settings
     from vchat.tools.base import Tool
-
-CALIBRATION = ("reference", "answer-at-once", "random-tool")
 
 
 def bench(
@@ -56,8 +55,6 @@ def bench(
     config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
-    from vchat.cli.app import fail
-
     try:
         code = _bench(
             as_json,

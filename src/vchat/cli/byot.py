@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vchat.cli.options import ConfigOpt
 
 if TYPE_CHECKING:
-    from vchat.config import Settings
+    from pathlib import Path
+
+    from vchat.config import McpServer, Settings
+    from vchat.tools.base import Tool
 
 McpOpt = Annotated[
     list[str] | None,
@@ -21,9 +24,27 @@ McpOpt = Annotated[
 ]
 
 
+def mcp_flag(text: str) -> McpServer:
+    """`--mcp NAME=COMMAND` (the command split like a shell would) or `--mcp NAME=URL`; ConfigError if neither."""
+    import shlex
+
+    from vchat.config import mcp_server
+    from vchat.errors import ConfigError
+
+    name, sep, rest = text.partition("=")
+    if not sep or not rest.strip():
+        raise ConfigError(f"--mcp takes NAME=COMMAND or NAME=URL, not {text!r}")
+    table: dict[str, Any] = {"url": rest.strip()} if rest.strip().lower().startswith(("http://", "https://")) else {}
+    if not table:
+        try:
+            table["command"] = shlex.split(rest)
+        except ValueError as exc:
+            raise ConfigError(f"--mcp {name}: cannot split the command ({exc})") from None
+    return mcp_server(name.strip(), table, "--mcp")
+
+
 def add_flag_servers(settings: Settings, values: list[str] | None) -> None:
     """`--mcp NAME=COMMAND` servers join (or replace, by name) the config file's `[mcp_servers]`."""
-    from vchat.config import mcp_flag
     from vchat.errors import ConfigError, UsageError
 
     for value in values or []:
@@ -57,31 +78,52 @@ def print_plugins(settings: Settings) -> int:
     return 1 if found.failures else 0
 
 
-def plugins(config: ConfigOpt = None) -> None:
-    """List the tools installed plugins add, with their packages, and any plugin that failed to load."""
-    from vchat.cli.app import _settings, fail_on
+def _settings(config: Path | None, mcp: list[str] | None = None) -> Settings:
+    """Settings from the config file and `--mcp` flags; a bad one is the usual one-line error."""
+    from vchat.cli.common import fail_on, settings_from_flags
     from vchat.errors import VchatError
 
     try:
-        settings = _settings(config)
+        settings = settings_from_flags(config)
+        add_flag_servers(settings, mcp)
     except VchatError as exc:
         fail_on(exc)
-    raise typer.Exit(print_plugins(settings))
+    return settings
 
 
-def print_extra_tools(settings: Settings, verbose: bool) -> None:
+def plugins(config: ConfigOpt = None) -> None:
+    """List the tools installed plugins add, with their packages, and any plugin that failed to load."""
+    raise typer.Exit(print_plugins(_settings(config)))
+
+
+def plugin_class(config: Path | None, name: str) -> type[Tool] | None:
+    """`vchat tools NAME`: the installed plugin tool of that name, when plugins are on."""
+    from vchat.cli.extras import plugin_tool_class
+
+    return plugin_tool_class(_settings(config), name)
+
+
+def _print_tools(tools: list[type[Tool]], verbose: bool) -> None:
+    import sys
+
+    from vchat.ui.tool_list import listing_width, tool_lines
+
+    sys.stdout.write("".join(line + "\n" for line in tool_lines(tools, verbose=verbose, width=listing_width())))
+
+
+def print_extra_tools(config: Path | None, mcp: list[str] | None, verbose: bool) -> None:
     """The `vchat tools` sections after the built-ins: plugin tools by package, then each MCP server's tools."""
     from vchat.cli.extras import plugin_set
-    from vchat.ui.render import listing_console, print_warning, tools_table
+    from vchat.ui.render import listing_console, print_warning
 
+    settings = _settings(config, mcp)
     console = listing_console()
     found = plugin_set()
     if settings.plugins and found.plugins:
         packages = sorted({plugin.package for plugin in found.plugins})
         for package in packages:
             console.print(f"\nplugin {package}", style="bold", markup=False)
-            tools = [p.tool for p in found.plugins if p.package == package]
-            console.print(tools_table(tools, verbose=verbose))
+            _print_tools([p.tool for p in found.plugins if p.package == package], verbose)
     from rich.console import Console
 
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -99,11 +141,17 @@ def print_extra_tools(settings: Settings, verbose: bool) -> None:
             if status.failure:
                 print_warning(errors, status.failure)
             elif status.tools:
-                console.print(tools_table(status.tools, verbose=verbose))
+                _print_tools(list(status.tools), verbose)
             else:
                 console.print("  (no tools)", markup=False)
     finally:
         servers.close()
+
+
+def print_server_rows(settings: Settings) -> None:
+    """`vchat doctor`'s rows for plugins and external MCP servers, after its own."""
+    for label, value in server_rows(settings):
+        typer.echo(f"{label:<12}  {value}")
 
 
 def server_rows(settings: Settings) -> list[tuple[str, str]]:

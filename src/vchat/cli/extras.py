@@ -30,10 +30,31 @@ def plugin_tool_class(settings: Settings, name: str) -> type[Tool] | None:
 
 def is_external(settings: Settings, name: str) -> bool:
     """True for `NAME__TOOL` where NAME is a configured MCP server (its tools are known once it starts)."""
-    from vchat.mcp_client.remote import SEPARATOR
+    return external_server_of(settings, name) is not None
 
-    server, sep, rest = name.partition(SEPARATOR)
-    return bool(sep and rest) and server in settings.mcp_servers
+
+def find_session_tool(session: Session, name: str) -> Tool:
+    """The session's tool `name` (external servers started if it is theirs), as `chat.calls.find_tool` finds it.
+
+    A configured server's `NAME__TOOL` that its server does not offer is not a typo but a server fault.
+    """
+    from vchat.chat.calls import UnknownTool, find_tool
+    from vchat.errors import VchatError
+
+    try:
+        return find_tool(session.sources.tools(name), name)
+    except UnknownTool:
+        server = external_server_of(session.settings, name)
+        if server is None:
+            raise
+        raise VchatError(f"{name} is not available: MCP server {server} does not offer it (see above)") from None
+
+
+def external_server_of(settings: Settings, name: str) -> str | None:
+    """The configured MCP server a `NAME__TOOL` name calls, if any."""
+    from vchat.mcp_client.remote import external_server
+
+    return external_server(name, settings.mcp_servers)
 
 
 def _warn(line: str) -> None:
@@ -51,5 +72,4 @@ def attach_servers(session: Session, settings: Settings) -> None:
     from vchat.mcp_client import ExternalServers
 
     servers = ExternalServers(settings.mcp_servers, warn=_warn)
-    session.deferred_tools.append(servers.load)
-    session.on_close.append(servers.close)
+    session.sources.add(servers.load, servers.close)

@@ -58,7 +58,7 @@ def select_tools(spec: str | None, tools: list[Tool]) -> tuple[list[Tool], list[
     """
     if spec is None:
         return tools, None
-    from vchat.tools.registry import unknown_tool_message
+    from vchat.chat.calls import unknown_tool_message
 
     names = list(dict.fromkeys(part.strip() for part in spec.split(",") if part.strip()))
     if not names:

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vchat import __version__
+from vchat.cli.common import stderr
 from vchat.errors import VchatError
 
 if TYPE_CHECKING:
@@ -39,14 +40,10 @@ def _stdout() -> Console:
     return listing_console()
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
 def _fail(message: str, code: int = 1) -> typer.Exit:
     from vchat.ui.render import print_error
 
-    print_error(_stderr(), message)  # escaped: a key typed as `[/x]` or a `[models]` hint is text, not markup
+    print_error(stderr(), message)  # escaped: a key typed as `[/x]` or a `[models]` hint is text, not markup
     return typer.Exit(code)
 
 
@@ -147,7 +144,7 @@ def pull_command(
     from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
 
     settings = _load(ctx, None)
-    err = _stderr()
+    err = stderr()
     wanted = list(keys or [])
     unknown = [k for k in wanted if k not in DEFAULT_MODELS and k not in COMPONENTS]
     if unknown:
@@ -169,6 +166,15 @@ def pull_command(
 
         with contextlib.suppress(ImportError, VchatError):
             settings.models["planner"] = planner_default(resolve_device(settings.runtime.device))
+    if keys:
+        # Named models already in the cache need no network: say so, even offline, and fetch only the rest.
+        cached = {row["key"] for row in model_rows(settings) if row["cached"] == "yes" or row["local"]}
+        here = [k for k in wanted if k in cached]
+        if here:
+            err.print(f"already downloaded: {', '.join(here)} (in {hub.cache_dir()})")
+        wanted = [k for k in wanted if k not in cached]
+        if not wanted:
+            return
     try:
         hub.ensure_pullable()
         err.print(f"pulling {', '.join(wanted)} into {hub.cache_dir()}")
@@ -179,8 +185,11 @@ def pull_command(
         err.print(f"[green]done[/] {escape(repo_id)} -> {escape(str(path))}")
 
 
-def doctor(settings: Settings) -> None:
-    """Print the language model (and whether it answers), then what the runtime sees: device, memory, cache, network."""
+def doctor(settings: Settings) -> bool:
+    """Print the language model (and whether it answers), then what the runtime sees: device, memory, cache, network.
+
+    Returns False when the language model that would be used does not answer (or cannot be built).
+    """
     from vchat.runtime import devices, hub, memory
 
     console = _stdout()
@@ -191,7 +200,9 @@ def doctor(settings: Settings) -> None:
     from vchat.llm.check import llm_rows
     from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
 
-    rows.extend(llm_rows(settings))
+    llm_report = llm_rows(settings)
+    rows.extend(llm_report)
+    answered = not any(text.startswith(("no:", "error:")) for _, text in llm_report)
     unknown = sorted(k for k in settings.models if k not in DEFAULT_MODELS and k not in COMPONENTS)
     if unknown:
         rows.append(("[models]", f"unknown key(s) ignored: {', '.join(unknown)}; `vchat models` lists the keys"))
@@ -204,7 +215,13 @@ def doctor(settings: Settings) -> None:
         free, total = devices.device_memory(device)
         name = devices.device_name(device)
         rows.append(("device", f"{device}: {name} (setting {rt.device!r})"))
-        rows.append(("dtype", f"{devices.resolve_dtype(rt.dtype, device)} (setting {rt.dtype!r})"))
+        tools_dtype = devices.resolve_dtype(rt.dtype, device)
+        # The built-in planner has a dtype of its own (bf16) when the setting is auto: say both when they differ.
+        from vchat.runtime.catalog import component
+
+        planner_dtype = devices.resolve_dtype(rt.dtype, device, preferred=component("planner").preferred_dtype)
+        both = tools_dtype if planner_dtype == tools_dtype else f"{tools_dtype} (tools), {planner_dtype} (planner)"
+        rows.append(("dtype", f"{both} (setting {rt.dtype!r})"))
         if devices.is_accelerator(device):
             vram = _budget_text(rt.vram_budget, free, total, accelerator=True)
             rows.append(
@@ -238,6 +255,7 @@ def doctor(settings: Settings) -> None:
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         console.print(f"{label:<{width}}  {value}", markup=False)
+    return answered
 
 
 def _budget_text(setting: str, free: int, total: int, accelerator: bool) -> str:

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
+from typing import cast
 
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from vchat.agent import Step
+from vchat.chat.calls import find_tool
+from vchat.chat.steps import Step
+from vchat.cli.repl_input import edit_in_editor, interrupt_cancels, lines_from_stdin, prompt_lines
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
-from vchat.session import Session
+from vchat.session import Observers, Session
 from vchat.store.images import ImageRef
 from vchat.ui.inline import Previewer
 from vchat.ui.progress import ProgressReporter, Thinking
-from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning, tools_table
+from vchat.ui.render import StepRenderer, images_tree, plural, print_error, print_warning
 from vchat.ui.safe import safe_line, safe_text
 from vchat.ui.stream import AnswerStreamer
 
@@ -42,6 +39,7 @@ SLASH_HELP = {
     "/clear": "forget the whole conversation (images stay)",
     "/save HANDLE PATH": "copy an image out of the session folder",
     "/preview MODE": "inline previews: auto, kitty, iterm, sixel, blocks, none",
+    "/steps [N]": "show or set how many tool steps the model may take per message",
     "/quit": "leave (Ctrl-D works too)",
 }
 COMMANDS = (*(key.split()[0] for key in SLASH_HELP), "/exit")
@@ -62,7 +60,6 @@ class Repl:
         self.previewer = previewer
         self.show_image = show_image or previewer or (lambda ref: None)
         self.renderer = StepRenderer(console, verbose=session.settings.verbose, on_image=self.show_image)
-        self.pending_edit = False
         # Notices about the answer being streamed (cut at the token cap), printed under it when it is whole.
         self._after_answer: list[Step] = []
 
@@ -95,22 +92,17 @@ class Repl:
                 # The model's text: shown as plain text with control characters neutralised, never markup.
                 self.console.print(Text(safe_text(shown)), end="", soft_wrap=True)
 
-        def on_attach(session: Session, ref: ImageRef) -> None:
+        def on_attach(ref: ImageRef) -> None:
             # A path typed in the message: the same feedback as /attach, before the model answers.
-            if attach_hook is not None:
-                attach_hook(session, ref)
             thinking.stop()
             self._announce(ref, ref.source or str(ref.path))
             thinking.start()
 
-        attach_hook = self.session.on_attach
-        self.session.on_attach = on_attach
-        self.session.on_text = on_text
-        self.session.on_progress = progress
+        observers = Observers(text=on_text, progress=progress, attach=on_attach)
         thinking.start()
         try:
             with interrupt_cancels(self.session):
-                for step in self.session.turn(text):
+                for step in self.session.turn(text, observers):
                     thinking.stop()
                     progress.stop()
                     self._show(step, streamer)
@@ -127,9 +119,6 @@ class Repl:
             thinking.stop()
             progress.stop()
             self._after_answer.clear()
-            self.session.on_text = None
-            self.session.on_progress = None
-            self.session.on_attach = attach_hook
 
     def _show(self, step: Step, streamer: AnswerStreamer) -> None:
         if step.kind == "notice" and step.reason == "length":
@@ -175,6 +164,7 @@ class Repl:
             "/clear": self._clear,
             "/save": self._save,
             "/preview": self._preview,
+            "/steps": self._steps,
         }.get(name)
         if handler is None:
             raise VchatError(f"unknown command {name}; /help lists them (start with // to send a message)")
@@ -211,24 +201,13 @@ class Repl:
         self.console.print(f"attached [bold]{ref.handle}[/] {ref.width}x{ref.height}{note}  [dim]{where}[/]")
         self.show_image(ref)
 
-    def _tools(self, arg: str) -> None:
-        self.session.load_deferred_tools()  # external MCP servers start here at the latest
-        tools = [type(t) for t in self.session.tools.values()]
-        self.console.print(tools_table(tools, verbose=arg in ("-v", "--verbose")))
-
     def _tool(self, rest: str) -> None:
         from vchat.chat.tool_args import is_legacy, parse_tool_args, usage
 
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
-        if tool not in self.session.tools:
-            self.session.load_deferred_tools()
-        known = self.session.tools.get(tool)
-        if known is None:
-            from vchat.tools.registry import unknown_tool_message
-
-            raise VchatError(unknown_tool_message(tool, sorted(self.session.tools), lister="/tools"))
+        known = find_tool(self.session.sources.tools(tool), tool, lister="/tools")  # MCP servers start if needed
         if not raw.strip() and any(spec.required for spec in known.inputs):
             # `/tool NAME` alone: how to call it, rather than an error about a missing input.
             self.console.print(f"usage: {escape(usage(type(known)))}")
@@ -238,17 +217,15 @@ class Repl:
         # `img1 low=50` as a shell user types it; JSON and `img1, 50` as the model writes them.
         named = parse_tool_args(type(known), raw) if known is not None and not is_legacy(raw) else None
         progress = ProgressReporter(Console(stderr=True))
-        self.session.on_progress = progress
         try:
             with interrupt_cancels(self.session, tool_phase=True):
-                step = self.session.run_tool(tool, raw.strip(), named=named)
+                step = self.session.run_tool(tool, raw.strip(), named=named, observers=Observers(progress=progress))
         except (KeyboardInterrupt, Cancelled):
             progress.stop()  # first: stopping a transient bar erases the lines printed under it
             self.console.print("[yellow]cancelled[/] [dim](no image was written)[/]")
             return
         finally:
             progress.stop()
-            self.session.on_progress = None
         self.renderer.step(Step("action", tool=step.tool, input=step.input))
         self.renderer.step(step)
 
@@ -275,8 +252,17 @@ class Repl:
         for name in ("llm", "model", "base_url"):
             setattr(self.session.settings, name, getattr(settings, name))
         self.session.settings.models = settings.models
+        # The choice itself, so that --resume reconnects where the chat left off; never a secret (an address
+        # holding user:password@ is not kept, and the session comes back on its settings instead).
+        from urllib.parse import urlsplit
+
+        secret = bool(settings.base_url and "@" in urlsplit(settings.base_url).netloc)
+        choice = None if secret else {"llm": settings.llm, "model": settings.model, "base_url": settings.base_url}
+        self.session.model_choice = choice  # a session not yet on disk writes it in its first record
         if self.session.transcript.path.exists():
-            self.session.transcript.write("model", model=llm.name if llm is not None else None)
+            self.session.transcript.write(
+                "model", model=llm.name if llm is not None else None, **({"choice": choice} if choice else {})
+            )
         if llm is None:
             self.console.print("language model disconnected; tools still work: /tool NAME ARGS")
         else:
@@ -289,15 +275,12 @@ class Repl:
             self.message(text.strip())
 
     def _undo(self, _: str) -> None:
-        if len(self.session.history) < 2:
+        if not self.session.forget(last=True):
             raise VchatError("nothing to undo")
-        del self.session.history[-2:]
-        self.session.transcript.write("undo")
         self.console.print("forgot the last exchange (its images stay in the session)")
 
     def _clear(self, _: str) -> None:
-        self.session.history.clear()
-        self.session.transcript.write("clear")
+        self.session.forget(last=False)
         self.console.print("conversation cleared; images kept")
 
     def _save(self, rest: str) -> None:
@@ -318,12 +301,30 @@ class Repl:
             raise VchatError(f"cannot save to {target}: {exc.strerror or exc}") from None
         self.console.print(Text(f"saved {ref.handle} to {safe_line(target)}"))
 
+    def _tools(self, arg: str) -> None:
+        # What the model is offered (the families, old names in brackets), as `vchat tools` lists it.
+        from vchat.tools.base import offered
+        from vchat.ui.tool_list import tool_lines
+
+        shown = offered([type(t) for t in self.session.sources.tools().values()])  # MCP servers start here
+        for line in tool_lines(shown, verbose=arg in ("-v", "--verbose"), width=self.console.width):
+            self.console.print(Text(line))
+
+    def _steps(self, rest: str) -> None:
+        if not rest:
+            self.console.print(f"up to {self.session.settings.max_steps} tool steps per message; /steps N changes it")
+            return
+        if not rest.isdigit() or not 1 <= int(rest) <= 100:
+            raise VchatError("usage: /steps N, a number of tool steps from 1 to 100")
+        self.session.settings.max_steps = int(rest)
+        self.console.print(f"up to {rest} tool steps per message")
+
     def _preview(self, rest: str) -> None:
-        from vchat.config import PREVIEW_MODES
+        from vchat.config import PREVIEW_MODES, PreviewMode
 
         if rest not in PREVIEW_MODES:
             raise VchatError(f"preview mode must be one of {', '.join(PREVIEW_MODES)}")
-        self.session.settings.preview = rest
+        self.session.settings.preview = cast(PreviewMode, rest)
         if self.previewer is not None:
             self.previewer.set_mode(rest)
             self.console.print(f"previews: {self.previewer.mode} ({self.previewer.terminal.reason})")
@@ -331,67 +332,25 @@ class Repl:
             self.console.print(f"previews: {rest}")
 
 
-@contextmanager
-def interrupt_cancels(session: Session, tool_phase: bool = False) -> Iterator[None]:
-    """Ctrl-C during a turn: stop the model's stream at once; stop a tool at its next step.
-
-    A tool is told through the session's cancel flag so it can stop between denoising steps
-    and leave no half-written file; a second Ctrl-C interrupts it outright.
-    """
-    presses = 0
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal presses
-        presses += 1
-        session.cancel_event.set()
-        if presses > 1 or not (tool_phase or session.phase == "tool"):
-            raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread (embedded use): leave Ctrl-C as it is
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def edit_in_editor(initial: str) -> str:
-    """Let the user write a message in $VISUAL / $EDITOR (vi when neither is set)."""
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w+", suffix=".md", prefix="vchat-", delete=False) as fh:
-        fh.write(initial)
-        path = fh.name
-    try:
-        result = subprocess.run([*shlex.split(editor), path], check=False)
-        if result.returncode != 0:
-            raise VchatError(f"{editor} exited with {result.returncode}; nothing sent")
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise VchatError(f"editor {editor!r} not found; set $EDITOR") from None
-    finally:
-        Path(path).unlink(missing_ok=True)
-
-
-def _lines_from_stdin() -> Iterable[str]:
-    for line in sys.stdin:
-        yield line.rstrip("\n")
-
-
-def run_repl(settings: Settings, images: list[Path], resume: str | None = None, preview_flag: str | None = None) -> int:
-    """Interactive chat; returns the exit code."""
+def run_repl(
+    settings: Settings,
+    images: list[Path],
+    resume: str | None = None,
+    preview_flag: str | None = None,
+    *,
+    llm_flags: bool = False,
+) -> int:
+    """Interactive chat; returns the exit code (`llm_flags`: --llm, --model or --base-url was given)."""
     from vchat.cli.wiring import build_session
     from vchat.llm.select import connect_hint
 
     console = Console(highlight=False)
-    session, warning = build_session(settings, llm="optional", resume=resume)
+    session, warning = build_session(settings, llm="optional", resume=resume, llm_flags=llm_flags)
     llm = session.llm
     if warning:
         print_warning(console, warning)
     if resume is not None:
-        turns = plural(len(session.history) // 2, "turn")
+        turns = plural(len(session.turns), "turn")
         console.print(f"resumed session {session.id}: {plural(len(session.store), 'image')}, {turns}")
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     previewer = Previewer(console, preview_flag or ("auto" if not sys.stdout.isatty() else settings.preview))
@@ -399,8 +358,7 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
     console.print(f"[bold]vchat[/] — {escape(safe_line(llm.name)) if llm else 'no language model'}; /help for commands")
     if llm is None:
         console.print(f"[dim]{escape(connect_hint())}[/]")
-    notice = getattr(llm, "notice", None)
-    first_use = notice() if callable(notice) else None
+    first_use = llm.notice() if llm is not None else None
     if first_use:
         console.print(f"[dim]{escape(first_use)}[/]")
     for path in images:
@@ -408,7 +366,7 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
             repl.command(f"/attach {path}")
         except VchatError as exc:
             print_error(console, str(exc))
-    lines = _prompt_lines(repl) if interactive else _lines_from_stdin()
+    lines = prompt_lines(session, COMMANDS) if interactive else lines_from_stdin()
     try:
         for line in lines:
             try:
@@ -438,52 +396,3 @@ def run_repl(settings: Settings, images: list[Path], resume: str | None = None, 
                 soft_wrap=True,  # a command to copy must never be broken across lines
             )
     return 0
-
-
-def _prompt_lines(repl: Repl) -> Iterable[str]:
-    """Lines from prompt_toolkit; Ctrl-C on an empty line twice, or Ctrl-D, exits."""
-    from platformdirs import user_data_dir
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
-    from prompt_toolkit.key_binding import KeyBindings
-    from prompt_toolkit.key_binding.key_processor import KeyPressEvent
-
-    from vchat.ui.completion import VchatCompleter
-
-    data = Path(user_data_dir("vchat", appauthor=False))
-    data.mkdir(parents=True, exist_ok=True)
-    bindings = KeyBindings()
-
-    @bindings.add("escape", "enter")  # Alt-Enter / Esc-Enter: a new line instead of sending
-    def _newline(event: KeyPressEvent) -> None:
-        event.current_buffer.insert_text("\n")
-
-    session = repl.session
-    completer = VchatCompleter(
-        COMMANDS,
-        tool_names=lambda: list(session.tools),
-        handles=lambda: [ref.handle for ref in session.store],
-        tool_class=lambda name: type(session.tools[name]) if name in session.tools else None,
-    )
-    prompt: PromptSession[str] = PromptSession(
-        history=FileHistory(str(data / "history")),
-        completer=completer,
-        complete_while_typing=False,
-        key_bindings=bindings,
-        enable_history_search=False,  # Ctrl-R reverse search stays available
-        prompt_continuation="  ",
-    )
-    interrupts = 0
-    while True:
-        try:
-            line = prompt.prompt("› ")
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts >= 2:
-                return
-            print("(Ctrl-C again or Ctrl-D to quit)")
-            continue
-        except EOFError:
-            return
-        interrupts = 0
-        yield line

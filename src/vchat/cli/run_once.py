@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from vchat.agent import Step
-from vchat.errors import Cancelled, ToolInputError, UnknownImageError, UsageError, VchatError
-from vchat.session import Session
+from vchat.chat.steps import Step
+from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, stop_on_sigterm
+from vchat.cli.extras import find_session_tool
+from vchat.cli.tool_call import check_tool_inputs, placeholders, tool_inputs
+from vchat.errors import Cancelled, UsageError, VchatError
+from vchat.session import Observers, Session
 from vchat.ui.progress import ProgressReporter
-from vchat.ui.render import StepRenderer, for_user, print_error, print_warning
+from vchat.ui.render import StepRenderer, print_error, print_warning
 from vchat.ui.safe import safe_json, safe_line, safe_text
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GAVE_UP = 0, 1, 2, 3
-ToolInputs = Callable[[Session, str, "str | None", list[str], list[Any]], dict[str, Any]]
 
 
 def _result(session: Session, steps: list[Step], final: str | None, error: str | None) -> dict[str, Any]:
@@ -49,54 +46,6 @@ def _result(session: Session, steps: list[Step], final: str | None, error: str |
     }
 
 
-@dataclass(frozen=True)
-class _Placeholder:
-    """Stands for an input image while a call is checked, before any image is copied into a session."""
-
-    handle: str
-
-
-def _placeholders(count: int) -> list[Any]:
-    return [_Placeholder(f"<input {n}>") for n in range(1, count + 1)]
-
-
-def check_tool_inputs(session: Session, tool: str, named: dict[str, Any]) -> None:
-    """Raise UsageError (exit 2: the command line is wrong) for a call that cannot run, saying how to fix it."""
-    from vchat.chat.binding import bind_named, field_for_key
-
-    if tool not in session.tools:
-        session.load_deferred_tools()
-    found = session.tools.get(tool)
-    if found is None:
-        raise UsageError(f"unknown tool {tool!r}; run `vchat tools` to list them")
-    cls = type(found)
-    given = {spec.name for spec in (field_for_key(cls, key) for key in named) if spec is not None}
-    for spec in cls.inputs:
-        if spec.required and spec.name not in given:
-            how = {"image": "-i PATH", "text": f'the text, e.g. vchat run --tool {tool} "…"'}
-            raise UsageError(f"{tool} needs {spec.name}: give {how.get(spec.kind, f'--arg {spec.name}=VALUE')}")
-
-    def resolve(name: str) -> Any:
-        # The images given with -i are checked already (open_image); a handle named in --arg must exist.
-        if name.startswith("<input "):
-            return name
-        try:
-            return session.store.resolve(name)
-        except UnknownImageError:
-            known = ", ".join(ref.handle for ref in session.store)
-            where = f"this session has {known}" if known else "give files with -i PATH"
-            raise UsageError(f"--arg: there is no image {name!r}; {where}") from None
-
-    try:
-        bind_named(cls, named, resolve)
-    except ToolInputError as exc:  # the model hears these as observations; here the user typed them
-        raise UsageError(str(exc)) from None
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def run_once(
     session: Session,
     prompt: str | None,
@@ -106,7 +55,6 @@ def run_once(
     args: list[str],
     as_json: bool,
     warning: str | None,
-    tool_inputs: ToolInputs,
 ) -> int:
     """Run and report; returns the process exit code."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -118,15 +66,13 @@ def run_once(
     renderer = StepRenderer(err, verbose=session.settings.verbose, show_final=False, on_image=on_image)
     if warning:
         print_warning(err, warning)
-    notice = getattr(session.llm, "notice", None)
-    first_use = notice() if callable(notice) else None
+    first_use = session.llm.notice() if session.llm is not None else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop_on_sigterm()
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
     progress = ProgressReporter(err) if err.is_terminal else None
-    session.on_progress = progress
     steps: list[Step] = []
     final: str | None = None
     error: str | None = None
@@ -135,23 +81,25 @@ def run_once(
     try:
         if tool is not None:
             # The whole call is checked before anything is made: a mistake leaves no session behind.
-            check_tool_inputs(session, tool, tool_inputs(session, tool, prompt, args, _placeholders(len(images))))
+            cls = type(find_session_tool(session, tool))
+            check_tool_inputs(session, cls, tool_inputs(cls, prompt, args, placeholders(len(images))))
         # Inside the try: attaching starts the session, and a full disk there is one line like any other.
-        attached = [session.attach(path) for path in images]
+        with session.observed(Observers(progress=progress)):  # a caption on attach may load weights
+            attached = [session.attach(path) for path in images]
         if tool is not None:
-            named = tool_inputs(session, tool, prompt, args, attached)
-            step = session.run_tool(tool, named=named)
+            named = tool_inputs(cls, prompt, args, attached)
+            step = session.run_tool(tool, named=named, observers=Observers(progress=progress))
             steps.append(step)
             if progress is not None:
                 progress.stop()
             if not sys.stdout.isatty():  # at a terminal stdout already shows the result: once is enough
                 renderer.step(step)
-            final = for_user(step.observation) if step.observation is not None else None
-            if final and final.startswith(f"{tool} failed:"):
-                error, code = final, EXIT_ERROR
+            final = step.text or None
+            if step.failure is not None:
+                error, code = step.text, EXIT_ERROR
         else:
             assert prompt is not None
-            for step in session.turn(prompt):
+            for step in session.turn(prompt, Observers(progress=progress)):
                 steps.append(step)
                 if progress is not None:
                     progress.stop()
@@ -164,7 +112,7 @@ def run_once(
     except (KeyboardInterrupt, Cancelled):
         if progress is not None:
             progress.stop()  # first: stopping a transient bar erases lines printed under it
-        error, code = "cancelled; finished images and steps are saved", 130
+        error, code = "cancelled; finished images and steps are saved", EXIT_INTERRUPTED
         err.print(f"[yellow]{error}[/]")
     except VchatError as exc:
         if progress is not None:

@@ -19,6 +19,11 @@ from vchat.ui.safe import safe_line
 def session_summary(records: list[dict[str, object]]) -> tuple[str, int, int]:
     """First user message, number of images and number of turns in a transcript."""
     first = next((str(r.get("text", "")) for r in records if r.get("type") == "user"), "")
+    if not first:
+        # A session of direct tool calls (`vchat run --tool`, `/tool`, an MCP client) has no message: its first call.
+        call = next((r for r in records if r.get("type") == "tool"), None)
+        if call is not None:
+            first = f"(tool) {call.get('tool', '?')} {call.get('input') or ''}".rstrip()
     images = sum(1 for r in records if r.get("type") == "image")
     turns = sum(1 for r in records if r.get("type") == "user")
     return first, images, turns

@@ -41,6 +41,8 @@ def show(
     term = terminal or detect(preview, env=env, is_tty=_isatty(stream))
     cols, rows = term.box()
     preload = _preload(term.mode) if paths else None
+    if term.hint and paths:
+        print(f"vchat show: {term.hint}", file=errors)
     status = 0
     for path in paths:
         try:
@@ -49,7 +51,9 @@ def show(
             print(f"vchat show: {safe_line(exc)}", file=errors)
             status = 1
             continue
-        data = render_preview(image, term.mode, cols=cols, rows=rows, cell_px=term.cell_px, tmux=term.tmux)
+        data = render_preview(
+            image, term.mode, cols=cols, rows=rows, cell_px=term.cell_px, tmux=term.tmux, placeholders=term.placeholders
+        )
         # One write per image, flushed, so a slow terminal shows images as they come.
         # The file name is shown, never obeyed: a name holding ESC must not drive the terminal.
         stream.write(data + safe_line(os.fsdecode(path)).encode("utf-8") + b"\n")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Required, TypedDict
+from typing import Any, Required, TypedDict
+
+from vchat.errors import LLMError, ToolsUnsupported
 
 # One part of a multimodal message, in OpenAI's shape: {"type": "text", "text": ...} or
 # {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}.
@@ -33,19 +35,6 @@ def text_of(message: Message) -> str:
     return "".join(str(part.get("text", "")) for part in content if part.get("type") == "text")
 
 
-class LLM(Protocol):
-    """A chat model: streams the reply to a list of messages, stopping at any `stop` string."""
-
-    @property
-    def name(self) -> str:
-        """Short description for the UI, e.g. `gpt-4o-mini @ api.openai.com`."""
-        ...
-
-    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
-        """Yield the reply in chunks as they arrive; raise vchat.errors.LLMError on failure."""
-        ...
-
-
 @dataclass(frozen=True)
 class NativeCall:
     """One function call a model asked for with native tool calling (`protocol = "tools"`)."""
@@ -62,33 +51,64 @@ class ToolCalls:
     calls: tuple[NativeCall, ...]
 
 
-class ToolCallingLLM(LLM, Protocol):
-    """A backend that also speaks native function calling; optional (see `supports_tools`).
+class LLM:
+    """A chat model: streams the reply to a list of messages, stopping at any `stop` string.
 
-    `complete_with_tools` streams the reply's text as `str` chunks and, when the model called
-    tools, ends with one `ToolCalls`. It raises vchat.errors.ToolsUnsupported when the server
-    refuses the `tools` parameter (the agent then falls back to the text protocol).
+    Backends subclass it, implement `name` and `complete`, and override what they can do beyond that;
+    the defaults here say "cannot" (no native tools, no images, no usage), so callers ask, never probe.
     """
+
+    # Native function calling (`complete_with_tools`); the agent falls back to ReAct without it.
+    supports_tools: bool = False
+    # Set when a server turned image parts down: images go as text from then on.
+    vision_refused: bool = False
+    # The cap on a reply's new tokens, when the backend has one (told to the model when a reply is cut).
+    max_tokens: int | None = None
+    # The server the backend talks to, when it is one (OpenAI-compatible URL ending in /v1).
+    base_url: str | None = None
+    # Why the last reply ended: "stop", "length" (cut at max_tokens), "tool_calls"; None when unknown.
+    last_finish: str | None = None
+    # (prompt tokens, completion tokens) of the last reply, when the backend counted them.
+    last_usage: tuple[int, int] | None = None
+
+    @property
+    def name(self) -> str:
+        """Short description for the UI, e.g. `gpt-4o-mini @ api.openai.com`."""
+        raise NotImplementedError
+
+    @property
+    def supports_vision(self) -> bool:
+        """Whether the model takes images (`vision = "auto"` asks this)."""
+        return False
+
+    def complete(self, messages: Sequence[Message], stop: Sequence[str] | None = None) -> Iterator[str]:
+        """Yield the reply in chunks as they arrive; raise vchat.errors.LLMError on failure."""
+        raise NotImplementedError
 
     def complete_with_tools(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> Iterator[str | ToolCalls]:
-        """Yield text chunks, then a ToolCalls item if the model called any tools."""
-        ...
+        """Native tool calling: text chunks, then one ToolCalls item if the model called tools.
+
+        Raises ToolsUnsupported when the backend or its server has none (the agent then uses ReAct).
+        """
+        raise ToolsUnsupported(f"{self.name} has no native tool calling")
+
+    def notice(self) -> str | None:
+        """A line to show once when a session starts with this backend (a first download, a missing extra)."""
+        return None
+
+    def bind_runtime(self, models: Callable[[], Any], cancelled: Callable[[], bool] | None = None) -> None:
+        """Share the session's model runtime and cancel flag (a backend that runs in-process uses them)."""
+
+    def list_models(self) -> list[str]:
+        """The models the server offers; raise LLMError when it cannot be asked."""
+        raise LLMError(f"{self.name} cannot list models")
 
 
-def cut_at_cap(llm: object) -> bool:
-    """True when the backend says its last reply ended at the token cap (`max_tokens`), not where the model stopped.
-
-    Backends may set `last_finish` after a reply ("stop", "length", "tool_calls"); those that
-    do not are taken to have finished normally.
-    """
-    return getattr(llm, "last_finish", None) == "length"
-
-
-def supports_tools(llm: object) -> bool:
-    """True when the backend implements `complete_with_tools`."""
-    return callable(getattr(llm, "complete_with_tools", None))
+def cut_at_cap(llm: LLM) -> bool:
+    """True when the backend says its last reply ended at the token cap (`max_tokens`), not where the model stopped."""
+    return llm.last_finish == "length"
 
 
 def wire_message(message: Message) -> dict[str, Any]:

@@ -60,7 +60,10 @@ def llm_rows(settings: Settings, timeout: float = CHECK_TIMEOUT) -> list[tuple[s
         timeout = max(timeout, BUILTIN_TIMEOUT)
     reply, failure, seconds = _ask(llm, timeout)
     if failure is not None:
-        rows.append(("answers", f"no: {failure}; {_fix(llm)}"))
+        fix = _fix(llm)
+        if "server running" in fix:  # the backend's own message asks it too: say it once, with the curl line
+            failure = failure.replace(" (is the server running?)", "")
+        rows.append(("answers", f"no: {failure}; {fix}"))
     elif not reply.strip():
         rows.append(("answers", f"no: an empty reply after {seconds:.1f}s; {_fix(llm)}"))
     else:
@@ -113,8 +116,8 @@ def _ask(llm: LLM, timeout: float) -> tuple[str, str | None, float]:
 
 
 def _fix(llm: LLM) -> str:
-    base_url = getattr(llm, "base_url", None)
-    if isinstance(base_url, str) and is_local_url(base_url):
+    base_url = llm.base_url
+    if base_url is not None and is_local_url(base_url):
         return "is the server running, with that model loaded? Check with `curl " + base_url + "/models`"
     if isinstance(base_url, str):
         return "check OPENAI_API_KEY, the model name (--model) and the network"

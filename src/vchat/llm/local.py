@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import Cancelled, LLMError, ModelLoadError
-from vchat.llm.base import Message, ToolCalls
+from vchat.llm.base import LLM, Message, ToolCalls
 from vchat.llm.local_tools import CallSplitter, template_calls
 
 if TYPE_CHECKING:
@@ -59,10 +59,12 @@ class _Prompt:
     vision: dict[str, Any] = field(default_factory=dict)  # pixel_values, image_grid_thw for the suffix
 
 
-class LocalLLM:
+class LocalLLM(LLM):
     """A chat model run in-process through the model runtime; implements the LLM protocol."""
 
     supports_vision = True
+    supports_tools = True
+    max_tokens: int
 
     def __init__(
         self, settings: Settings, *, models: Callable[[], ModelManager] | None = None, picked: bool = False
@@ -230,7 +232,7 @@ class LocalLLM:
     ) -> _Prompt:
         import torch
 
-        from vchat.chat.vision import template_messages
+        from vchat.llm.pixels import template_messages
 
         chat, images = template_messages(messages)
         if tools:

@@ -21,7 +21,7 @@ def template_calls(messages: Sequence[Message], chat: list[dict[str, Any]]) -> l
 
     Chat templates iterate `arguments` as key/value pairs, while the OpenAI shape keeps them as JSON text;
     text that is not a JSON object (the model's own mistake, already answered by the binder) stays text.
-    `chat` is `vision.template_messages(messages)[0]`: one entry per message, in order.
+    `chat` is `pixels.template_messages(messages)[0]`: one entry per message, in order.
     """
     out: list[dict[str, Any]] = []
     for message, entry in zip(messages, chat, strict=True):

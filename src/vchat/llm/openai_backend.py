@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,40 +11,33 @@ from typing import Any
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError, ToolsUnsupported
-from vchat.llm.base import Message, ToolCalls, cut_at_stop, text_of
+from vchat.llm.base import LLM, Message, ToolCalls, cut_at_stop, text_of, wire_message
+from vchat.llm.openai_call import Call, ReplyInfo
+from vchat.llm.openai_errors import Wording, translate
 from vchat.llm.openai_stream import text_stream
 from vchat.llm.openai_text import display_url, fix_surrogates, host_label, server_message
+from vchat.llm.openai_tools import read_reply, refusal
 from vchat.llm.retry import wait_before_retry
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # Local servers ignore the key, but the client refuses to start without one.
 LOCAL_PLACEHOLDER_KEY = "sk-local-no-key-needed"
-_MAX_MESSAGE_CHARS = 300
 # Parameters some models refuse (OpenAI's reasoning models: `stop`, any temperature but the default, and
 # `max_tokens`, which they want spelled `max_completion_tokens`).
 _DROPPABLE_PARAMS = ("stop", "temperature", "max_tokens")
 # A reply may run to this many characters per token of max_tokens before it is cut as runaway: a token is
 # about 4 characters of English, so this only trips on a server that ignores max_tokens.
 _CHARS_PER_TOKEN_CAP = 16
-# An API key a server echoes back, whole or masked (`sk-ABCD****wxyz`, `sk-proj-…`, `gsk_ab****yz`): never shown.
-_KEYLIKE = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{3,}|[A-Za-z0-9_\-]{2,}\*{3,}[A-Za-z0-9_\-]{2,}")
 # Words in a 400 that turns down image content parts (OpenAI, Ollama, vLLM, llama.cpp without mmproj, LM Studio).
 _IMAGE_REFUSAL_WORDS = ("image", "vision", "multimodal", "multi-modal", "mmproj", "content must be a string")
 _REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "not allowed", "not permitted", "extra")
 
 
-class _Call:
-    """What a worker thread hands to the caller of one `complete`: queued pieces, progress, a stop flag."""
-
-    def __init__(self) -> None:
-        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.received = 0
-        self.abandoned = threading.Event()
-        self.stream: Any = None  # the open response, so the caller can hang up on a worker stuck reading it
-
-
-class OpenAIChat:
+class OpenAIChat(LLM):
     """A chat model behind an OpenAI-compatible /chat/completions endpoint; streams by default."""
+
+    supports_tools = True
+    base_url: str
 
     def __init__(
         self,
@@ -58,7 +50,9 @@ class OpenAIChat:
         max_retries: int = 2,
         max_tokens: int | None = 1024,
         reply_deadline: float | None = 300.0,
+        http_client: Any = None,
     ) -> None:
+        """`http_client`: an `httpx2.Client` (the openai client's HTTP library) to send through (a MockTransport)."""
         # Imported here: the client takes a noticeable fraction of a second to import, and `vchat --help` must not.
         import openai
 
@@ -83,13 +77,10 @@ class OpenAIChat:
             if not is_local_url(self.base_url):
                 raise LLMError(f"no API key for {self._where}: set OPENAI_API_KEY")
             key = LOCAL_PLACEHOLDER_KEY
-        self._secret = key
         # Parameters this model refused once; not sent again by this instance.
         self._dropped: set[str] = set()
-        # (prompt tokens, completion tokens) of the last reply when the server reported them (`vchat bench`).
-        self.last_usage: tuple[int, int] | None = None
-        # Why the server ended the last reply ("stop", "length" when cut at max_tokens, "tool_calls"); None if unknown.
-        self.last_finish: str | None = None
+        # What the worker thread learns about the reply it reads; `last_finish` and `last_usage` once it is over.
+        self._reply = ReplyInfo()
         # Set when the server turned down image parts: they are sent as text from then on (the agent says so once).
         self.vision_refused = False
         self._openai: Any = openai
@@ -100,6 +91,17 @@ class OpenAIChat:
             timeout=openai.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             # vchat retries itself (`_create`), on the reply deadline's clock; the client's retries would not be.
             max_retries=0,
+            http_client=http_client,
+        )
+        self._words = Wording(
+            openai,
+            self._where,
+            model,
+            key,
+            self.timeout,
+            reply_deadline,
+            max_tokens,
+            self.max_reply_chars,
         )
 
     @property
@@ -110,7 +112,7 @@ class OpenAIChat:
     @property
     def supports_vision(self) -> bool:
         """Whether the model name belongs to a family known to take images (`vision = "auto"` asks this)."""
-        from vchat.chat.vision import model_sees
+        from vchat.llm.pixels import model_sees
 
         return model_sees(self.model) and not self.vision_refused
 
@@ -130,23 +132,23 @@ class OpenAIChat:
         payload: list[dict[str, Any]] = [
             {"role": m["role"], "content": text_of(m) if self.vision_refused else m["content"]} for m in messages
         ]
-        self.last_usage = None
-        self.last_finish = None
+        self._reply = ReplyInfo()
+        self.last_finish = self.last_usage = None
 
-        def reply(call: _Call, started: float) -> Iterator[str]:
+        def reply(call: Call, started: float) -> Iterator[str]:
             response = self._create(payload, stops, started, call)
             if self.stream:
-                yield from text_stream(self, response, stops, call)
+                yield from text_stream(self._words, self._reply, response, stops, call)
                 return
             text = self._whole_reply(response, stops)
             if len(text) > self.max_reply_chars:
-                raise self._runaway(len(text))
+                raise self._words.runaway(len(text))
             if text:
                 yield text
 
         return self._bounded(reply)
 
-    def _bounded(self, produce: Callable[[_Call, float], Iterator[Any]]) -> Iterator[Any]:
+    def _bounded(self, produce: Callable[[Call, float], Iterator[Any]]) -> Iterator[Any]:
         """Run `produce` on a worker thread and pass its items on, ending by `reply_deadline` whatever it does.
 
         The whole call, retries and streaming included, is bounded even when the server keeps
@@ -154,7 +156,7 @@ class OpenAIChat:
         deadline and the worker hangs up at its next chunk.
         """
         started = time.monotonic()
-        call = _Call()
+        call = Call()
 
         def work() -> None:
             try:
@@ -168,7 +170,7 @@ class OpenAIChat:
             except LLMError as exc:
                 call.queue.put(("error", exc))
             except Exception as exc:  # a client bug or an odd transport error: still one line for the user
-                call.queue.put(("error", LLMError(self._clean(f"{self._where}: {type(exc).__name__}: {exc}"))))
+                call.queue.put(("error", LLMError(self._words.clean(f"{self._where}: {type(exc).__name__}: {exc}"))))
 
         threading.Thread(target=work, daemon=True, name="vchat-llm").start()
         try:
@@ -179,7 +181,7 @@ class OpenAIChat:
                         raise queue.Empty
                     kind, value = call.queue.get(timeout=wait)
                 except queue.Empty:
-                    raise self._past_deadline(call.received) from None
+                    raise self._words.past_deadline(call.received) from None
                 if kind == "item":
                     yield value
                 elif kind == "error":
@@ -190,6 +192,7 @@ class OpenAIChat:
             # Finished, failed, cancelled (Ctrl-C closes this generator) or past the deadline: the worker stops,
             # at its next chunk or, for a server that sends only keep-alive comments, when the link is closed.
             call.abandoned.set()
+            self.last_finish, self.last_usage = self._reply.finish, self._reply.usage
             if call.stream is not None:
                 with contextlib.suppress(Exception):
                     call.stream.close()
@@ -199,21 +202,31 @@ class OpenAIChat:
             text = response.choices[0].message.content or ""
             finish = response.choices[0].finish_reason
         except (AttributeError, IndexError, KeyError, TypeError):
-            raise self._garbage() from None
-        self._note_usage(response)
+            raise self._words.garbage() from None
+        self._reply.note_usage(response)
         # Cut here too: the server may have ignored `stop`, or we may not have sent it.
         text, hit = cut_at_stop(fix_surrogates(str(text)), stops)
         # A stop string before the cap means the step itself ended whole, whatever came after it.
-        self.last_finish = "stop" if hit else (str(finish) if finish else None)
+        self._reply.finish = "stop" if hit else (str(finish) if finish else None)
         return text
 
     def complete_with_tools(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> Iterator[str | ToolCalls]:
         """Native tool calling (`protocol = "tools"`): text chunks, then a ToolCalls item if tools were called."""
-        from vchat.llm.openai_tools import complete_with_tools
+        payload = [wire_message(m) for m in messages]
+        if self.vision_refused:
+            payload = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
+        self._reply = ReplyInfo()
+        self.last_finish = self.last_usage = None
 
-        return self._bounded(lambda call, started: complete_with_tools(self, messages, tools, call, started))
+        def reply(call: Call, started: float) -> Iterator[str | ToolCalls]:
+            # Through `_create`, as a text-protocol request: a refused optional parameter is dropped and the request
+            # sent again, images a server turns down go as text, and retries stay within `reply_deadline`.
+            response = self._create(payload, [], started, call, tools=tools)
+            yield from read_reply(self._words, self._reply, response, self.stream, call)
+
+        return self._bounded(reply)
 
     def list_models(self) -> list[str]:
         """The model ids the server lists (first page only); raise LLMError when it cannot be asked."""
@@ -236,7 +249,7 @@ class OpenAIChat:
         payload: list[dict[str, Any]],
         stops: list[str],
         started: float | None = None,
-        call: _Call | None = None,
+        call: Call | None = None,
         tools: Sequence[dict[str, Any]] | None = None,
     ) -> Any:
         """Send the request, on one clock with `reply_deadline`: retries and their waits come out of the time left.
@@ -252,7 +265,7 @@ class OpenAIChat:
             kwargs = self._request_args(payload, stops, tools)
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                raise self._past_deadline(0)
+                raise self._words.past_deadline(0)
             limit = self.timeout if left is None else min(self.timeout, left)
             # The client's own retries are off (max_retries=0): each attempt gets what is left of the deadline.
             kwargs["timeout"] = self._openai.Timeout(limit, connect=min(limit, 10.0))
@@ -269,11 +282,9 @@ class OpenAIChat:
                     self._dropped.add(refused)
                     continue
                 if tools is not None:
-                    from vchat.llm.openai_tools import refusal
-
-                    reason = refusal(self, exc)
+                    reason = refusal(self._openai, exc)
                     if reason is not None:
-                        message = self._clean(f"{self._where} refused native tool calls: {reason}")
+                        message = self._words.clean(f"{self._where} refused native tool calls: {reason}")
                         raise ToolsUnsupported(message) from None
                 wait = wait_before_retry(exc, retries, self._openai) if retries < self.max_retries else None
                 if wait is not None and (deadline is None or time.monotonic() + wait < deadline):
@@ -332,53 +343,6 @@ class OpenAIChat:
                 return name
         return None
 
-    def _note_usage(self, response: Any) -> None:
-        """Keep the token counts a response or stream chunk carries (servers send them at most once)."""
-        usage = getattr(response, "usage", None)
-        prompt, completion = getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)
-        if isinstance(prompt, int) and isinstance(completion, int):
-            self.last_usage = (prompt, completion)
-
-    # -- errors ----------------------------------------------------------------------------
-
-    def _clean(self, text: str) -> str:
-        """One line, bounded, and never the API key."""
-        if self._secret and len(self._secret) >= 4:
-            text = text.replace(self._secret, "***")
-        # A server may echo the key masked (`sk-ABCD****wxyz`): that is part of it too.
-        text = _KEYLIKE.sub("***", text)
-        text = " ".join(text.split())
-        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
-
-    def _cause(self, exc: BaseException) -> str:
-        """Why a connection failed, in a few words, from the transport exception underneath."""
-        cause = exc.__cause__ or exc.__context__
-        if cause is None:
-            return "connection lost"
-        text = str(cause) or type(cause).__name__
-        return self._clean(text)[:120]
-
-    def _garbage(self, received: int | None = None) -> LLMError:
-        where = f" after {received} chars" if received is not None else ""
-        return LLMError(
-            f"{self._where} sent a reply that is not OpenAI chat JSON{where}; is it an OpenAI-compatible API?"
-        )
-
-    def _past_deadline(self, received: int) -> LLMError:
-        so_far = f" ({received} chars had arrived)" if received else ""
-        return LLMError(
-            f"no complete reply from {self._where} within {self.reply_deadline:g}s{so_far}; stopped waiting "
-            "(raise `reply_deadline` in the config or VCHAT_REPLY_DEADLINE)"
-        )
-
-    def _runaway(self, received: int) -> LLMError:
-        return LLMError(
-            f"the reply from {self._where} ran past {self.max_reply_chars} chars without ending "
-            f"(the server ignored max_tokens={self.max_tokens}); cut"
-        )
-
     def _translate(self, exc: Exception, elapsed: float | None = None, attempts: int = 1) -> LLMError:
         """Map a client exception (after `attempts` tries) to a one-line, actionable LLMError."""
-        from vchat.llm.openai_errors import translate
-
-        return translate(self, exc, elapsed, attempts)
+        return translate(self._words, exc, elapsed, attempts, self._fetch_models)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vchat.errors import LLMError
-from vchat.llm.base import Message, cut_at_stop
+from vchat.llm.base import LLM, Message, cut_at_stop
 
 _SEPARATOR = re.compile(r"^---[ \t]*$", re.MULTILINE)
 _ITEM_KEYS = {"reply", "delay", "chunk_delay", "error"}
@@ -53,7 +53,7 @@ class ScriptedReply:
     error: str | None = None
 
 
-class ScriptedLLM:
+class ScriptedLLM(LLM):
     """Plays back scripted replies in order; records the messages of each call in `.calls`."""
 
     def __init__(self, replies: Sequence[str | ScriptedReply], name: str = "scripted", chunks: int = 4) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from vchat.config import Settings, is_local_url
+from vchat.config import Settings, is_local_url, url_problem
 from vchat.errors import VchatError
 from vchat.llm.base import LLM
 
@@ -43,6 +43,9 @@ def settings_for(settings: Settings, args: list[str], current: LLM | None) -> Se
     elif _is_url(first):
         if not first.startswith(("http://", "https://")):
             raise VchatError(f"{first}: a server address starts with http:// or https://")
+        problem = url_problem(first)
+        if problem:
+            raise VchatError(f"{first} {problem}")
         new.llm, new.base_url = "auto", first.rstrip("/")
         new.model = args[1] if len(args) == 2 else None
     elif _looks_like_address(first):
@@ -50,9 +53,8 @@ def settings_for(settings: Settings, args: list[str], current: LLM | None) -> Se
     else:
         # A model name: on the server in use now when there is one, else wherever select_llm finds it.
         new.llm, new.model = "auto", first
-        base_url = getattr(current, "base_url", None)
-        if isinstance(base_url, str):
-            new.base_url = base_url
+        if current is not None and current.base_url is not None:
+            new.base_url = current.base_url
     return new
 
 
@@ -69,12 +71,11 @@ def switch(settings: Settings, args: list[str], current: LLM | None) -> tuple[LL
     if (llm is None and new.llm != "none") or (is_builtin(llm) and not new.llm.startswith("local")):
         # Nothing serves that name: do not fall back to the built-in planner as if it did.
         raise VchatError(f"no server found for {args[0]!r}; {connect_hint()}, or /model URL NAME")
-    list_models = getattr(llm, "list_models", None)
-    base_url = getattr(llm, "base_url", None)
-    if new.model and callable(list_models) and isinstance(base_url, str) and is_local_url(base_url):
+    base_url = llm.base_url if llm is not None else None
+    if new.model and llm is not None and base_url is not None and is_local_url(base_url):
         from vchat.llm.openai_backend import display_url
 
-        served = [str(name) for name in list_models()]
+        served = [str(name) for name in llm.list_models()]
         if served and new.model not in served:
             shown = ", ".join(served[:8]) + (", …" if len(served) > 8 else "")
             raise VchatError(f"{display_url(base_url)} has no model {new.model!r}; it serves: {shown}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from vchat.errors import ToolError
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
 SEPARATOR = "__"
 NAME_MAX = 64  # an OpenAI function name's limit
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def external_server(name: str, servers: Collection[str]) -> str | None:
+    """The configured server a `NAME__TOOL` name calls (its tools are known once it starts), else None."""
+    server, sep, rest = name.partition(SEPARATOR)
+    return server if sep and rest and server in servers else None
 
 
 def tool_name(server: str, remote: str) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from vchat.errors import ImageError, ToolInputError, UnknownImageError, UnsafePathError
-from vchat.store.images import HANDLE_RE, ImageRef
+from vchat.store.refs import HANDLE_RE, ImageRef
 
 if TYPE_CHECKING:
     from vchat.session import Session

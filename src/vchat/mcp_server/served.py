@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from vchat.config import Settings
 from vchat.session import Session
 from vchat.store.images import ImageRef
+
+if TYPE_CHECKING:
+    from vchat.runtime.manager import ModelManager
 
 # Session start (the sessions-index append) and discard (its rewrite) of the server's sessions, which run in
 # different worker threads, one at a time: the rewrite must not drop another session's fresh entry.
@@ -69,7 +72,7 @@ class ServedSession(Session):
         self.closed = False
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelManager:
         """The shared runtime's ModelManager (a session of its own only without one, as in a chat)."""
         if self.runtime is None:
             return super().models

@@ -21,17 +21,19 @@ from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from vchat import __version__
+from vchat.chat.calls import UnknownTool, find_tool
 from vchat.errors import Cancelled, VchatError
 from vchat.mcp_server.inputs import URI_SCHEME, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.progress import Progress
 from vchat.mcp_server.schema import OUTPUT_SCHEMA, input_schema
 from vchat.mcp_server.workspaces import Workspace, Workspaces
+from vchat.session import Observers
 from vchat.tools.base import offered
 from vchat.tools.registry import capability, tool_class
 
 if TYPE_CHECKING:
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
     from vchat.config import Settings
     from vchat.store.images import ImageRef
     from vchat.tools.base import Tool
@@ -54,11 +56,6 @@ def tool_error(message: str) -> types.CallToolResult:
     """A failed call as the client's model should see it: one line, flagged as an error."""
     line = " ".join(message.split()) or "the tool failed"
     return types.CallToolResult(content=[types.TextContent(text=line)], is_error=True)
-
-
-def _failed(step: Step, tool: str) -> bool:
-    # run_tool turns a tool's own failure into an observation: "<tool> failed: <reason>".
-    return not step.images and (step.observation or "").startswith(f"{tool} failed:")
 
 
 def _root_paths(result: types.ListRootsResult) -> list[Path]:
@@ -191,9 +188,10 @@ class VchatServer:
     async def _call_tool(
         self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        tool = self.tools.get(params.name)
-        if tool is None:
-            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}; tools/list names them")
+        try:
+            tool = find_tool(self.tools, params.name, lister="tools/list")
+        except UnknownTool as exc:
+            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
         arguments = dict(params.arguments or {})
         workspace: Workspace | None = None
         first = False
@@ -335,20 +333,20 @@ class VchatServer:
         """Bind the arguments, run the tool through the client's session, build the result (worker thread)."""
         session = workspace.session
         session.fresh.clear()  # images kept from a call that failed halfway
-        session.on_progress = progress
         try:
             named = workspace.inputs.bind(type(tool), arguments, client_roots)
-            with self.workspaces.runtime.bound(session.progress_of_loading):
+            with (
+                session.observed(Observers(progress=progress)),
+                self.workspaces.runtime.bound(session.progress_of_loading),
+            ):
                 step = session.run_tool(tool.name, named=named)
         except Cancelled:
             session.transcript.write("cancelled", tool=tool.name)
             return tool_error(f"{tool.name} cancelled; images made before are kept")
         except VchatError as exc:
             return tool_error(str(exc))
-        finally:
-            session.on_progress = None
-        if _failed(step, tool.name):
-            return tool_error(step.observation or "")
+        if step.failure is not None:
+            return tool_error(step.observation or step.text)
         return self._result(workspace, step)
 
     def _result(self, workspace: Workspace, step: Step) -> types.CallToolResult:

@@ -3,116 +3,27 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from vchat.errors import ModelLoadError
-from vchat.runtime import hub, memory, offload
+from vchat.runtime import hub, memory
 from vchat.runtime.catalog import ComponentSpec, component
-from vchat.runtime.devices import Backend, dtype_size, is_accelerator, is_oom, resolve_dtype
-from vchat.runtime.loading import load_component
+from vchat.runtime.devices import Backend, is_accelerator, is_oom, resolve_dtype
+from vchat.runtime.parts import DEGRADED, MODES, Call, Entry, Outcome, Parts, ProgressCallback, T
+from vchat.runtime.placement import Placement
 from vchat.runtime.stats import Stats
 
 if TYPE_CHECKING:
     from vchat.config import Settings, ToolPolicy
     from vchat.runtime.pipelines import SDPipelineView
 
-T = TypeVar("T")
-ProgressCallback = Callable[[int, int, str], None]
-
-# Placement modes, best first; a call runs in the first one that fits, an out-of-memory error moves one down.
-MODES = ("resident", "offload", "sequential", "cpu")
-_DEGRADED = {
-    "offload": "components swapped between CPU and {dev} memory at each call (not enough {dev} memory for all at once)",
-    "sequential": "weights streamed layer by layer to {dev} (not enough {dev} memory for one component)",
-    "cpu": "ran on CPU (not enough {dev} memory)",
-}
 # After an out-of-memory error the budget becomes this share of what was resident when it happened.
 OOM_BUDGET_FACTOR = 0.85
 
 
-@dataclass(eq=False)
-class _Entry:
-    spec: ComponentSpec
-    source: hub.Source
-    obj: Any = None
-    where: str | None = None  # None: not loaded; "cpu"; or an accelerator such as "cuda:0"
-    dtype: str | None = None
-    nbytes: int = 0
-    pins: int = 0
-    swappable: bool = False  # pinned by an offload-mode call that lets its own members swap each other out
-    tick: int = 0
-    # State derived from the weights and kept beside them (the planner's prefix cache): counted where they are,
-    # and released through `release` when they move or go (it lives on their device and is stale elsewhere).
-    state_bytes: int = 0
-    release: Callable[[], None] | None = None
-
-    @property
-    def held(self) -> int:
-        return self.nbytes + self.state_bytes
-
-
-class Parts(Mapping[str, Any]):
-    """The loaded components of one `use()` call, by key, with where their inputs must go."""
-
-    def __init__(
-        self, objects: dict[str, Any], devices: dict[str, Any], dtypes: dict[str, str], mode: str, degraded: str | None
-    ):
-        self._objects = objects
-        self._devices = devices
-        self._dtypes = dtypes
-        self.mode = mode
-        self.degraded = degraded
-        first = next(iter(devices), None)
-        self.device: Any = devices[first] if first else None  # torch.device for inputs of the first weighted part
-        self.dtype: str = dtypes[first] if first else "float32"
-
-    def __getitem__(self, key: str) -> Any:
-        return self._objects[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._objects)
-
-    def __len__(self) -> int:
-        return len(self._objects)
-
-    def device_of(self, key: str) -> Any:
-        """The torch device a component's inputs must be on."""
-        return self._devices.get(key, self.device)
-
-    def dtype_of(self, key: str) -> Any:
-        """The torch dtype a component computes in."""
-        from vchat.runtime.devices import torch_dtype
-
-        return torch_dtype(self._dtypes.get(key, self.dtype))
-
-    @property
-    def torch_dtype(self) -> Any:
-        """The torch dtype of the first weighted part (for floating inputs)."""
-        from vchat.runtime.devices import torch_dtype
-
-        return torch_dtype(self.dtype)
-
-
-@dataclass
-class Outcome(Generic[T]):
-    """What `ModelManager.run` returns: the function's value and, if it ran degraded, why."""
-
-    value: T
-    degraded: str | None = None
-
-
-@dataclass
-class _Call:
-    mode: str = "resident"
-    device: str | None = None
-    hooked: list[_Entry] = field(default_factory=list)
-
-
-class ModelManager:
+class ModelManager(Placement):
     """Owns every loaded component; tools ask it for components by key. Thread-safe; one tool at a time per device."""
 
     def __init__(
@@ -139,7 +50,7 @@ class ModelManager:
         self._device: str | None = None
         self._resolved: dict[str, str] = {}
         self._budgets: dict[str, int | None] = {}
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._views: dict[tuple[Any, ...], tuple[tuple[int, ...], Any]] = {}
         self._lock = threading.RLock()
         self._tick = 0
@@ -191,10 +102,6 @@ class ModelManager:
                 self._make_room(device, 0)
             self._trim_host(0)
 
-    def device_bytes(self, device: str) -> int:
-        """Bytes of weights (and state attached to them) now on a device ("cpu": in RAM)."""
-        return sum(e.held for e in self._entries.values() if e.where == device)
-
     def resident(self) -> dict[str, tuple[str, int]]:
         """Loaded components: key -> (where, bytes of weights and attached state)."""
         with self._lock:
@@ -231,7 +138,7 @@ class ModelManager:
         self, *keys: str, tool: str | None = None, progress: ProgressCallback | None = None, allow_cpu: bool = True
     ) -> Iterator[Parts]:
         """Load what is missing, place it, and lock it until the block ends: `with m.use("sam", …) as parts:`."""
-        call = _Call()
+        call = Call()
         parts = self._acquire(keys, tool, progress, "resident", allow_cpu, call)
         try:
             yield parts
@@ -249,7 +156,7 @@ class ModelManager:
         """`fn(parts)` inside `use(*keys)`; on out-of-memory: free, lower the budget, retry once in a lower mode."""
         floor = "resident"
         for attempt in (1, 2):
-            call = _Call()
+            call = Call()
             try:
                 parts = self._acquire(keys, tool, progress, floor, allow_cpu, call)
                 try:
@@ -287,11 +194,11 @@ class ModelManager:
 
     # ----- placement ------------------------------------------------------------------------------------------
 
-    def _entry(self, key: str) -> _Entry:
+    def _entry(self, key: str) -> Entry:
         entry = self._entries.get(key)
         if entry is None:
             spec = component(key)
-            entry = _Entry(spec, hub.source_for(spec, self.models))
+            entry = Entry(spec, hub.source_for(spec, self.models))
             self._entries[key] = entry
         return entry
 
@@ -301,10 +208,6 @@ class ModelManager:
             return self._resolve_device(policy.device)
         return spec.device or self.device
 
-    def _touch(self, entry: _Entry) -> None:
-        self._tick += 1
-        entry.tick = self._tick
-
     def _acquire(
         self,
         keys: tuple[str, ...],
@@ -312,7 +215,7 @@ class ModelManager:
         progress: ProgressCallback | None,
         floor: str,
         allow_cpu: bool,
-        call: _Call,
+        call: Call,
     ) -> Parts:
         progress = progress or self.progress
         with self._lock:
@@ -329,12 +232,12 @@ class ModelManager:
 
     def _place(
         self,
-        entries: list[_Entry],
+        entries: list[Entry],
         tool: str | None,
         progress: ProgressCallback | None,
         floor: str,
         allow_cpu: bool,
-        call: _Call,
+        call: Call,
     ) -> Parts:
         targets = {e.spec.key: self._target(e.spec, tool) for e in entries}
         dtypes = {
@@ -369,7 +272,7 @@ class ModelManager:
                 "raise [runtime] vram_budget"
             )
         call.mode = mode
-        degraded = _DEGRADED[mode].format(dev=call.device) if mode != "resident" and call.device else None
+        degraded = DEGRADED[mode].format(dev=call.device) if mode != "resident" and call.device else None
         if degraded:
             self.stats.degraded_calls += 1
 
@@ -405,175 +308,7 @@ class ModelManager:
         weighted_dtypes = {k: dtypes[k] for k in devices}
         return Parts(objects, devices, weighted_dtypes, mode, degraded)
 
-    def _size_at(self, entry: _Entry, dtype: str) -> int:
-        if entry.dtype is None or not entry.spec.fp16_safe:
-            return entry.nbytes
-        return entry.nbytes * dtype_size(dtype) // dtype_size(entry.dtype)
-
-    def _plan(self, dev: str, group: list[_Entry], dtypes: dict[str, str]) -> str:
-        budget = self.budget(dev)
-        if budget is None:
-            return "resident"
-        sizes = [self._size_at(e, dtypes[e.spec.key]) for e in group]
-        held = sum(e.held for e in self._entries.values() if e.where == dev and e.pins > 0 and e not in group)
-        # State attached to a member already on this device stays with it.
-        sizes = [s + (e.state_bytes if e.where == dev else 0) for s, e in zip(sizes, group, strict=True)]
-        room = budget - held
-        if sum(sizes) <= room:
-            return "resident"
-        import torch
-
-        if not all(isinstance(e.obj, torch.nn.Module) for e in group):
-            return "cpu"
-        if max(sizes) <= room:
-            return "offload"
-        return "sequential" if all(e.spec.streamable for e in group) else "cpu"
-
-    def _place_at(self, entry: _Entry, where: str, dtype: str) -> bool:
-        """Put a loaded component on `where` in `dtype`, making room first; False when it was already there."""
-        if entry.where == where and entry.dtype == dtype:
-            return False
-        size = self._size_at(entry, dtype)
-        if is_accelerator(where):
-            self._make_room(where, size)
-        elif entry.where != "cpu":
-            self._trim_host(size)
-        self._move(entry, where, dtype)
-        return True
-
-    def _release_state(self, entry: _Entry) -> None:
-        release, entry.release, entry.state_bytes = entry.release, None, 0
-        if release is not None:
-            release()
-
-    def _move(self, entry: _Entry, where: str, dtype: str | None) -> None:
-        started = time.perf_counter()
-        leaving = entry.where
-        if where != leaving or (dtype is not None and dtype != entry.dtype):
-            self._release_state(entry)
-        self._backend.move(entry.obj, where, dtype)
-        elapsed = (time.perf_counter() - started) * 1000
-        entry.nbytes = memory.module_bytes(entry.obj)
-        entry.where = where
-        entry.dtype = dtype or entry.dtype
-        if is_accelerator(leaving or "cpu") and not is_accelerator(where):
-            self.stats.evictions += 1
-            self.stats.eviction_bytes += entry.nbytes
-            self.stats.eviction_ms += elapsed
-        else:
-            self.stats.moves += 1
-            self.stats.move_bytes += entry.nbytes
-            self.stats.move_ms += elapsed
-        self._note_peaks(where)
-
-    def _note_peaks(self, where: str) -> None:
-        if is_accelerator(where):
-            self.stats.peak_device_bytes = max(self.stats.peak_device_bytes, self.device_bytes(where))
-        self.stats.peak_host_bytes = max(self.stats.peak_host_bytes, self.device_bytes("cpu"))
-
-    def _victims(self, where: str) -> list[_Entry]:
-        # Least recently used first, and the shared SD core after everything else.
-        free = [e for e in self._entries.values() if e.where == where and (e.pins == 0 or e.swappable)]
-        return sorted(free, key=lambda e: (e.spec.core, e.tick))
-
-    def _make_room(self, dev: str, need: int, keep: _Entry | None = None) -> None:
-        budget = self.budget(dev)
-        if budget is None:
-            return
-        evicted = False
-        for victim in self._victims(dev):
-            if self.device_bytes(dev) + need <= budget:
-                break
-            if victim is keep:
-                continue
-            self._move(victim, "cpu", victim.dtype)
-            evicted = True
-        if evicted:
-            # RAM is trimmed once the call is placed, not here: the component being placed may still sit in RAM.
-            self._backend.free(dev)
-
-    def _trim_host(self, need: int) -> None:
-        budget = self.budget("cpu")
-        if budget is None:
-            return
-        dropped = False
-        for victim in self._victims("cpu"):
-            if self.device_bytes("cpu") + need <= budget:
-                break
-            if victim.swappable:
-                continue
-            self._drop(victim)
-            dropped = True
-        if dropped:
-            self._backend.free("cpu")
-
-    def _drop(self, entry: _Entry) -> None:
-        self._release_state(entry)
-        if entry.where is not None and entry.spec.weighted:
-            self.stats.drops += 1
-            self.stats.drop_bytes += entry.nbytes
-        entry.obj = None
-        entry.where = None
-        entry.dtype = None
-        entry.nbytes = 0
-        # Cached pipeline views hold the object too; forget them so the memory is really released.
-        for view_key in [k for k in self._views if entry.spec.key in k[-1]]:
-            del self._views[view_key]
-
-    def _free_all(self) -> None:
-        for dev in list(self._budgets):
-            self._backend.free(dev)
-
-    def _load(self, entry: _Entry, dtype: str | None) -> None:
-        spec = entry.spec
-        if spec.weighted:
-            files = hub.weight_files(spec, entry.source)
-            self._trim_host(memory.estimate_bytes(files, dtype_size(dtype or "float32")))
-        started = time.perf_counter()
-        entry.obj = load_component(spec, entry.source, dtype)
-        elapsed = (time.perf_counter() - started) * 1000
-        entry.where = "cpu"
-        entry.dtype = dtype if spec.weighted and spec.fp16_safe else ("float32" if spec.weighted else None)
-        entry.nbytes = memory.module_bytes(entry.obj) if spec.weighted else 0
-        self.stats.loads += 1
-        self.stats.load_bytes += entry.nbytes
-        self.stats.load_ms += elapsed
-        self._note_peaks("cpu")
-
-    # ----- degraded modes -------------------------------------------------------------------------------------
-
-    def _hook(self, entry: _Entry, dev: str, dtype: str, mode: str, call: _Call) -> None:
-        if entry.where != "cpu" and entry.where != dev:
-            self._move(entry, "cpu", entry.dtype)
-        if entry.dtype != dtype:
-            self._move(entry, entry.where or "cpu", dtype)
-        torch_dev = self._backend.torch_device(dev)
-        if mode == "offload":
-            entry.swappable = True
-            offload.attach_swap_hook(entry.obj, torch_dev, lambda: self._swap_in(entry, dev, dtype))
-        else:
-            if entry.where == dev:
-                self._move(entry, "cpu", dtype)
-            offload.attach_sequential(entry.obj, torch_dev)
-        call.hooked.append(entry)
-
-    def _swap_in(self, entry: _Entry, dev: str, dtype: str) -> None:
-        with self._lock:
-            self._touch(entry)
-            if entry.where == dev:
-                self.stats.hits += 1
-                return
-            self.stats.misses += 1
-            self._make_room(dev, self._size_at(entry, dtype), keep=entry)
-            self._move(entry, dev, dtype)
-
-    def _unhook(self, call: _Call) -> None:
-        for entry in call.hooked:
-            offload.detach(entry.obj)
-            entry.swappable = False
-        call.hooked.clear()
-
-    def _release(self, keys: tuple[str, ...], tool: str | None, call: _Call) -> None:
+    def _release(self, keys: tuple[str, ...], tool: str | None, call: Call) -> None:
         with self._lock:
             self._unhook(call)
             policy = self._tools.get(tool) if tool else None
@@ -589,7 +324,7 @@ class ModelManager:
                     self._move(entry, "cpu", entry.dtype)
             self._trim_host(0)
 
-    def _after_oom(self, call: _Call) -> str:
+    def _after_oom(self, call: Call) -> str:
         """Free, lower the failing device's budget to what fitted, and return the mode to retry in."""
         with self._lock:
             dev = call.device or self.device
@@ -604,7 +339,7 @@ class ModelManager:
 
     # ----- pipeline views (used by vchat.runtime.pipelines) -----------------------------------------------------
 
-    def _bound_view(self, cache_key: tuple[Any, ...], parts: Parts, build: Callable[[], Any]) -> Any:
+    def bound_view(self, cache_key: tuple[Any, ...], parts: Parts, build: Callable[[], Any]) -> Any:
         """The cached pipeline for these exact component objects, built once; rebuilt if a component was reloaded."""
         ids = tuple(id(parts[k]) for k in cache_key[-1])
         with self._lock:

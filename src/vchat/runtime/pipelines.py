@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from vchat.runtime.catalog import CONTROLNETS, SD_SHARED
 
 if TYPE_CHECKING:
-    from vchat.runtime.manager import ModelManager, Parts
+    from vchat.runtime.parts import ComponentHost, Parts
 
 # kind -> (diffusers pipeline class, its UNet component, default scheduler; None keeps the checkpoint's own)
 VIEWS: dict[str, tuple[str, str, str | None]] = {
@@ -80,7 +80,7 @@ class SDPipelineView:
 
     def __init__(
         self,
-        manager: ModelManager,
+        manager: ComponentHost,
         kind: str,
         *,
         controlnet: str | None = None,
@@ -98,7 +98,7 @@ class SDPipelineView:
     def bind(self, parts: Parts) -> Any:
         """The cached pipeline over exactly these component objects."""
         cache_key = (self.kind, self.controlnet, self.scheduler, self.components)
-        return self.manager._bound_view(
+        return self.manager.bound_view(
             cache_key, parts, lambda: build_pipeline(self.kind, parts, self.controlnet, self.scheduler)
         )
 
@@ -115,7 +115,7 @@ class SDPipelineView:
         def run(parts: Parts) -> Any:
             pipeline = self.bind(parts)
             if progress is not None and "callback_on_step_end" not in kwargs:
-                kwargs["callback_on_step_end"] = _step_callback(progress)
+                kwargs["callback_on_step_end"] = _step_callback(progress, kwargs.get("num_inference_steps"))
             return pipeline(**kwargs)
 
         outcome = self.manager.run(run, *self.components, tool=self.tool, progress=progress)
@@ -123,9 +123,18 @@ class SDPipelineView:
         return outcome.value
 
 
-def _step_callback(progress: Callable[[int, int, str], None]) -> Callable[..., dict[str, Any]]:
+def _step_callback(progress: Callable[[int, int, str], None], asked: Any = None) -> Callable[..., dict[str, Any]]:
+    """Progress per denoising step, counted in the steps the user asked for.
+
+    PNDM (Stable Diffusion 1.5's scheduler) runs one step more than it was asked for (31 for 30):
+    the bar counts to the steps asked, the extra step holding it at the end.
+    """
+
     def on_step_end(pipeline: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
-        progress(step + 1, int(getattr(pipeline, "_num_timesteps", 0) or step + 1), "denoising")
+        total = int(getattr(pipeline, "_num_timesteps", 0) or step + 1)
+        if isinstance(asked, int) and asked > 0:
+            total = min(total, asked)
+        progress(min(step + 1, total), total, "denoising")
         return callback_kwargs
 
     return on_step_end

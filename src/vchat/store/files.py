@@ -123,16 +123,6 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     _publish(path, lambda fh: fh.write(data), durable)
 
 
-def copy_atomic(source: Path, path: Path, *, durable: bool = True) -> None:
-    """Copy a file's bytes to `path` the same all-or-nothing way (no decode, no re-encode)."""
-
-    def copy(fh: BinaryIO) -> None:
-        with open(source, "rb") as src:
-            shutil.copyfileobj(src, fh, 1 << 20)
-
-    _publish(path, copy, durable)
-
-
 def _publish(path: Path, fill: Callable[[BinaryIO], object], durable: bool) -> None:
     """Fill a temporary file beside `path`, sync it when `durable`, then rename it to `path` (or remove it)."""
     fd, tmp = _temp_beside(path)

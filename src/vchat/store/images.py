@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,6 @@ from PIL import Image
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError, VchatError
 from vchat.store.files import (
-    PNG_META_KEY,
     TMP_SUFFIX,
     encode_png,
     is_plain_png,
@@ -27,87 +24,10 @@ from vchat.store.files import (
     write_atomic,
 )
 from vchat.store.reading import normalise_mode, open_image
+from vchat.store.refs import HANDLE_RE, ImageRef
 
-HANDLE_RE = re.compile(r"^img(\d+)$", re.IGNORECASE)
 # Output and attachment files: img3.png, img4-canny_edges.png.
 _FILE_HANDLE_RE = re.compile(r"^(img\d+)(?:-[^/]*)?\.png$", re.IGNORECASE)
-
-
-@dataclass
-class ImageRef:
-    """One image the session knows: its handle, file, parents and how it was made."""
-
-    handle: str
-    path: Path
-    parents: tuple[str, ...] = ()
-    tool: str | None = None  # None: attached by the user
-    params: dict[str, Any] = field(default_factory=dict)
-    seed: int | None = None
-    source: str | None = None  # the user's original path, for attached images
-    width: int = 0
-    height: int = 0
-    mode: str = ""
-    note: str | None = None  # e.g. "first frame of an animated GIF"
-    caption: str | None = None  # set on attach when caption_on_attach is on
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready record (used by --json, transcripts and the PNG chunk)."""
-        return {
-            "handle": self.handle,
-            "path": str(self.path),
-            "parents": list(self.parents),
-            "tool": self.tool,
-            "params": self.params,
-            "seed": self.seed,
-            "source": self.source,
-            "width": self.width,
-            "height": self.height,
-            "mode": self.mode,
-            "note": self.note,
-            "caption": self.caption,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ImageRef:
-        """Inverse of to_dict."""
-        return cls(
-            handle=str(data["handle"]),
-            path=Path(data["path"]),
-            parents=tuple(data.get("parents") or ()),
-            tool=data.get("tool"),
-            params=dict(data.get("params") or {}),
-            seed=data.get("seed"),
-            source=data.get("source"),
-            width=int(data.get("width") or 0),
-            height=int(data.get("height") or 0),
-            mode=str(data.get("mode") or ""),
-            note=data.get("note"),
-            caption=data.get("caption"),
-        )
-
-    def describe(self) -> str:
-        """Short one-line description for observations and listings."""
-        origin = f"from {self.tool}" if self.tool else "attached"
-        if self.parents:
-            origin += f" of {', '.join(self.parents)}"
-        seen = f', looks like "{self.caption}"' if self.caption else ""
-        return f"{self.handle} ({self.width}x{self.height}, {origin}, {self.path.name}{seen})"
-
-
-def read_png_record(path: Path) -> dict[str, Any] | None:
-    """The lineage record vchat wrote into a PNG's text chunk, if any."""
-    try:
-        with Image.open(path) as img:
-            raw = img.info.get(PNG_META_KEY)
-    except (OSError, Image.UnidentifiedImageError):
-        return None
-    if not raw:
-        return None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _quoted(name: str, limit: int = 80) -> str:
@@ -138,7 +58,7 @@ class ImageStore:
     def __init__(self, folder: Path, max_pixels: int = 64_000_000, png: str = "small") -> None:
         self.folder = folder
         self.max_pixels = max_pixels
-        self.png = png  # encoding of outputs: "small" or "fast" (see image_files.PNG_STYLES)
+        self.png = png  # encoding of outputs: "small" or "fast" (see store.files.PNG_STYLES)
         self._refs: dict[str, ImageRef] = {}
         self._next = 1
         # Attached images just decoded: the first load reuses the pixels instead of decoding again.

@@ -13,6 +13,9 @@ from PIL import Image, ImageOps
 
 from vchat.errors import ImageError
 
+# File names vchat takes for images (typed paths, completion, batch inputs).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+
 
 def normalise_mode(image: Image.Image) -> Image.Image:
     """Convert any decoded mode to RGB, or RGBA when the image has transparency."""

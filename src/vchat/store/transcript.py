@@ -136,17 +136,33 @@ class SessionLock:
                 f"session {self.path.parent.name} is open in another vchat{who}; "
                 "close that one first, or start a new session"
             ) from None
+        if not _same_file(fd, self.path):
+            # The holder released (and removed) the file between our open and our flock: take a fresh one.
+            os.close(fd)
+            self.acquire()
+            return
         with contextlib.suppress(OSError):  # the pid is only for the message; the lock holds without it
             os.ftruncate(fd, 0)
             os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
-        """Let another vchat open the session."""
+        """Let another vchat open the session; a clean exit leaves no `.lock` behind."""
         if self._fd is not None:
+            # Removed while still held, so nobody can take a lock on a file that is about to disappear.
+            with contextlib.suppress(OSError):
+                self.path.unlink()
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        held, named = os.fstat(fd), os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino)
 
 
 def _is_str(value: Any, optional: bool = False) -> bool:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from vchat.config import Settings
-    from vchat.store.images import ImageRef
+    from vchat.runtime.manager import ModelManager
+    from vchat.store.refs import ImageRef
 
 
 class _Required:
@@ -21,7 +22,8 @@ class _Required:
 REQUIRED: Any = _Required()
 
 # Field kinds a tool may declare; "image" fields take a session image name.
-FIELD_KINDS = ("image", "text", "int", "float", "bool", "choice")
+FieldKind = Literal["image", "text", "int", "float", "bool", "choice"]
+FIELD_KINDS: tuple[FieldKind, ...] = ("image", "text", "int", "float", "bool", "choice")
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Field:
     """One declared input of a tool."""
 
     name: str
-    kind: str
+    kind: FieldKind
     description: str
     default: Any = REQUIRED
     choices: tuple[str, ...] = ()
@@ -47,7 +49,7 @@ class Field:
 
     def describe(self, with_default: bool = True) -> str:
         """How the field reads in the system prompt and in `vchat tools`."""
-        kind = "image name" if self.kind == "image" else self.kind
+        kind: str = "image name" if self.kind == "image" else self.kind
         if self.kind == "choice":
             kind = " | ".join(self.choices)
         extra = ""
@@ -101,7 +103,7 @@ class ToolContext(Protocol):
         ...
 
     @property
-    def models(self) -> Any:
+    def models(self) -> ModelManager:
         """The ModelManager (runtime); only tools with components use it."""
         ...
 

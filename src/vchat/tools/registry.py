@@ -74,13 +74,3 @@ def capability(name: str, args: Mapping[str, Any] | None = None) -> str:
         return name
     choice = args.get(family.selector)
     return family.members[choice].name if isinstance(choice, str) and choice in family.members else name
-
-
-def unknown_tool_message(name: str, known: list[str], lister: str = "`vchat tools`") -> str:
-    """`unknown tool 'canny'; did you mean canny_edges?` (close names, or names it is a part of)."""
-    import difflib
-
-    close = [n for n in known if name and name.lower() in n.lower()]
-    close += [n for n in difflib.get_close_matches(name, known, n=3, cutoff=0.6) if n not in close]
-    hint = f"did you mean {' or '.join(close[:3])}? " if close else ""
-    return f"unknown tool {name!r}; {hint}{lister} lists them"

@@ -15,7 +15,7 @@ from vchat.errors import ToolError
 if TYPE_CHECKING:
     import numpy as np
 
-    from vchat.store.images import ImageRef
+    from vchat.store.refs import ImageRef
     from vchat.tools.base import ToolContext
 
 # Condition detectors work at most at this short side, the resolution ControlNet's annotators were run at.

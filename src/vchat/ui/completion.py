@@ -5,15 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 
-if TYPE_CHECKING:
-    from vchat.tools.base import Tool
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
+from vchat.store.reading import IMAGE_SUFFIXES
 
 
 def complete_path(fragment: str) -> Iterator[tuple[str, str]]:
@@ -44,12 +40,13 @@ class VchatCompleter(Completer):
         commands: Iterable[str],
         tool_names: Callable[[], Iterable[str]],
         handles: Callable[[], Iterable[str]],
-        tool_class: Callable[[str], type[Tool] | None] | None = None,
+        arguments: Callable[[str, str], Iterable[tuple[str, str]]] | None = None,
     ) -> None:
+        """`arguments(tool, word)`: completions of one `/tool` argument as (text, shown); the CLI wires it up."""
         self.commands = sorted(commands)
         self.tool_names = tool_names
         self.handles = handles
-        self.tool_class = tool_class
+        self.arguments = arguments
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         """Completions for the text before the cursor."""
@@ -70,7 +67,7 @@ class VchatCompleter(Completer):
                 if name.startswith(fragment):
                     yield Completion(name, start_position=-len(fragment))
             return
-        if text.startswith("/tool ") and self.tool_class is not None:
+        if text.startswith("/tool ") and self.arguments is not None:
             yield from self._tool_arguments(text)
             return
         at = text.rfind("@")
@@ -95,14 +92,9 @@ class VchatCompleter(Completer):
 
     def _tool_arguments(self, text: str) -> Iterator[Completion]:
         """After `/tool NAME `: the tool's argument names (`low=`), choices after `=`, image handles."""
-        from vchat.chat.tool_args import completions
-
-        assert self.tool_class is not None
-        tool = self.tool_class(text.split()[1])
+        assert self.arguments is not None
         word = text.split(" ")[-1]
-        if tool is None:
-            return
-        for value, shown in completions(tool, word):
+        for value, shown in self.arguments(text.split()[1], word):
             yield Completion(value, start_position=-len(word), display=shown)
         if "=" not in word:
             for handle in self.handles():

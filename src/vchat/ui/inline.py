@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from vchat.store.images import ImageRef
+from vchat.store.refs import ImageRef
 from vchat.ui.render import print_error
 
 
@@ -21,11 +21,16 @@ class Previewer:
 
         self.terminal = detect(None if mode == "auto" else mode)
         self.mode = self.terminal.mode
+        self.hinted = False
 
     def __call__(self, ref: ImageRef) -> None:
         """Print the image inline; nothing in mode `none` (the caption line already names the file)."""
         if self.mode == "none":
             return
+        if self.terminal.hint and not self.hinted:
+            # Once per detection: a worse preview than the terminal could show, and the one step that fixes it.
+            self.hinted = True
+            self.console.print(f"preview: {self.terminal.hint}", style="yellow", markup=False, highlight=False)
         from PIL import Image
 
         from vchat.ui.preview import render_preview
@@ -41,6 +46,7 @@ class Previewer:
                     rows=rows,
                     cell_px=self.terminal.cell_px,
                     tmux=self.terminal.tmux,
+                    placeholders=self.terminal.placeholders,
                 )
         except OSError as exc:
             print_error(self.console, f"cannot preview {ref.handle}: {exc}")

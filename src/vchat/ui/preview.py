@@ -25,9 +25,14 @@ DEFAULT_CELL: Final = (10, 20)
 NEUTRAL_BG: Final = (128, 128, 128)
 # Small images (icons, 64² masks) may grow to stay legible, but not into a blur.
 MAX_UPSCALE: Final = 2.0
-# Growing a picture by a few percent to fill whole cells only softens it, and costs a resample of every pixel.
-SLIGHT_UPSCALE: Final = 1.05
+# Growing a picture by less than half only softens it (a 600×400 photo made 660×440 to fill the box) and
+# costs a resample of every pixel; small pictures (icons, 64² masks) still grow, up to MAX_UPSCALE.
+SLIGHT_UPSCALE: Final = 1.5
 KITTY_CHUNK: Final = 4096
+# tmux drops any one escape sequence longer than 1 MiB (its input buffer limit); a sixel cannot be split.
+TMUX_SEQUENCE_MAX: Final = 1 << 20
+# kitty's placeholders can name 297 rows and columns (one combining mark each); wider pictures are drawn directly.
+PLACEHOLDER_CELLS: Final = 297
 
 ESC: Final = b"\x1b"
 ST: Final = b"\x1b\\"
@@ -240,6 +245,19 @@ def caption(path: str | Path, handle: str | None = None) -> str:
     return f"{handle}  {path}" if handle else str(path)
 
 
+def _sixel_under(image: Image.Image, limit: int) -> tuple[Image.Image, bytes]:
+    """The sixel of `image`, made smaller until it (with tmux's doubled ESCs and wrapper) fits in `limit` bytes."""
+    data = encode_sixel_pixels(image)
+    for _ in range(4):
+        if len(data) + 64 <= limit or min(image.size) <= 16:
+            break
+        # Sixel size grows with the pixel count: shrink the area by the overshoot, with a margin.
+        factor = math.sqrt(limit / (len(data) + 64)) * 0.9
+        image = _resize(image, (max(1, int(image.width * factor)), max(1, int(image.height * factor))))
+        data = encode_sixel_pixels(image)
+    return image, data
+
+
 def render_preview(
     image: Image.Image,
     mode: str,
@@ -248,12 +266,15 @@ def render_preview(
     rows: int,
     cell_px: tuple[int, int] = DEFAULT_CELL,
     tmux: bool = False,
+    placeholders: bool = False,
 ) -> bytes:
     """Bytes that show `image` in a cols×rows cell box in `mode`, ending at the start of a line.
 
     With `tmux`, graphics go through passthrough: space is reserved with newlines first (so
     tmux scrolls and knows the lines are taken), the picture is drawn inside a saved/restored
-    cursor, then the cursor is moved below it in tmux's own model of the screen.
+    cursor, then the cursor is moved below it in tmux's own model of the screen. With
+    `placeholders` too (kitty mode, a terminal that draws kitty's Unicode placeholders), the
+    picture is sent through passthrough once and shown by placeholder text that tmux keeps.
     """
     if mode == "none":
         return b""
@@ -270,6 +291,12 @@ def render_preview(
 
     scaled = scale_to_cells(image, cols, rows, cell_px)
     cells = cells_for(scaled.size, cols, rows, cell_px)
+    if mode == "kitty" and placeholders and max(cells) <= PLACEHOLDER_CELLS:
+        from vchat.ui.kitty_unicode import new_image_id, placeholder_text, transmit_chunks
+
+        image_id = new_image_id()
+        sent = b"".join(tmux_wrap(c) for c in transmit_chunks(_png(scaled), cells, image_id))
+        return sent + placeholder_text(cells, image_id)
     if mode == "kitty":
         # Each chunk in its own passthrough: tmux drops passthrough sequences over ~1 MB.
         chunks = _kitty_chunks(scaled, cells, move_cursor=False)
@@ -279,7 +306,8 @@ def render_preview(
         drawn = tmux_wrap(b"\x1b7" + _iterm(scaled, cells) + b"\x1b8")
         used_rows = cells[1]
     else:
-        drawn = tmux_wrap(b"\x1b7" + encode_sixel_pixels(scaled) + b"\x1b8")
+        scaled, sixel = _sixel_under(scaled, TMUX_SEQUENCE_MAX)
+        drawn = tmux_wrap(b"\x1b7" + sixel + b"\x1b8")
         # Sixel draws real pixels, so the picture covers every row it touches.
         used_rows = min(rows, math.ceil(scaled.height / cell_px[1]))
     reserve = b"\n" * used_rows + f"\x1b[{used_rows}A".encode()

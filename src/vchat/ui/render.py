@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
+from vchat.ui.result_line import result_line
 from vchat.ui.safe import safe_line, safe_text
 
 # Rich lays tables out to the console's width; into a pipe that is 80 columns unless told otherwise.
 PIPE_WIDTH = 1000
 
 if TYPE_CHECKING:
-    from vchat.agent import Step
+    from vchat.chat.steps import Step
     from vchat.store.images import ImageRef, ImageStore
-    from vchat.tools.base import Tool
 
 ImageHook = Callable[["ImageRef"], None]
 
@@ -26,13 +25,6 @@ ImageHook = Callable[["ImageRef"], None]
 def _short(text: str, limit: int = 160) -> str:
     """One line of outside text, control characters neutralised, markup escaped, cut at `limit`."""
     return escape(safe_line(text, limit))
-
-
-def for_user(text: str) -> str:
-    """An observation as the user should read it: without the sentences addressed to the model."""
-    from vchat.tools.generation.common import NO_SUBSTITUTE
-
-    return text.replace(f"; {NO_SUBSTITUTE}", "").replace(NO_SUBSTITUTE, "").rstrip("; ")
 
 
 def plural(count: int, word: str) -> str:
@@ -65,13 +57,13 @@ class StepRenderer:
                 c.print(f"[dim italic]thought: {_short(step.thought, 400)}[/]")
             c.print(f"[bold cyan]→ {_short(step.tool or '?', 60)}[/] [dim]{_short(step.input or '', 120)}[/]")
         elif step.kind == "observation":
-            failed = " failed:" in (step.observation or "") or (step.observation or "").startswith(
-                ("unknown tool", "bad input")
-            )
+            failed = step.failure is not None
             style = "yellow" if failed else "green"
-            first = for_user(step.observation or "").splitlines()[0] if step.observation else ""
+            # What the user reads (a Step built with the model's text alone shows that).
+            words = step.text or step.observation or ""
+            first = words.splitlines()[0] if words else ""
             # A failure is never cut: it often ends with the command that fixes it (`vchat models pull …`).
-            shown = escape(safe_line(first)) if failed else _short(first)
+            shown = escape(safe_line(first)) if failed else escape(result_line(first))
             c.print(f"  [{style}]{shown}[/] [dim]({step.seconds:.1f}s)[/]")
             for ref in step.images:
                 if self.on_image is not None:
@@ -111,21 +103,6 @@ def print_error(console: Console, message: str) -> None:
 def print_warning(console: Console, message: str) -> None:
     """One-line warning (e.g. skipped transcript lines), control characters neutralised."""
     console.print(f"[yellow]warning:[/] {escape(safe_line(message))}", highlight=False, soft_wrap=True)
-
-
-def tools_table(tools: Iterable[type[Tool]], verbose: bool = False, notes: Mapping[str, str] | None = None) -> Table:
-    """The `vchat tools` listing; `notes` adds a line under a tool (how the model reaches it)."""
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("tool", style="cyan", no_wrap=True)
-    table.add_column("description")
-    for tool in sorted(tools, key=lambda t: t.name):
-        text = tool.description
-        if notes and tool.name in notes:
-            text += f"\n  {notes[tool.name]}"
-        if verbose:
-            text += "".join(f"\n  • {f.describe()}" for f in tool.inputs)
-        table.add_row(tool.name, escape(text))  # descriptions may hold [brackets]: not markup
-    return table
 
 
 def images_tree(store: ImageStore) -> str:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from vchat.errors import ModelLoadError, ToolError
+from vchat.errors import ModelLoadError, ToolError, ToolUnavailable
 from vchat.tools.base import Field, ToolContext
 
 if TYPE_CHECKING:
@@ -28,10 +28,6 @@ DEFAULT_MAX_SIDE = 768
 SMALL_SIDE = 512  # SD 1.5's training size: `sd_upscale_small` lifts smaller inputs to it
 SEED_MAX = 2**32 - 1
 GEN_MAX_SIDE = 2048  # the most a size field accepts; the `sd_max_side` setting usually caps lower
-
-# Told to the model whenever an SD tool cannot run, because Visual ChatGPT's models quietly fell back to
-# generating a fresh image instead of editing and claimed success.
-NO_SUBSTITUTE = "this tool cannot run now; tell the user so and do not use another tool in its place"
 
 
 # --- parameters -------------------------------------------------------------------------------------------
@@ -210,13 +206,13 @@ def upscale_small(settings: Any) -> bool:
 
 @contextmanager
 def unavailable_as_observation() -> Iterator[None]:
-    """Turn 'cannot run' failures (weights missing offline, out of memory) into a message that forbids substitutes."""
+    """Turn 'cannot run' failures (weights missing offline, out of memory) into ToolUnavailable: no substitutes."""
     try:
         yield
+    except ToolUnavailable:
+        raise
     except ModelLoadError as exc:
-        if NO_SUBSTITUTE in str(exc):
-            raise
-        raise ModelLoadError(f"{exc}; {NO_SUBSTITUTE}") from exc
+        raise ToolUnavailable(str(exc)) from exc
 
 
 @dataclass

@@ -12,7 +12,7 @@ from vchat.tools.generation import common as sd
 from vchat.tools.perception import masks
 
 if TYPE_CHECKING:
-    from vchat.store.images import ImageRef
+    from vchat.store.refs import ImageRef
 
 REMOVE_PROMPT = "background, empty scene, seamless, natural continuation of the surroundings"
 # A mask over most of the image means the whole picture was repainted: the observation says so.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     from PIL import Image
 
-    from vchat.store.images import ImageRef
+    from vchat.store.refs import ImageRef
 
 # What the user's input is: decided from lineage and the pixels ("auto"), or said explicitly.
 INPUT_KINDS = ("auto", "photo", "map")

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:open_binary is deprecated:Deprec
 
 PROMPT = system_prompt(type(t) for t in all_tools())
 SHARED = PROMPT.split("also take:", 1)[1].split("\n", 1)[0]
-BUDGET = 1150  # o200k tokens (issue 11: half of Visual ChatGPT's 2,299)
+BUDGET = 1150  # o200k tokens (half of Visual ChatGPT's 2,299)
 
 
 def _line(name: str) -> str:

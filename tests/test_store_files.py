@@ -15,29 +15,38 @@ from tests.helpers import make_session, write_photo
 import vchat.store.images as images_module
 from vchat.config import ConfigError, load_settings
 from vchat.errors import VchatError
-from vchat.session import Session
+from vchat.resume import resume_session
 from vchat.store.files import encode_png, is_whole_png
 from vchat.store.transcript import TRANSCRIPT_NAME, Transcript
 from vchat.tools.registry import all_tools
 
 
-def _watch_syncs(monkeypatch: pytest.MonkeyPatch, hold: threading.Event | None = None) -> list[str]:
-    """Record every disk sync in order: `file NAME`, `folder`, `transcript`; file syncs wait for `hold`."""
+def _watch_syncs(monkeypatch: pytest.MonkeyPatch, root: Path, hold: threading.Event | None = None) -> list[str]:
+    """Record every disk sync under `root` in order: `file NAME`, `folder`, `transcript`; file syncs wait for `hold`.
+
+    Syncs of other folders (an earlier test's session whose sync thread is still draining) are not this test's.
+    """
     events: list[str] = []
     real_file, real_folder, real_transcript = images_module.sync_file, images_module.sync_folder, Transcript.sync
 
+    def ours(path: Path) -> bool:
+        return Path(path).resolve().is_relative_to(root.resolve())
+
     def sync_file(path: Path) -> None:
-        if hold is not None:
-            assert hold.wait(20), "the test never released the sync"
-        events.append(f"file {Path(path).name}")
+        if ours(path):
+            if hold is not None:
+                assert hold.wait(20), "the test never released the sync"
+            events.append(f"file {Path(path).name}")
         real_file(path)
 
     def sync_folder(folder: Path) -> None:
-        events.append("folder")
+        if ours(folder):
+            events.append("folder")
         real_folder(folder)
 
     def sync_transcript(self: Transcript) -> None:
-        events.append("transcript")
+        if ours(self.path):
+            events.append("transcript")
         real_transcript(self)
 
     monkeypatch.setattr(images_module, "sync_file", sync_file)
@@ -50,7 +59,7 @@ def test_run_tool_returns_before_the_disk_sync_and_commits_images_before_the_tra
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     hold = threading.Event()
-    events = _watch_syncs(monkeypatch, hold)
+    events = _watch_syncs(monkeypatch, tmp_path, hold)
     session = make_session(tmp_path)
     session.attach(write_photo(tmp_path))
     step = session.run_tool("flip_image", named={"image": "img1"})
@@ -69,7 +78,7 @@ def test_run_tool_returns_before_the_disk_sync_and_commits_images_before_the_tra
 def test_a_turn_commits_after_its_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.helpers import act, answer
 
-    events = _watch_syncs(monkeypatch)
+    events = _watch_syncs(monkeypatch, tmp_path)
     session = make_session(tmp_path, [act("canny_edges", "img1"), act("flip_image", "img2"), answer("done: img3")])
     session.attach(write_photo(tmp_path))
     steps = list(session.turn("edges, then flip them"))
@@ -86,7 +95,7 @@ def test_a_turn_commits_after_its_images(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_a_failed_image_sync_commits_nothing_and_close_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _watch_syncs(monkeypatch)
+    events = _watch_syncs(monkeypatch, tmp_path)
 
     def broken(path: Path) -> None:
         raise OSError(errno.EIO, "Input/output error")
@@ -100,7 +109,7 @@ def test_a_failed_image_sync_commits_nothing_and_close_says_so(tmp_path: Path, m
     assert "transcript" not in events  # a transcript naming images that may not be on disk is not committed
     # The session is closed all the same (its lock released): it can be resumed.
     monkeypatch.undo()
-    again, _ = Session.resume(session.settings, all_tools(), None, session.id)
+    again, _ = resume_session(session.settings, all_tools(), None, session.id)
     again.close()
 
 
@@ -113,7 +122,7 @@ def test_resume_treats_an_image_cut_short_as_missing(tmp_path: Path) -> None:
     session.close()
     out = step.images[0].path
     out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
-    resumed, warning = Session.resume(session.settings, all_tools(), None, session.id)
+    resumed, warning = resume_session(session.settings, all_tools(), None, session.id)
     try:
         assert warning is not None and "img2 missing" in warning
         assert [ref.handle for ref in resumed.store] == ["img1"]

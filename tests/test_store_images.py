@@ -13,7 +13,8 @@ from PIL import Image
 from tests.helpers import photo, write_photo
 
 from vchat.errors import ImageError, UnknownImageError, UnsafePathError
-from vchat.store.images import ImageStore, open_image, read_png_record
+from vchat.store.images import ImageStore, open_image
+from vchat.store.refs import read_png_record
 
 LIMIT = 64_000_000
 

@@ -9,6 +9,7 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from tests.helpers import write_photo
 
+from vchat.chat.tool_args import completions
 from vchat.cli.repl import COMMANDS
 from vchat.ui.completion import VchatCompleter
 
@@ -50,7 +51,12 @@ def _complete_tool_args(text: str) -> list[str]:
     from vchat.tools.registry import TOOL_CLASSES
 
     classes = {tool.name: tool for tool in TOOL_CLASSES}
-    completer = VchatCompleter(COMMANDS, lambda: list(classes), lambda: ["img1", "img2"], tool_class=classes.get)
+    completer = VchatCompleter(
+        COMMANDS,
+        lambda: list(classes),
+        lambda: ["img1", "img2"],
+        arguments=lambda name, word: completions(classes[name], word) if name in classes else (),
+    )
     doc = Document(text, len(text))
     return [c.text for c in completer.get_completions(doc, CompleteEvent(completion_requested=True))]
 

@@ -1,4 +1,4 @@
-"""A session survives a full disk, a broken transcript, a second opener and a symlink (issue 13)."""
+"""A session survives a full disk, a broken transcript, a second opener and a symlink."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.test_cli import vchat
 
 from vchat.config import Settings
 from vchat.errors import VchatError
-from vchat.session import Session
+from vchat.resume import resume_session
 from vchat.store.transcript import TRANSCRIPT_NAME, read_records
 from vchat.tools.registry import all_tools
 
@@ -128,6 +128,7 @@ def _session_with_images(tmp_path: Path, count: int = 2) -> Path:
         {"type": "step", "kind": "final", "text": ["list"]},
     ],
 )
+@pytest.mark.slow
 def test_schema_broken_records_are_skipped_and_reported(tmp_path: Path, broken: dict[str, object]) -> None:
     path = _session_with_images(tmp_path)
     with open(path, "a") as fh:
@@ -148,11 +149,11 @@ def test_a_second_opener_is_refused_in_one_line(tmp_path: Path) -> None:
     list(first.turn("hello"))
     settings = Settings(out_dir=tmp_path / "out")
     with pytest.raises(VchatError, match="open in another vchat"):
-        Session.resume(settings, all_tools(), None, first.id)
+        resume_session(settings, all_tools(), None, first.id)
     out = vchat(tmp_path, "run", "--resume", first.id, "--tool", "grayscale_image", "-a", "image=img1")
     assert out.returncode == 1 and "open in another vchat" in out.stderr and "Traceback" not in out.stderr
     first.close()
-    again, _ = Session.resume(settings, all_tools(), None, first.id)  # free once the first one closed
+    again, _ = resume_session(settings, all_tools(), None, first.id)  # free once the first one closed
     again.close()
 
 
@@ -162,7 +163,7 @@ def test_deleting_the_latest_image_never_reuses_its_handle_and_is_reported(tmp_p
     next(folder.glob("img3-*.png")).unlink()
     next(folder.glob("img2-*.png")).unlink()
     settings = Settings(out_dir=tmp_path / "out")
-    session, warning = Session.resume(settings, all_tools(), None, folder.name)
+    session, warning = resume_session(settings, all_tools(), None, folder.name)
     assert warning is not None and "img2" in warning and "img3" in warning and "missing" in warning
     step = session.run_tool("grayscale_image", "img1")
     assert [ref.handle for ref in step.images] == ["img4"]
@@ -176,7 +177,7 @@ def test_an_image_file_the_transcript_lost_is_not_overwritten(tmp_path: Path) ->
     path.write_text("".join(line + "\n" for line in lines if '"handle": "img2"' not in line))
     made = next(path.parent.glob("img2-*.png"))
     before = made.read_bytes()
-    session, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), None, path.parent.name)
+    session, _ = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), None, path.parent.name)
     step = session.run_tool("grayscale_image", "img1")
     session.close()
     assert step.images[0].handle == "img3" and made.read_bytes() == before
@@ -186,7 +187,7 @@ def test_stale_hidden_temporary_files_are_cleaned_on_resume(tmp_path: Path) -> N
     path = _session_with_images(tmp_path)
     stale = path.parent / ".img3-abc123.png.tmp"
     stale.write_bytes(b"half an image")
-    session, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), None, path.parent.name)
+    session, _ = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), None, path.parent.name)
     session.close()
     assert not stale.exists()
 

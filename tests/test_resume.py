@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from tests.helpers import act, answer, write_photo
 
 from vchat.store.transcript import read_records
@@ -23,6 +25,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     script = tmp_path / "slow.json"
@@ -86,11 +89,11 @@ def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     # The killed turn is in the model's history: what was asked, what it made, that it was cut short.
     from vchat.config import Settings
     from vchat.llm.scripted import ScriptedLLM
-    from vchat.session import Session
+    from vchat.resume import resume_session
     from vchat.tools.registry import all_tools
 
     llm = ScriptedLLM([answer("ok")])
-    resumed, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), llm)
+    resumed, _ = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), llm)
     list(resumed.turn("what did you make?"))
     sent = [m["content"] for m in llm.calls[0]]
     killed = next(i for i, text in enumerate(sent) if isinstance(text, str) and text.startswith("edges then flip"))
@@ -100,3 +103,56 @@ def test_sigkill_mid_turn_then_resume(tmp_path: Path) -> None:
     )
     assert sent[killed + 2].startswith("make it gray")  # the turn after the resume follows it
     resumed.close()
+
+
+def test_resume_builds_the_session_once_with_the_rebuilt_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """resume_session replays the transcript first, then constructs one Session from what it rebuilt."""
+    from vchat.config import Settings
+    from vchat.llm.scripted import ScriptedLLM
+    from vchat.resume import resume_session
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    settings = Settings(out_dir=tmp_path / "out")
+    first = Session(settings, all_tools(), ScriptedLLM([act("flip_image", "img1"), answer("flipped: img2")]))
+    first.attach(write_photo(tmp_path))
+    list(first.turn("flip it"))
+    first.close()
+
+    built: list[tuple[Session, Any]] = []
+    original = Session.__init__
+
+    def counting(self: Session, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        built.append((self, kwargs.get("reopened")))
+
+    monkeypatch.setattr(Session, "__init__", counting)
+    resumed, warning = resume_session(settings, all_tools(), None, first.id)
+    assert len(built) == 1 and built[0][0] is resumed and warning is None
+    reopened = built[0][1]  # the parts were rebuilt first and handed in, not overwritten afterwards
+    assert reopened is not None and resumed.store is reopened.store and resumed.folder == reopened.folder
+    assert resumed.folder == first.folder and resumed.id == first.id
+    assert [ref.handle for ref in resumed.store] == ["img1", "img2"]
+    assert [turn.ending for turn in resumed.turns] == ["final"] and resumed.history
+    resumed.close()
+
+
+def test_a_resumed_session_is_locked_until_closed_and_a_listing_does_not_lock(tmp_path: Path) -> None:
+    from vchat.config import Settings
+    from vchat.errors import VchatError
+    from vchat.resume import resume_session
+    from vchat.session import Session
+    from vchat.tools.registry import all_tools
+
+    settings = Settings(out_dir=tmp_path / "out")
+    first = Session(settings, all_tools())
+    first.attach(write_photo(tmp_path))
+    first.close()
+    held, _ = resume_session(settings, all_tools(), None, first.id)
+    listed, _ = resume_session(settings, all_tools(), None, first.id, mark=False)  # `vchat images` reads only
+    assert [ref.handle for ref in listed.store] == ["img1"]
+    with pytest.raises(VchatError):
+        resume_session(settings, all_tools(), None, first.id)
+    held.close()
+    again, _ = resume_session(settings, all_tools(), None, first.id)
+    again.close()

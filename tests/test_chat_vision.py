@@ -16,16 +16,14 @@ from vchat.chat import prompts
 from vchat.chat.vision import (
     DROPPED,
     Vision,
-    decode_part,
     dropped_count,
     image_part,
-    model_sees,
-    template_messages,
     windowed,
 )
 from vchat.config import Settings
 from vchat.llm.base import Message
 from vchat.llm.openai_backend import OpenAIChat
+from vchat.llm.pixels import decode_part, model_sees, template_messages
 from vchat.session import Session
 from vchat.tools.registry import all_tools
 

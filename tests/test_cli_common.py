@@ -1,4 +1,4 @@
-"""A new user's first hour (issue 14): help placeholders, exit codes, messages that point the way, offline pull."""
+"""A new user's first hour: help placeholders, exit codes, messages that point the way, offline pull."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from rich.console import Console
 from tests.helpers import answer, write_photo
 from tests.test_cli import vchat
 
-from vchat.agent import Step
-from vchat.ui.render import StepRenderer, for_user, plural
+from vchat.chat.steps import Step
+from vchat.ui.render import StepRenderer, plural
 
 # Item 6: help shows what to type, never a Python type name.
 
@@ -64,12 +64,13 @@ def test_help_flags_show_no_value_and_options_a_metavar(tmp_path: Path) -> None:
         (["run", "--tool", "canny_edges", "-i", "photo.png", "--arg", "image=img5"], "there is no image 'img5'"),
         (["run", "--tool", "canny_edges"], "canny_edges needs image: give -i PATH"),
         (["run", "--tool", "generate_image"], "generate_image needs prompt"),
-        (["run", "--tool", "canny_edges", "a prompt", "-i", "photo.png"], "has no text input for 'a prompt'"),
+        (["run", "--tool", "canny_edges", "a prompt", "-i", "photo.png"], "canny_edges: low must be a number, not 'a'"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "low=abc"], "low must be a number"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "high=-1"], "at least 0"),
         (["batch", "--tool", "canny_edges", "photo.png", "--out", "out", "--arg", "hi=9"], "did you mean high?"),
     ],
 )
+@pytest.mark.slow
 def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     write_photo(tmp_path)
     out = vchat(tmp_path, *args, stdin="")
@@ -84,6 +85,7 @@ def test_bad_command_line_exits_2_with_one_line(tmp_path: Path, args: list[str],
 # Item 9: messages that point the way.
 
 
+@pytest.mark.slow
 def test_unknown_tool_suggests_the_close_names(tmp_path: Path) -> None:
     out = vchat(tmp_path, "run", "--tool", "canny", "-i", str(write_photo(tmp_path)))
     assert "did you mean canny_edges" in out.stderr
@@ -104,6 +106,7 @@ def test_a_typo_of_a_command_still_gets_did_you_mean(tmp_path: Path) -> None:
     assert out.returncode == 2 and "images" in out.stderr
 
 
+@pytest.mark.slow
 def test_resume_of_an_unknown_session_names_the_session(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     assert vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo)).returncode == 0
@@ -143,6 +146,7 @@ def test_run_tool_at_a_terminal_prints_its_result_once(tmp_path: Path) -> None:
     assert screen.count("img2-flip_image.png") == 1, screen
 
 
+@pytest.mark.slow
 def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     out = vchat(
@@ -166,19 +170,25 @@ def test_tool_failure_shows_the_whole_fix_and_nothing_meant_for_the_model(tmp_pa
 
 
 def test_renderer_never_cuts_a_failure() -> None:
-    from vchat.tools.generation.common import NO_SUBSTITUTE
+    from vchat.errors import ToolUnavailable
 
     long = (
         "generate_image failed: model sd15.unet (stable-diffusion-v1-5/stable-diffusion-v1-5) is not downloaded "
         "(HF_HUB_OFFLINE is set); run `vchat models pull sd15` with network access, or set [models] sd15 to a "
-        f"folder; {NO_SUBSTITUTE}"
+        "folder"
+    )
+    step = Step(
+        "observation",
+        long,
+        tool="generate_image",
+        observation=f"{long}; {ToolUnavailable.for_model}",
+        failure="blocked",
     )
     buffer = io.StringIO()
-    StepRenderer(Console(file=buffer, width=100)).step(Step("observation", tool="generate_image", observation=long))
+    StepRenderer(Console(file=buffer, width=100)).step(step)
     text = " ".join(buffer.getvalue().split())
     assert "or set [models] sd15 to a folder" in text and "…" not in text
-    assert NO_SUBSTITUTE not in text
-    assert for_user(long).endswith("to a folder")
+    assert ToolUnavailable.for_model not in text
 
 
 def test_plurals() -> None:
@@ -286,6 +296,7 @@ def test_previews_do_not_resample_for_a_slight_upscale() -> None:
 # Found on a walk through as a new user: listings piped into grep or a file were cut at 80 columns.
 
 
+@pytest.mark.slow
 def test_listings_into_a_pipe_keep_whole_rows(tmp_path: Path) -> None:
     script = tmp_path / "reply.txt"
     script.write_text(answer("Done."))

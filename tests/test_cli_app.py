@@ -22,6 +22,7 @@ def _sessions(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
 
 
+@pytest.mark.slow
 def test_options_before_run_apply_to_it(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     with FakeOpenAI([answer("Hello there.")]) as server:
@@ -42,6 +43,7 @@ def test_options_before_run_apply_to_it(tmp_path: Path) -> None:
     assert [image["handle"] for image in json.loads(out.stdout)["images"]] == ["img1", "img2"]
 
 
+@pytest.mark.slow
 def test_out_before_sessions_applies(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     assert vchat(tmp_path, "run", "--tool", "flip_image", "-i", str(photo), "-o", str(tmp_path / "x")).returncode == 0
@@ -70,6 +72,7 @@ def test_option_a_command_does_not_take_is_a_usage_error(tmp_path: Path, args: l
 
 
 @pytest.mark.parametrize("fault", [Fault.unauthorized(), Fault.model_not_found("ghost")])
+@pytest.mark.slow
 def test_failed_first_request_leaves_no_session(tmp_path: Path, fault: Fault) -> None:
     with FakeOpenAI([fault]) as server:
         out = vchat(tmp_path, "run", "hi", "--base-url", server.url, "--model", "ghost")
@@ -79,6 +82,7 @@ def test_failed_first_request_leaves_no_session(tmp_path: Path, fault: Fault) ->
     assert vchat(tmp_path, "sessions").stdout.startswith("no sessions yet")
 
 
+@pytest.mark.slow
 def test_planner_not_downloaded_leaves_no_session(tmp_path: Path, empty_hub_cache: Path) -> None:
     out = vchat(tmp_path, "run", "hi", "--llm", "local")
     assert out.returncode == 1
@@ -94,6 +98,7 @@ def test_unreachable_backend_leaves_no_session(tmp_path: Path, backend: list[str
     assert not _sessions(tmp_path / "out") and _index_ids(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_failed_first_request_keeps_a_session_with_an_image_or_history(tmp_path: Path) -> None:
     photo = write_photo(tmp_path)
     with FakeOpenAI([Fault.unauthorized()]) as server:

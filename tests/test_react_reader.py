@@ -1,4 +1,4 @@
-"""Parser table for the kinds of misses issue 11 lists: each kind has its own cases (written for vchat).
+"""Parser table for the kinds of misses models make: each kind has its own cases (written for vchat).
 
 Expected `Reminder` means the reply must come back to the model as a short format reminder
 (a ParseError whose text says what was wrong), not be shown to the user as an answer.

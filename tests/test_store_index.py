@@ -24,6 +24,7 @@ def run(cwd: Path, data: Path, *args: str, stdin: str | None = None) -> subproce
     )
 
 
+@pytest.mark.slow
 def test_sessions_list_resume_and_images_from_another_folder(tmp_path: Path) -> None:
     data, project, elsewhere = tmp_path / "data", tmp_path / "project", tmp_path / "elsewhere"
     photo = write_photo(tmp_path)
@@ -73,6 +74,7 @@ def test_exit_hint_names_the_folder_when_the_index_cannot_be_written(tmp_path: P
         ["--tool", "caption_image"],  # the tool itself fails: its model is not downloaded
     ],
 )
+@pytest.mark.slow
 def test_a_failed_run_tool_leaves_no_session(tmp_path: Path, args: list[str]) -> None:
     photo = write_photo(tmp_path)
     env_cache = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-cache")}

@@ -12,6 +12,7 @@ from vchat.chat.history import Turn
 from vchat.config import Settings
 from vchat.errors import Cancelled
 from vchat.llm.scripted import ScriptedLLM, ScriptedReply
+from vchat.resume import resume_session
 from vchat.session import Session
 from vchat.tools.registry import all_tools
 
@@ -57,7 +58,7 @@ def test_live_and_resumed_sessions_send_the_same_bytes(tmp_path: Path) -> None:
         list(session.turn(text.replace("photo.png", str(split_dir / "photo.png"))))
     session.close()
     second = ScriptedLLM(_script(2))
-    resumed, _ = Session.resume(Settings(out_dir=split_dir / "out"), all_tools(), second, session.id)
+    resumed, _ = resume_session(Settings(out_dir=split_dir / "out"), all_tools(), second, session.id)
     list(resumed.turn(TURNS[2][0]))
 
     live_requests = _requests(live)
@@ -97,7 +98,7 @@ def test_cancelled_turn_is_kept_with_what_it_made(tmp_path: Path) -> None:
     assert str(session.history[-2]["content"]).startswith("flip then gray")
     live = list(session.history)
     session.close()
-    resumed, _ = Session.resume(Settings(out_dir=tmp_path / "out"), all_tools(), None, session.id)
+    resumed, _ = resume_session(Settings(out_dir=tmp_path / "out"), all_tools(), None, session.id)
     assert resumed.history == live
 
 
@@ -167,7 +168,7 @@ def test_resumed_requests_are_byte_identical_over_http(tmp_path: Path) -> None:
                 if index and resume:
                     session.close()
                     llm = OpenAIChat("fake-model", base_url=fake.url, max_retries=0)
-                    session, _ = Session.resume(settings, all_tools(), llm, session.id)
+                    session, _ = resume_session(settings, all_tools(), llm, session.id)
                 assert list(session.turn(text.replace("photo.png", "img1")))[-1].kind == "final"
             session.close()
             return [request.raw for request in fake.chat_requests]
