@@ -41,6 +41,29 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # quiet test output
             pass
 
+        def _tree(self, path: str) -> bool:
+            # The file listing `HfApi.list_repo_files` reads (one page, recursive), as `vchat models pull` uses it.
+            for repo, folder in hub.repos.items():
+                if path.startswith(f"/api/models/{repo}/tree/"):  # at main or at the commit (`snapshot_download`)
+                    files = sorted(f for f in folder.rglob("*") if f.is_file())
+                    entries = [
+                        {
+                            "type": "file",
+                            "path": f.relative_to(folder).as_posix(),
+                            "size": f.stat().st_size,
+                            "oid": hashlib.sha1(f.read_bytes()).hexdigest(),
+                        }
+                        for f in files
+                    ]
+                    data = json.dumps(entries).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return True
+            return False
+
         def _info(self, path: str) -> bool:
             for repo, folder in hub.repos.items():
                 if path in (f"/api/models/{repo}", f"/api/models/{repo}/revision/main"):
@@ -58,7 +81,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def _answer(self, body: bool) -> None:
             path = unquote(urlparse(self.path).path)
-            if body and self._info(path):
+            if body and (self._info(path) or self._tree(path)):
                 return
             repo, file = hub.find(path)
             if file is None:

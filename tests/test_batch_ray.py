@@ -89,3 +89,21 @@ def test_ray_without_shared_storage_and_a_worker_that_dies(cluster: str, inputs:
     assert marker.is_file(), "no worker was killed"
     assert remote.returncode == 4, remote.stderr
     _same_as_local(inputs, tmp_path / "local", tmp_path / "ray")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ship", ["0", "1"])
+def test_ray_records_a_non_utf8_name_and_resumes_it(cluster: str, tmp_path: Path, ship: str) -> None:
+    folder = tmp_path / "in"
+    write_photo(folder, "ok.png")
+    bad = os.fsencode(folder) + b"/bad\xff.png"
+    with open(bad, "wb") as fh:
+        fh.write((folder / "ok.png").read_bytes())
+    args = [str(folder), "--out", str(tmp_path / "o"), "--ray", cluster, "--workers", "1"]
+    first = _batch(tmp_path, *args, VCHAT_RAY_SHIP_BYTES=ship)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["done"] == 2
+    records = read_manifest(tmp_path / "o" / "manifest.jsonl")
+    assert records[os.fsdecode(bad)]["status"] == "done"
+    again = _batch(tmp_path, *args, "--resume", VCHAT_RAY_SHIP_BYTES=ship)
+    assert again.returncode == 0 and json.loads(again.stdout)["skipped"] == 2, again.stderr

@@ -102,7 +102,7 @@ def test_controlnet_detectors_make_the_perception_tools_maps(
             monkeypatch.setattr(parts["annotators.openpose"], "detect_poses", lambda pixels: [person])
     session = perception_session(tmp_path, manager, perception_models, width=70, height=45)
     image = rgb(Image.open(tmp_path / "input.png"))
-    ctx = SimpleNamespace(models=manager, progress=lambda *a: None)
+    ctx = SimpleNamespace(models=manager, progress=lambda *a: None, settings=session.settings)
     made = conditions.DETECTORS[name](ctx, image, image.size, f"generate_from_{name}")  # type: ignore[arg-type]
     assert made.image.size == (70, 45) and made.image.mode == "RGB"
     step = session.run_tool(MADE_BY[name], "img1")

@@ -595,6 +595,9 @@ def _builders() -> dict[str, tuple[str, Callable[[Path], None]]]:
     }
     for kind in CONTROLNET_KINDS:
         builders[f"controlnet_{kind}"] = (f"lllyasviel/sd-controlnet-{kind}", _save_controlnet)
+    from tests.zoo_current import current_builders
+
+    builders.update(current_builders())
     return builders
 
 
@@ -603,6 +606,7 @@ def fingerprint() -> str:
     from importlib.metadata import version
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update((Path(__file__).parent / "zoo_current.py").read_bytes())
     for package in (
         "torch",
         "diffusers",

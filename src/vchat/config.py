@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import shlex
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vchat.errors import ConfigError
+from vchat.userfiles import UserFileError, read_text
 
 PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
 # The settings with a fixed set of values (validated in `_validate`; these types let mypy check the comparisons).
@@ -60,16 +62,13 @@ class McpServer:
 def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
     """Check one `[mcp_servers.NAME]` table and build its McpServer."""
     where = f"{origin}: [mcp_servers.{name}]"
-    # A server's name is the prefix of its tools (`NAME__TOOL`): valid in a function name and unambiguous.
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or "__" in name:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or "__" in name:  # NAME__TOOL: a function name, unambiguous
         raise ConfigError(f"{where}: a server name is lowercase letters, digits and single _, starting with a letter")
     unknown = set(table) - {"command", "args", "env", "url", "headers", "tools", "timeout", "start_timeout"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
-    command, url = table.get("command"), table.get("url")
-    if isinstance(command, str):
-        command = shlex.split(command)
-    args = table.get("args", [])
+    command, url, args = table.get("command"), table.get("url"), table.get("args", [])
+    command = shlex.split(command) if isinstance(command, str) else command
     if (command is None) == (url is None):
         raise ConfigError(f'{where}: give either command = [...] (stdio) or url = "http://..." (HTTP)')
     if command is not None and (not command or not all(isinstance(c, str) for c in [*command, *args])):
@@ -87,11 +86,10 @@ def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
         raise ConfigError(f"{where}: tools is a list of the server's tool names")
     server = McpServer(name, [*command, *args] if command else [], dict(env), url, dict(headers), tools)
     for key in ("timeout", "start_timeout"):
-        if key in table:
-            value = _coerce(key, float, table[key], where)
-            if value <= 0:
-                raise ConfigError(f"{where}: {key} must be positive (seconds)")
-            setattr(server, key, value)
+        value = _coerce(key, float, table.get(key, getattr(server, key)), where)
+        if value <= 0:
+            raise ConfigError(f"{where}: {key} must be positive (seconds)")
+        setattr(server, key, value)
     return server
 
 
@@ -222,11 +220,11 @@ def _apply_scalars(settings: Settings, values: Mapping[str, Any], origin: str) -
 
 def _apply_file(settings: Settings, path: Path) -> None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_text(path, "config file"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except UserFileError as exc:
+        raise ConfigError(str(exc)) from None
     origin = str(path)
     models = data.pop("models", {})
     runtime = data.pop("runtime", {})
@@ -282,6 +280,9 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(f"max_steps must be at least 1, not {settings.max_steps}")
     if settings.max_format_retries < 0:
         raise ConfigError("max_format_retries cannot be negative")
+    for key in ("timeout", "reply_deadline", "temperature", "top_p"):
+        if not math.isfinite(getattr(settings, key)):
+            raise ConfigError(f"{key} must be a finite number, not {getattr(settings, key)}")
     if settings.timeout <= 0:
         raise ConfigError("timeout must be positive")
     if settings.protocol not in ("react", "tools"):
@@ -341,11 +342,11 @@ def load_settings(
     settings = Settings()
     explicit = config_path or (Path(env["VCHAT_CONFIG"]).expanduser() if env.get("VCHAT_CONFIG") else None)
     path = explicit or default_config_path()
-    if path.is_file():
+    # A named file must be there; the default one may be absent, but what stands in its place is read
+    # (and refused in one line when it is a folder, a pipe or a device).
+    if explicit is not None or os.path.lexists(path):
         _apply_file(settings, path)
         settings.config_path = path
-    elif explicit is not None:
-        raise ConfigError(f"config file {path} does not exist")
     _apply_env(settings, env)
     _apply_scalars(settings, dict(flags or {}), "command line")
     # Only the address that wins is checked, and the error names where it came from.

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vchat.errors import VchatError
 from vchat.store.reading import IMAGE_SUFFIXES
+
+MANIFEST_NAME = "manifest.jsonl"  # the batch's record, at the top of the output folder
+SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder
+# Bytes of one part of an output name, leaving room for `-NN.png` and a temporary file's prefix and suffix
+# under the usual 255-byte limit of a file name.
+NAME_BYTES = 200
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,39 @@ def name_items(paths: list[Path]) -> list[Item]:
     for stem in stems:
         counts[stem] = counts.get(stem, 0) + 1
     items = []
+    taken: set[str] = set()
     for path, stem in zip(paths, stems, strict=True):
         name = str(path.relative_to(base)) if counts[stem] > 1 else stem
-        items.append(Item(str(path), name.replace(os.sep, "/")))
+        name = _unique(_owned_name(name.replace(os.sep, "/")), taken)
+        taken.add(name)
+        items.append(Item(str(path), name))
     return items
+
+
+def _owned_name(name: str) -> str:
+    """An output name that stays a plain path inside the output folder and clear of the batch's own files.
+
+    A part starting with a dot would be hidden (and `.sessions`, `.batch.lock` are the batch's), a
+    top folder named like the manifest would stand in its place, and a part longer than a file
+    name may be cannot be written: each is changed just enough to be safe.
+    """
+    parts = []
+    for part in name.split("/"):
+        if part.startswith("."):
+            part = "_" + part[1:]
+        if len(os.fsencode(part)) > NAME_BYTES:
+            digest = hashlib.sha1(os.fsencode(part)).hexdigest()[:10]
+            part = os.fsdecode(os.fsencode(part)[: NAME_BYTES - 11]) + "~" + digest
+        parts.append(part or "_")
+    if parts[0] == MANIFEST_NAME:
+        parts[0] = "_" + parts[0]
+    return "/".join(parts)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name~2`, `name~3` … when a changed name met another input's."""
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}~{number}"
+    return candidate

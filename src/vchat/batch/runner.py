@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vchat.batch.inputs import Item, expand, name_items
+from vchat.batch.inputs import SESSIONS, Item, expand, name_items
 from vchat.batch.job import Job, check_job
-from vchat.batch.manifest import MANIFEST_NAME, Manifest, Result, is_done, read_manifest
+from vchat.batch.manifest import MANIFEST_NAME, Manifest, ManifestError, Result, is_done, read_manifest
+from vchat.batch.manifest_file import FolderLock
+from vchat.batch.outputs import confined
 from vchat.config import Settings
 from vchat.errors import UsageError, VchatError
 from vchat.store.files import remove_stale_temps, write_atomic
+from vchat.userfiles import shown
 
 FAIL_FAST = 8  # this many failures in a row with one same error, before any success: stop (a broken setup)
 
@@ -25,6 +28,7 @@ class Plan:
     items: list[Item]
     todo: list[Item]
     out: Path
+    lock: FolderLock | None = None  # held from planning to the end of run_batch: one batch per output folder
 
     @property
     def skipped(self) -> int:
@@ -89,13 +93,25 @@ def plan(sources: list[str], out: Path, *, resume: bool) -> Plan:
     out = out.expanduser().absolute()
     items = name_items(expand(sources, exclude=out))
     manifest = out / MANIFEST_NAME
-    records = read_manifest(manifest)
-    if records and not resume:
-        raise VchatError(f"{manifest} already records a batch: add --resume to finish it, or choose another --out")
-    todo = [item for item in items if not (item.input in records and is_done(records[item.input], out))]
-    if out.is_dir():
+    if out.exists() and not out.is_dir():
+        raise VchatError(f"--out {shown(out)} is not a folder; choose a folder for the outputs")
+    sessions = out / SESSIONS
+    if sessions.is_symlink() or (sessions.exists() and not sessions.is_dir()):
+        raise VchatError(f"{shown(sessions)} is a link or a file, not a folder; remove it or choose another --out")
+    lock = FolderLock(out)
+    lock.acquire()  # before reading the manifest: what another batch is still writing is not read half-done
+    try:
+        records = read_manifest(manifest)
+        if records and not resume:
+            raise VchatError(
+                f"{shown(manifest)} already records a batch: add --resume to finish it, or choose another --out"
+            )
+        todo = [item for item in items if not (item.input in records and is_done(records[item.input], out))]
         remove_stale_temps(out)  # unfinished writes of a run that was killed
-    return Plan(items, todo, out)
+    except BaseException:
+        lock.release()
+        raise
+    return Plan(items, todo, out, lock)
 
 
 def validate(settings: Settings, job: Job) -> None:
@@ -154,10 +170,16 @@ def run_batch(
             if result.blobs:
                 try:
                     for relative, data in result.blobs.items():
-                        write_atomic(plan.out / relative, data, durable=False)
-                except OSError as exc:
-                    result.status, result.error = "failed", f"cannot write {relative}: {exc.strerror or exc}"
-            manifest.write(result)
+                        write_atomic(confined(plan.out, relative), data, durable=False)
+                except (OSError, VchatError) as exc:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                    result.status, result.error = "failed", f"cannot write {shown(relative)}: {reason}"
+            try:
+                manifest.write(result)
+            except ManifestError as exc:
+                # Nothing recorded from here on would be found by --resume: stop, and say so in the summary.
+                summary.stopped = f"{exc}; free the space or fix the folder, then run again with --resume"
+                break
             if result.status == "done":
                 summary.done += 1
                 streak = []
@@ -176,8 +198,16 @@ def run_batch(
         summary.stopped = "interrupted; finish with --resume"
     finally:
         close = getattr(results, "close", None)
-        if close is not None:
-            close()
-        manifest.close()
+        try:
+            if close is not None:
+                close()
+        finally:
+            try:
+                manifest.close()
+            except ManifestError as exc:
+                summary.stopped = summary.stopped or f"{exc}; the last records may be lost: run again with --resume"
+            finally:
+                if plan.lock is not None:
+                    plan.lock.release()
         summary.seconds = time.perf_counter() - started
     return summary

@@ -6,6 +6,7 @@ The same Worker runs the local batch and each Ray actor's shards.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import shutil
@@ -21,9 +22,10 @@ from typing import Any
 from PIL import Image
 
 from vchat.batch.context import ItemContext, output_name
-from vchat.batch.inputs import Item
+from vchat.batch.inputs import SESSIONS, Item
 from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
+from vchat.batch.outputs import confined
 from vchat.chat.binding import bind_named
 from vchat.chat.calls import find_tool
 from vchat.chat.steps import run_tool
@@ -32,8 +34,7 @@ from vchat.errors import ImageError, VchatError
 from vchat.store.files import encode_png, link_or_copy, write_atomic
 from vchat.store.images import open_image
 from vchat.tools.base import Tool
-
-SESSIONS = ".sessions"  # agent mode: each image's own session, under the output folder
+from vchat.userfiles import shown
 
 
 def io_threads() -> int:
@@ -60,7 +61,10 @@ class _Pending:
             try:
                 relative, data = write.result()
             except OSError as exc:
-                errors.append(f"cannot write {exc.filename or 'output'}: {exc.strerror or exc}")
+                errors.append(f"cannot write {shown(exc.filename or 'output')}: {exc.strerror or exc}")
+                continue
+            except VchatError as exc:
+                errors.append(str(exc))
                 continue
             if data is not None:
                 blobs[relative] = data
@@ -166,7 +170,7 @@ class Worker:
             if self.emit_bytes:
                 return relative, data
             # Whole or absent under its name; not synced per file (see manifest.is_done: resume checks them).
-            write_atomic(self.out / relative, data, durable=False)
+            write_atomic(confined(self.out, relative), data, durable=False)
             return relative, None
         finally:
             self._slots.release()
@@ -256,9 +260,11 @@ class Worker:
         settings = dataclasses.replace(
             self.settings, out_dir=self._sessions_dir(), max_steps=self.job.max_steps, png_compression=self.png
         )
-        session_id = item.name.replace("/", "__")
+        session_id = session_name(item.name)
         folder = settings.out_dir / session_id
-        if folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
+        if folder.is_symlink():  # planted: remove the link itself, never what it points at
+            folder.unlink()
+        elif folder.exists():  # an attempt that did not finish (the batch was stopped): start the image over
             shutil.rmtree(folder)
         session = Session(
             settings, list(self.tools.values()), self._llm, session_id=session_id, models=self.models(), listed=False
@@ -291,19 +297,34 @@ class Worker:
         made = [ref for ref in session.store if ref.tool]
         named = [ref for ref in made if ref.handle in set(_handles(final))]
         chosen = named or made[-1:]
+        if not chosen:
+            # A batch is for images: an answer alone is not the work done, and --resume must try it again.
+            result.text = final
+            result.error = "the model answered without making an image"
+            return result
         blobs: dict[str, bytes] = {}
         for number, ref in enumerate(chosen, start=1):
             relative = output_name(item, number)
             if self.emit_bytes:
                 blobs[relative] = ref.path.read_bytes()
             else:
-                link_or_copy(ref.path, self.out / relative)  # the session's file, published under the input's name
+                link_or_copy(
+                    ref.path, confined(self.out, relative)
+                )  # the session's file, published under the input's name
             result.outputs.append(relative)
         result.status, result.text = "done", final
         result.seed = next((ref.seed for ref in chosen if ref.seed is not None), None)
         result.blobs = blobs or None
         result.seconds = time.perf_counter() - started
         return result
+
+
+def session_name(name: str) -> str:
+    """A per-image session folder name: readable, plain ASCII, and one per input name (the digest tells apart
+    names the readable part would merge, such as `x/y` and `x__y`)."""
+    digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name.replace("/", "__")).lstrip(".")[:80]
+    return f"{readable}-{digest}"
 
 
 def _handles(text: str) -> list[str]:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
-from vchat.cli.byot import McpOpt, add_flag_servers, plugins
+from vchat.cli.byot import McpOpt, add_flag_servers, plugin_class, plugins, print_extra_tools
 from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt, TierOpt
 from vchat.errors import UsageError, VchatError
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     name="vchat",
@@ -47,6 +44,7 @@ def main_callback(
     out: OutOpt = None,
     max_steps: StepsOpt = None,
     preview: PreviewOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Resume a session by id or prefix (default: latest)."),
@@ -72,6 +70,7 @@ def main_callback(
             out_dir=out,
             max_steps=max_steps,
             preview=preview,
+            tier=tier,
             verbose=verbose or None,
             debug=debug or None,
         )
@@ -128,6 +127,7 @@ def run(
     base_url: BaseUrlOpt = None,
     llm: LlmOpt = None,
     max_steps: StepsOpt = None,
+    tier: TierOpt = None,
     resume: Annotated[
         str | None,
         typer.Option("--resume", metavar="[SESSION]", help="Continue a session by id or prefix (default: latest)."),
@@ -148,15 +148,14 @@ def run(
             llm=llm,
             out_dir=out,
             max_steps=max_steps,
+            tier=tier,
             verbose=verbose or None,
         )
         add_flag_servers(settings, mcp)
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            checked = check_tool_call(tool, list(arg or []), settings)
-            if checked is not None:  # an external server's tool is checked once its server runs
-                one_image_per_field(checked, image or [])
+            one_image_per_field(check_tool_call(tool, list(arg or []), settings), image or [])
         from vchat.store.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
@@ -199,7 +198,6 @@ def tools_cmd(
     import sys
 
     from vchat.chat.calls import unknown_tool_message
-    from vchat.cli.byot import plugin_class, print_extra_tools
     from vchat.tools.registry import OFFERED, TOOL_CLASSES, tool_class
     from vchat.ui.tool_list import listing_width, tool_lines
 
@@ -212,8 +210,7 @@ def tools_cmd(
             fail_on(UsageError(unknown_tool_message(missing[0], sorted(set(known)))))
         chosen, verbose = [cls for cls in found if cls is not None], True
     sys.stdout.write("".join(line + "\n" for line in tool_lines(chosen, verbose=verbose, width=listing_width())))
-    if not names:  # plugins by package, then each external MCP server's tools (started to list them)
-        print_extra_tools(config, mcp, verbose)
+    print_extra_tools(config, mcp, verbose, names)  # plugins by package, then each MCP server's tools
 
 
 @app.command("sessions")
@@ -264,16 +261,13 @@ def doctor_cmd(
     model: ModelOpt = None, base_url: BaseUrlOpt = None, llm: LlmOpt = None, config: ConfigOpt = None
 ) -> None:
     """Check the setup: the language model (exit 1 when it does not answer), device, memory, model cache."""
-    from vchat.cli.byot import print_server_rows
-    from vchat.cli.models import doctor
+    from vchat.cli.byot import doctor  # vchat's own checks, then plugins and each MCP server
 
     try:
         settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
     except VchatError as exc:
         fail_on(exc)
-    answered = doctor(settings)
-    print_server_rows(settings)  # plugins loaded; each MCP server started and its tools listed
-    raise typer.Exit(0 if answered else 1)
+    raise typer.Exit(0 if doctor(settings) else 1)
 
 
 @app.command("show")
@@ -319,14 +313,21 @@ def mcp_cmd(
             "--tools", metavar="NAMES", help="Serve only these tools or families, e.g. canny_edges,transform."
         ),
     ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host", metavar="NAME", help="With --http: another Host name clients use (a proxy); repeatable."
+        ),
+    ] = None,
     out: OutOpt = None,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Serve every tool over the Model Context Protocol, for other agents (stdio, or --http)."""
     from vchat.cli.mcp import run_mcp
 
     try:
-        settings = settings_from_flags(config, out_dir=out)
+        settings = settings_from_flags(config, out_dir=out, tier=tier)
         code = run_mcp(
             settings,
             http=http,
@@ -334,6 +335,7 @@ def mcp_cmd(
             preview_size=preview_size,
             preview_format=preview_format,
             tools=tools,
+            allow_hosts=list(allow_host or []),
         )
     except VchatError as exc:
         fail_on(exc)
@@ -365,8 +367,6 @@ def _add_batch() -> None:
 
 
 _add_batch()
-
-
 app.command("plugins")(plugins)
 
 

@@ -47,9 +47,18 @@ def resume_value(argv: list[str]) -> list[str]:
         out.append(token)
         if token == "--resume":
             following = argv[i + 1] if i + 1 < len(argv) else None
-            if following is None or not _SESSION_ID.match(following):
+            if following is None or not (_SESSION_ID.match(following) or _is_session_folder(following)):
                 out.append("latest")
     return out
+
+
+def _is_session_folder(token: str) -> bool:
+    """A path to a session folder (it holds a transcript): `--resume vchat-out/20261126-101500-3fa2`."""
+    import os
+
+    from vchat.store.transcript import TRANSCRIPT_NAME
+
+    return not token.startswith("-") and os.path.isfile(os.path.join(os.path.expanduser(token), TRANSCRIPT_NAME))
 
 
 def not_a_command(argv: list[str], group: Any) -> str | None:

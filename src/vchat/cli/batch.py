@@ -21,7 +21,7 @@ from vchat.cli.common import (
     stderr,
     stop_on_sigterm,
 )
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt, TierOpt
 from vchat.errors import UsageError, VchatError
 
 if TYPE_CHECKING:
@@ -81,6 +81,7 @@ def batch(
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
     llm: LlmOpt = None,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """The same edit over many images: a manifest as it goes, --resume to finish, exit 4 if any image failed.
@@ -92,7 +93,7 @@ def batch(
     try:
         if out is None:
             raise UsageError("missing --out FOLDER: where the outputs and manifest.jsonl go")
-        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
+        settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm, tier=tier)
         from vchat.batch.runner import plan as make_plan
         from vchat.batch.runner import run_batch, run_local, validate
         from vchat.chat.binding import parse_arg_pairs as parse_args

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from vchat.cli.common import fail
-from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt
+from vchat.cli.options import BaseUrlOpt, ConfigOpt, LlmOpt, ModelOpt, TierOpt
 from vchat.errors import VchatError
+from vchat.ui.safe import safe_json
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -52,6 +52,7 @@ def bench(
         int | None, typer.Option("--max-steps", metavar="N", help="Most tool calls per task (default 8).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every failed task and why.")] = False,
+    tier: TierOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Measure how well the configured model drives the tools: a built-in suite of tasks, scored."""
@@ -64,10 +65,12 @@ def bench(
             real_tools,
             calibrate,
             verbose,
-            {"model": model, "base_url": base_url, "llm": llm, "max_steps": max_steps},
+            {"model": model, "base_url": base_url, "llm": llm, "max_steps": max_steps, "tier": tier},
             config,
         )
     except VchatError as exc:
+        if as_json:  # a script reading stdout hears of the failure too
+            sys.stdout.write(safe_json({"error": str(exc)}) + "\n")
         fail(str(exc))
     raise typer.Exit(code)
 
@@ -112,7 +115,8 @@ def _bench(
         from vchat.bench.report import as_json as to_json
 
         data = [to_json(runs, model=name, tools=tools) for name, runs in reports]
-        sys.stdout.write(json.dumps(data[0] if len(data) == 1 else data, ensure_ascii=False) + "\n")
+        # Model replies reach this JSON: C1 controls and bidi overrides are escaped, as `run --json` does.
+        sys.stdout.write(safe_json(data[0] if len(data) == 1 else data) + "\n")
         return 0
     with out.capture() as captured:
         _print_reports(out, reports, len(tasks), repeat, tools, verbose)
@@ -204,7 +208,7 @@ def _list(console: Console, tasks: Sequence[Task], as_json: bool) -> None:
             }
             for t in tasks
         ]
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(safe_json(data) + "\n")
         return
     from rich.markup import escape
 

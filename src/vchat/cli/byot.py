@@ -111,11 +111,16 @@ def _print_tools(tools: list[type[Tool]], verbose: bool) -> None:
     sys.stdout.write("".join(line + "\n" for line in tool_lines(tools, verbose=verbose, width=listing_width())))
 
 
-def print_extra_tools(config: Path | None, mcp: list[str] | None, verbose: bool) -> None:
-    """The `vchat tools` sections after the built-ins: plugin tools by package, then each MCP server's tools."""
+def print_extra_tools(config: Path | None, mcp: list[str] | None, verbose: bool, names: list[str] | None) -> None:
+    """The `vchat tools` sections after the built-ins: plugin tools by package, then each MCP server's tools.
+
+    Nothing when tools were named (`vchat tools NAME`): those are listed with the built-ins.
+    """
     from vchat.cli.extras import plugin_set
     from vchat.ui.render import listing_console, print_warning
 
+    if names:
+        return
     settings = _settings(config, mcp)
     console = listing_console()
     found = plugin_set()
@@ -148,10 +153,15 @@ def print_extra_tools(config: Path | None, mcp: list[str] | None, verbose: bool)
         servers.close()
 
 
-def print_server_rows(settings: Settings) -> None:
-    """`vchat doctor`'s rows for plugins and external MCP servers, after its own."""
+def doctor(settings: Settings) -> bool:
+    """`vchat doctor`: vchat's own checks (True when the language model answers), then a row for the plugins
+    and one per external MCP server (started, its tools listed)."""
+    from vchat.cli.models import doctor as own_checks
+
+    answered = own_checks(settings)
     for label, value in server_rows(settings):
         typer.echo(f"{label:<12}  {value}")
+    return answered
 
 
 def server_rows(settings: Settings) -> list[tuple[str, str]]:

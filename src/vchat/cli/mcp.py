@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,10 +82,13 @@ def run_mcp(
     preview_size: int,
     preview_format: str,
     tools: str | None = None,
+    allow_hosts: list[str] | None = None,
 ) -> int:
     """Build the session and the server, say where things are (stderr), and serve."""
+    from vchat.cli.common import stop_on_sigterm
+    from vchat.mcp_server.rebinding import is_loopback
     from vchat.mcp_server.server import ServerOptions, VchatServer
-    from vchat.mcp_server.transport import LOOPBACK, check_listen, parse_listen, serve
+    from vchat.mcp_server.transport import check_listen, parse_listen, serve
     from vchat.tools.registry import all_tools
 
     if preview_format not in PREVIEW_FORMATS:
@@ -102,23 +106,36 @@ def run_mcp(
     where = "stdio" if listen is None else f"http://{listen[0]}:{listen[1]}/mcp"
     if listen is not None and ":" in listen[0]:
         where = f"http://[{listen[0]}]:{listen[1]}/mcp"
-    for line in notes:
-        sys.stderr.write(f"vchat mcp: {line}\n")
-    if listen is not None and listen[0] not in LOOPBACK:
-        sys.stderr.write(
-            f"vchat mcp: warning: listening on {listen[0]}, not loopback: anyone who can reach it can run the tools "
-            "and read images under the allowed folders\n"
-        )
-    allowed = ", ".join(str(p) for p in roots) or "none"
-    sys.stderr.write(
-        f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; "
-        f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
-    )
-    sys.stderr.flush()
+    # SIGTERM (a client or service manager stopping the server) ends it like Ctrl-C: sessions closed, locks let go.
+    # Set before the ready line below, which is what a supervisor waits for.
+    previous = signal.getsignal(signal.SIGTERM)
+    stop_on_sigterm()
     try:
-        serve(app, listen)
+        for line in notes:
+            sys.stderr.write(f"vchat mcp: {line}\n")
+        if listen is not None and not is_loopback(listen[0]):
+            sys.stderr.write(
+                f"vchat mcp: warning: listening on {listen[0]}, not loopback: anyone who can reach it can run "
+                "the tools and read images under the allowed folders\n"
+            )
+        allowed = ", ".join(str(p) for p in roots) or "none"
+        sys.stderr.write(
+            f"vchat mcp {len(app.listed)} tools on {where}; images read from: {allowed}; "
+            f"outputs in {settings.out_dir.resolve()}, a session folder per client\n"
+        )
+        sys.stderr.flush()
+        serve(app, listen, allow_hosts or [])
     except KeyboardInterrupt:
-        pass
+        interrupted = True
+    else:
+        interrupted = False
     finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
         app.close()
+    if interrupted and listen is None:
+        # Everything is closed and written (records go out unbuffered); what is left is the stdio transport's
+        # reader thread, blocked on a stdin the client still holds open, which would keep the process alive.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -59,12 +59,27 @@ def _load(ctx: typer.Context, config: Path | None) -> Settings:
 def model_rows(settings: Settings, manager: ModelManager | None = None) -> list[dict[str, Any]]:
     """One row per model key: id or folder, local or not, downloaded state, bytes on disk, where it is loaded."""
     from vchat.runtime import hub
-    from vchat.runtime.catalog import DEFAULT_MODELS, components_of
+    from vchat.runtime.catalog import CLASSIC_ONLY, CURRENT_ONLY, DEFAULT_MODELS, components_of
 
     resident = manager.resident() if manager is not None else {}
     rows = []
     for key in DEFAULT_MODELS:
         specs = components_of(key)
+        tier = "current" if key in CURRENT_ONLY else ("classic" if key in CLASSIC_ONLY else "both")
+        if not specs:
+            # A key whose loading parts are not in the catalog yet: its id is known, its state is not.
+            rows.append(
+                {
+                    "key": key,
+                    "tier": tier,
+                    "ref": hub.model_ref(key, settings.models),
+                    "local": False,
+                    "cached": "unknown",
+                    "bytes": 0,
+                    "resident": "",
+                }
+            )
+            continue
         files: list[Path] = []
         missing = 0
         sources = [hub.source_for(spec, settings.models) for spec in specs]
@@ -83,6 +98,7 @@ def model_rows(settings: Settings, manager: ModelManager | None = None) -> list[
         rows.append(
             {
                 "key": key,
+                "tier": tier,
                 "ref": hub.model_ref(key, settings.models),
                 "local": sources[0].local,
                 "cached": state,
@@ -93,20 +109,25 @@ def model_rows(settings: Settings, manager: ModelManager | None = None) -> list[
     return rows
 
 
-def models_table(settings: Settings, manager: ModelManager | None = None) -> Table:
-    """The `vchat models` table (the REPL can pass its manager to fill in the resident column)."""
+def models_table(settings: Settings, manager: ModelManager | None = None, active: str | None = None) -> Table:
+    """The `vchat models` table (the REPL can pass its manager to fill in the resident column).
+
+    With `active` (a tier name), the tier column marks the rows that tier uses with `*`.
+    """
     from vchat.runtime.memory import format_size
 
     table = Table(show_edge=False, pad_edge=False, header_style="bold")
-    for name in ("key", "id or path", "downloaded", "on disk", "loaded on"):
+    for name in ("key", "tier", "id or path", "downloaded", "on disk", "loaded on"):
         table.add_column(name, justify="right" if name == "on disk" else "left")
     for row in model_rows(settings, manager):
+        used = active is not None and row["tier"] in ("both", active)
         cached = (
             row["cached"] if not row["local"] else ("folder" if row["cached"] == "yes" else "folder " + row["cached"])
         )
         style = "green" if row["cached"] == "yes" else ("red" if row["cached"] == "no" else "yellow")
         table.add_row(
             row["key"],
+            f"{row['tier']}{' *' if used else ''}",
             row["ref"],
             f"[{style}]{cached}[/]",
             format_size(row["bytes"]) if row["bytes"] else "-",
@@ -127,24 +148,48 @@ def models_main(ctx: typer.Context, config: ConfigOpt = None) -> None:
         from vchat.runtime import hub
 
         console = _stdout()
-        console.print(models_table(settings))
+        active, why = tier_in_use(settings)
+        console.print(models_table(settings, active=active))
+        console.print(f"active tier: {active} ({why}); * marks the models it uses", markup=False)
         offline = " (offline: HF_HUB_OFFLINE is set)" if hub.is_offline() else ""
-        console.print(f"cache: {hub.cache_dir()}{offline}; fetch ahead with `vchat models pull [KEY…]`")
+        console.print(
+            f"cache: {hub.cache_dir()}{offline}; fetch ahead with `vchat models pull [KEY…]` or `--tier current`",
+            markup=False,
+        )
+
+
+def tier_in_use(settings: Settings) -> tuple[str, str]:
+    """(tier, why) for the listing: the setting, or what `auto` resolves to on this machine."""
+    if settings.tier in ("classic", "current"):
+        return settings.tier, f"set to {settings.tier}"
+    from vchat.runtime.tiers import resolve_auto
+
+    choice = resolve_auto(settings)
+    return choice.tier, f"auto: {choice.reason}"
 
 
 @models_app.command("pull")
 def pull_command(
     ctx: typer.Context,
     keys: Annotated[
-        list[str] | None, typer.Argument(metavar="[KEY]...", help="Model keys (default: every one not downloaded yet).")
+        list[str] | None,
+        typer.Argument(metavar="[KEY]...", help="Model keys (default: every one the tier uses not downloaded yet)."),
+    ] = None,
+    tier: Annotated[
+        str | None,
+        typer.Option("--tier", metavar="TIER", help="Fetch the models of this tier: classic or current."),
     ] = None,
 ) -> None:
     """Download models into the Hugging Face cache, with progress bars on stderr."""
     from vchat.runtime import hub
-    from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS
+    from vchat.runtime.catalog import COMPONENTS, DEFAULT_MODELS, TIER_NAMES, tier_models
 
     settings = _load(ctx, None)
     err = stderr()
+    if tier is not None and tier not in TIER_NAMES:
+        raise _fail(f"--tier must be classic or current, not {tier!r}", code=2)
+    if tier is not None and keys:
+        raise _fail("give model keys or --tier, not both", code=2)
     wanted = list(keys or [])
     unknown = [k for k in wanted if k not in DEFAULT_MODELS and k not in COMPONENTS]
     if unknown:
@@ -155,9 +200,12 @@ def pull_command(
         hint = f"did you mean {close[0]}? " if close else ""
         raise _fail(f"unknown model {unknown[0]!r}; {hint}`vchat models` lists the keys", code=2)
     if not wanted:
-        wanted = [row["key"] for row in model_rows(settings) if row["cached"] != "yes" and not row["local"]]
+        chosen = tier or tier_in_use(settings)[0]
+        uses = set(tier_models(chosen))
+        rows = [row for row in model_rows(settings) if row["key"] in uses]
+        wanted = [row["key"] for row in rows if row["cached"] not in ("yes", "unknown") and not row["local"]]
         if not wanted:
-            err.print("every model is already downloaded")
+            err.print(f"every model of the {chosen} tier is already downloaded")
             return
     if any(k == "planner" or k.startswith("planner.") for k in wanted) and "planner" not in settings.models:
         # The planner's default depends on the device it will run on: the 2B with a GPU or MPS, else the 0.8B.
@@ -231,6 +279,8 @@ def doctor(settings: Settings) -> bool:
         rows.append(("torch", "not installed: the visual tools cannot run"))
     except VchatError as exc:
         rows.append(("device", f"error: {exc}"))
+    tier, why = tier_in_use(settings)
+    rows.append(("model tier", f"{tier} ({why})"))
     avail, ram_total = devices.host_memory()
     ram = _budget_text(rt.ram_budget, avail, ram_total, accelerator=False)
     rows.append(("RAM", f"{memory.format_size(avail)} available of {memory.format_size(ram_total)}; budget {ram}"))

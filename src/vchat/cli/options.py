@@ -35,3 +35,9 @@ PreviewOpt = Annotated[
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", metavar="PATH", help="Config file (default: user config dir).")
 ]
+TierOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tier", metavar="TIER", help="Model tier: auto (by device memory), classic (SD 1.5 family) or current."
+    ),
+]

@@ -18,6 +18,7 @@ from vchat.chat.steps import Step
 from vchat.cli.repl_input import edit_in_editor, interrupt_cancels, lines_from_stdin, prompt_lines
 from vchat.config import Settings
 from vchat.errors import Cancelled, VchatError
+from vchat.runtime import tiers
 from vchat.session import Observers, Session
 from vchat.store.images import ImageRef
 from vchat.ui.inline import Previewer
@@ -361,6 +362,7 @@ def run_repl(
     first_use = llm.notice() if llm is not None else None
     if first_use:
         console.print(f"[dim]{escape(first_use)}[/]")
+    tiers.on_first_choice(lambda line: console.print(f"[dim]{escape(line)}[/]"))  # `auto` says its choice at first use
     for path in images:
         try:
             repl.command(f"/attach {path}")

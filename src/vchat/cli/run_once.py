@@ -69,6 +69,10 @@ def run_once(
     first_use = session.llm.notice() if session.llm is not None else None
     if first_use:
         err.print(first_use, style="dim", markup=False)
+    from vchat.runtime.tiers import on_first_choice
+
+    # `tier = "auto"` is sized when a tool first needs it; the choice and its reason are said then, once.
+    on_first_choice(lambda line: err.print(line, style="dim", markup=False))
     # SIGTERM from a batch runner should stop like Ctrl-C: finished work is already on disk.
     stop_on_sigterm()
     # Loading and denoising progress as bars on stderr (stdout keeps only the answer or JSON).
@@ -133,6 +137,7 @@ def run_once(
         result = _result(session, steps, final, error)
         if discarded or not session.folder.is_dir():
             result["session"] = None
+            result["images"] = []  # their files went with the folder: a path here would name nothing
         sys.stdout.write(safe_json(result) + "\n")
     else:
         if final is not None and tool is None:

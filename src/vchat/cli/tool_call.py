@@ -64,8 +64,13 @@ def tool_inputs(tool: type[Tool], prompt: str | None, pairs: list[str], attached
         raise UsageError(f"{refused} ({exc})") from None
 
 
-def one_image_per_field(tool: type[Tool], images: list[Path]) -> None:
-    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
+def one_image_per_field(tool: type[Tool] | None, images: list[Path]) -> None:
+    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead.
+
+    None (an external server's tool, known once its server runs) is not checked here.
+    """
+    if tool is None:
+        return
     tool_name = tool.name
     takes = sum(1 for f in tool.inputs if f.kind == "image")
     if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)

@@ -66,14 +66,13 @@ class ScriptedLLM(LLM):
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedLLM:
         """Load a script (JSON list or `---`-separated text); a bad file is a one-line LLMError."""
+        from vchat.userfiles import UserFileError, read_text
+
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise LLMError(f"scripted backend: {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise LLMError(f"scripted backend: cannot read {path} ({reason})") from None
+            text = read_text(path, "scripted backend: file")
+        except UserFileError as exc:
+            raise LLMError(str(exc)) from None
         if text.lstrip().startswith("["):
             replies = _parse_json(text, path)
         else:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from vchat.errors import ImageError, ToolInputError, UnknownImageError, UnsafePathError
+from vchat.mcp_server.isolation import foreign_session
 from vchat.store.refs import HANDLE_RE, ImageRef
 
 if TYPE_CHECKING:
@@ -219,9 +220,9 @@ class ImageInputs:
             if ref.tool is not None and candidate == ref.path:
                 return ref.handle
         real = self.roots.confine(text)
-        if self.others is not None and real.parent in self.others() and real.parent != self.session.folder:
+        if foreign_session(real, self.session.folder, self.others):
             # The allowed folder may hold the output folder (both are the current folder by default): another
-            # client's images stay out of reach by path too, as they are by handle.
+            # client's images stay out of reach by path too, as they are by handle, also after a restart.
             raise UnsafePathError(
                 f"{value!r} belongs to another session of this server; "
                 "name an image by the handle or URI its result gave"

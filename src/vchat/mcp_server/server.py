@@ -23,6 +23,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from vchat import __version__
 from vchat.chat.calls import UnknownTool, find_tool
 from vchat.errors import Cancelled, VchatError
+from vchat.mcp_server.clean import without_surrogates
 from vchat.mcp_server.inputs import URI_SCHEME, Roots, handle_of_uri, image_uri, is_path_like
 from vchat.mcp_server.preview import encode_preview
 from vchat.mcp_server.progress import Progress
@@ -54,7 +55,7 @@ class ServerOptions:
 
 def tool_error(message: str) -> types.CallToolResult:
     """A failed call as the client's model should see it: one line, flagged as an error."""
-    line = " ".join(message.split()) or "the tool failed"
+    line = without_surrogates(" ".join(message.split())) or "the tool failed"
     return types.CallToolResult(content=[types.TextContent(text=line)], is_error=True)
 
 
@@ -192,7 +193,8 @@ class VchatServer:
             tool = find_tool(self.tools, params.name, lister="tools/list")
         except UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        arguments = dict(params.arguments or {})
+        # A lone surrogate cannot be encoded in the reply that would quote it: the client would wait forever.
+        arguments = without_surrogates(dict(params.arguments or {}))
         workspace: Workspace | None = None
         first = False
         try:

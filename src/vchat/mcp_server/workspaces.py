@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 import anyio
 
+from vchat.errors import VchatError
 from vchat.mcp_server.inputs import URI_SCHEME, ImageInputs, Roots
 from vchat.mcp_server.served import ServedSession, SharedRuntime
 from vchat.session import new_session_id
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 # Stateless clients start a session per chain of calls; past this many, the least recently used are closed
 # (their files released; they open again if a later call names one of their images).
 MAX_OPEN = 32
+# Each stateless chain keeps a session folder (its images stay readable by URI). Without a bound, any client
+# that can reach the server could fill the disk with folders, one per call; past this many a new chain is refused
+# (calls that name an earlier image's URI go on in its session).
+MAX_STATELESS = 1000
 
 
 @dataclass(eq=False)
@@ -72,6 +77,11 @@ class Workspaces:
 
     def new(self, *, stateless: bool) -> Workspace:
         """A workspace with a fresh session (its folder is made by the first image it gets)."""
+        if stateless and sum(1 for w in self._by_name.values() if w.stateless) >= MAX_STATELESS:
+            raise VchatError(
+                f"this server already keeps {MAX_STATELESS} sessions of stateless calls; continue one by naming an "
+                "image URI it returned, or restart the server"
+            )
         session_id = new_session_id()
         while (self.settings.out_dir / session_id).exists() or any(w.session.id == session_id for w in self):
             session_id = new_session_id()

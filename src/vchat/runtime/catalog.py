@@ -25,6 +25,12 @@ DEFAULT_MODELS: dict[str, str] = {
     "annotators": "lllyasviel/Annotators",
     "grounding_dino": "IDEA-Research/grounding-dino-tiny",
     "sam": "facebook/sam-vit-base",
+    # The current tier's models (see TIER_MODELS): FLUX.2 [klein] for generation and editing, SAM 3 for text-prompted
+    # detection and masks, Depth Anything V2 for depth. The Small depth model is the one under Apache-2.0 (Base and
+    # Large are CC-BY-NC-4.0); `[models] depth_anything` may name a larger one.
+    "flux2_klein": "black-forest-labs/FLUX.2-klein-4B",
+    "sam3": "facebook/sam3",
+    "depth_anything": "depth-anything/Depth-Anything-V2-Small-hf",
     # The built-in planner; on a GPU or Apple MPS the larger PLANNER_ACCELERATOR is the default instead.
     "planner": "Qwen/Qwen3.5-0.8B",
 }
@@ -37,6 +43,21 @@ DOWNLOAD_SIZES = {"Qwen/Qwen3.5-0.8B": "1.8 GB", "Qwen/Qwen3.5-2B": "4.6 GB"}
 def planner_default(device: str) -> str:
     """The default planner checkpoint for a compute device: the 2B where there is a GPU or MPS, else the 0.8B."""
     return DEFAULT_MODELS["planner"] if device == "cpu" else PLANNER_ACCELERATOR
+
+
+# Model keys only the current tier uses; every other key serves both tiers or only the classic one (CLASSIC_ONLY).
+CURRENT_ONLY = ("flux2_klein", "sam3", "depth_anything")
+# Classic models the current tier replaces. The rest serve both: the SD 1.5 base (the ControlNet tools have no
+# current counterpart), BLIP (it answers when the planner cannot see images), DPT (the normal ControlNet was trained
+# on MiDaS-style normals), CLIPSeg and SAM (background removal, segment_anything).
+CLASSIC_ONLY = ("sd15_inpaint", "pix2pix", "grounding_dino")
+TIER_NAMES = ("classic", "current")
+
+
+def tier_models(tier: str) -> tuple[str, ...]:
+    """The model keys a tier uses, in catalog order (the planner included: it runs beside the tools)."""
+    left_out = CURRENT_ONLY if tier == "classic" else CLASSIC_ONLY
+    return tuple(key for key in DEFAULT_MODELS if key not in left_out)
 
 
 CONTROLNETS = tuple(key for key in DEFAULT_MODELS if key.startswith("controlnet_"))
@@ -150,6 +171,10 @@ def _build() -> dict[str, ComponentSpec]:
         # Grounding DINO's deformable attention and box maths lose boxes in fp16: keep it in fp32.
         ("grounding_dino", "GroundingDinoForObjectDetection", "AutoProcessor", None, False),
         ("sam", "SamModel", "SamProcessor", None, True),
+        # The current tier's detectors: SAM 3 finds every instance of a named concept (boxes, scores, masks);
+        # Depth Anything V2 gives relative inverse depth like MiDaS, so the depth ControlNet reads it as it is.
+        ("sam3", "Sam3Model", "Sam3Processor", None, True),
+        ("depth_anything", "DepthAnythingForDepthEstimation", "AutoImageProcessor", None, True),
     ):
         specs.append(
             ComponentSpec(
@@ -231,10 +256,12 @@ def expand_keys(keys: list[str] | tuple[str, ...]) -> list[ComponentSpec]:
     """Component specs for a mix of model keys (`sd15`) and component keys (`sd15.unet`), in order, no repeats."""
     out: dict[str, ComponentSpec] = {}
     for key in keys:
-        if key in COMPONENTS:
-            out[key] = COMPONENTS[key]
-        elif key in DEFAULT_MODELS:
+        # A model key first: `sam` is both the model and its network's component, and pulling the model must
+        # bring its processor too.
+        if key in DEFAULT_MODELS:
             out.update({spec.key: spec for spec in components_of(key)})
+        elif key in COMPONENTS:
+            out[key] = COMPONENTS[key]
         else:
             known = ", ".join(DEFAULT_MODELS)
             raise KeyError(f"unknown model {key!r}; known: {known}")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from pathlib import Path
 from typing import Any
 
 from vchat.errors import ModelLoadError
 from vchat.runtime import hub
 from vchat.runtime.catalog import SCHEDULER, WEIGHTS, ComponentSpec
 from vchat.runtime.devices import torch_dtype
+from vchat.runtime.model_files import check_folder
 
 
 def _import(loader: str) -> Any:
@@ -43,6 +45,8 @@ def check_available(spec: ComponentSpec, source: hub.Source) -> None:
         _found, missing = hub.find_files(spec, source)
         if missing:
             raise hub.missing_error(spec, source, missing)
+        if source.local:
+            check_folder(Path(source.ref).expanduser() / (source.subfolder or ""), spec.key, source.model)
         return
     _found, missing = hub.find_files(spec, source)
     if missing and not hub.reachable():

@@ -8,7 +8,7 @@ from typing import Any
 
 from vchat.runtime import hub, memory, offload
 from vchat.runtime.devices import Backend, dtype_size, is_accelerator
-from vchat.runtime.loading import load_component
+from vchat.runtime.loading import check_available, load_component
 from vchat.runtime.parts import Call, Entry
 from vchat.runtime.stats import Stats
 
@@ -158,6 +158,7 @@ class Placement:
     def _load(self, entry: Entry, dtype: str | None) -> None:
         spec = entry.spec
         if spec.weighted:
+            check_available(spec, entry.source)  # before the size estimate reads the weight files' headers
             files = hub.weight_files(spec, entry.source)
             self._trim_host(memory.estimate_bytes(files, dtype_size(dtype or "float32")))
         started = time.perf_counter()

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import zlib
@@ -154,10 +155,19 @@ def link_or_copy(source: Path, path: Path) -> None:
         raise
 
 
+def _open_regular(path: Path) -> BinaryIO:
+    """A regular file opened for reading; a FIFO or device in its place is an OSError, never a blocked open."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def is_plain_png(path: Path) -> bool:
     """True when a file is a PNG by its signature (stored losslessly: its bytes can be reused as they are)."""
     try:
-        with open(path, "rb") as fh:
+        with _open_regular(path) as fh:
             return fh.read(8) == PNG_SIGNATURE
     except OSError:
         return False
@@ -207,7 +217,7 @@ def png_with_record(data: bytes, record: Mapping[str, Any]) -> bytes:
 def is_whole_png(path: Path) -> bool:
     """True when a file starts and ends like a complete PNG (cheap: reads 16 bytes, no decode)."""
     try:
-        with open(path, "rb") as fh:
+        with _open_regular(path) as fh:
             if fh.read(8) != PNG_SIGNATURE:
                 return False
             fh.seek(-8, os.SEEK_END)

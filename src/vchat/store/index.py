@@ -7,15 +7,24 @@ and a folder that was moved or deleted simply drops out of the listing.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from vchat.store.transcript import TRANSCRIPT_NAME, iter_sessions
 
+try:  # POSIX; elsewhere concurrent updates are not serialised
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 INDEX_NAME = "sessions.jsonl"
+LOCK_SUFFIX = ".lock"
 # Rewrite the index without its dead entries once this many have piled up.
 _COMPACT_AFTER = 50
 
@@ -33,27 +42,60 @@ def register(session_id: str, folder: Path) -> bool:
     path = index_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One short append per session: O_APPEND keeps concurrent vchat processes from interleaving lines.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+        # Under the lock: an append racing a rewrite would land in the file the rewrite is replacing.
+        with _locked(path):
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
     except OSError:
         return False
     return True
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Every change of the index (append, removal, compaction) under one exclusive lock across processes.
+
+    The lock is a separate file: the index itself is replaced by a rename when rewritten, and a lock
+    on the old file would not hold the new one. A read-modify-write is only whole while no other
+    process appends between its read and its rename.
+    """
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(path.with_name(path.name + LOCK_SUFFIX), os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The index's lines; OSError when it cannot be read or is no regular file (a FIFO there would block)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW)
+    with open(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        return fh.read().decode("utf-8", "replace").splitlines()
 
 
 def unregister(session_id: str) -> None:
     """Forget a session that was removed again (nothing came of it); a no-op when the index cannot be read."""
     path = index_path()
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        with _locked(path):
+            lines = _read_lines(path)
+            kept = [line for line in lines if _entry_id(line) != session_id]
+            if len(kept) != len(lines):
+                _rewrite(path, kept)
     except OSError:
         return
-    kept = [line for line in lines if _entry_id(line) != session_id]
-    if len(kept) != len(lines):
-        _rewrite(path, kept)
 
 
 def _entry_id(line: str) -> str | None:
@@ -67,7 +109,7 @@ def _indexed() -> list[Path]:
     """Folders named in the index that still hold a transcript (the index is compacted when many do not)."""
     path = index_path()
     try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _read_lines(path)
     except OSError:
         return []
     alive: dict[str, Path] = {}
@@ -84,7 +126,11 @@ def _indexed() -> list[Path]:
         else:
             dead += 1
     if dead >= _COMPACT_AFTER:
-        _rewrite(path, [line for line in lines if _keeps(line, alive)])
+        with contextlib.suppress(OSError), _locked(path):
+            # Read again under the lock: entries added since the first read are kept (those not yet
+            # checked stay whatever their state, to be judged next time).
+            seen = set(lines)
+            _rewrite(path, [line for line in _read_lines(path) if _keeps(line, alive) or line not in seen])
     return list(alive.values())
 
 

@@ -7,6 +7,7 @@ the store's threads, JSON and PNG writer.
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 
 from PIL import Image, ImageOps
@@ -54,9 +55,13 @@ def open_image(path: str | os.PathLike[str], max_pixels: int) -> tuple[Image.Ima
     if os.path.isdir(shown):
         raise ImageError(f"{shown}: is a folder, not an image")
     try:
-        size = os.stat(shown).st_size
+        info = os.stat(shown)
     except OSError as exc:
         raise ImageError(f"{shown}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        # A pipe would block the decoder and a device never ends: only regular files are images.
+        raise ImageError(f"{shown}: not a regular file (a pipe, device or socket); give an image file")
+    size = info.st_size
     if size == 0:
         raise ImageError(f"{shown}: empty file (0 bytes)")
     note = None

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -41,6 +42,16 @@ def _open_flags() -> int:
     return os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
+def _open_regular(path: Path) -> int:
+    """Open for appending; non-blocking until fstat shows a regular file (a planted FIFO would block the open)."""
+    fd = os.open(path, _open_flags() | getattr(os, "O_NONBLOCK", 0), 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a plain file (a pipe, device or folder)")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
@@ -61,12 +72,16 @@ class Transcript:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._fd = os.open(self.path, _open_flags(), 0o600)
+                self._fd = _open_regular(self.path)
             except OSError as exc:
                 if exc.errno == errno.ELOOP or self.path.is_symlink():
                     raise TranscriptError(
                         f"refusing to write {self.path}: it is a symbolic link (a transcript must be a plain file "
                         "in its session folder)"
+                    ) from None
+                if exc.errno in (errno.ENXIO, errno.EINVAL, errno.EISDIR):  # a FIFO with no reader, a device, a folder
+                    raise TranscriptError(
+                        f"refusing to write {self.path}: it is not a plain file (a pipe, device or folder)"
                     ) from None
                 raise TranscriptError(f"cannot write {self.path}: {_why(exc)}") from None
         return self._fd
@@ -218,9 +233,14 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], str | None]:
             f"refusing to read {path}: it is a symbolic link (a transcript must be a plain file in its session folder)"
         )
     try:
-        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+        # Non-blocking and checked: a FIFO or device planted in its place is refused instead of hanging the read.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise TranscriptError(f"cannot read {path}: {_why(exc)}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TranscriptError(f"refusing to read {path}: it is not a plain file (a pipe, device or folder)")
+    fh = open(fd, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
     with fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():

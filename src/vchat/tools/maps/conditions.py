@@ -54,7 +54,14 @@ CONDITIONS: dict[str, Condition] = {
             ("segment_semantic",),
             "segmentation",
         ),
-        Condition("depth", "controlnet_depth", "depth map", ("depth", "depth.processor"), ("estimate_depth",), "depth"),
+        Condition(
+            "depth",
+            "controlnet_depth",
+            "depth map",
+            (*depth.KEYS, *depth.CURRENT_KEYS),  # DPT in the classic tier, Depth Anything V2 in the current one
+            ("estimate_depth",),
+            "depth",
+        ),
         Condition(
             "normal", "controlnet_normal", "normal map", ("depth", "depth.processor"), ("estimate_normals",), "normal"
         ),

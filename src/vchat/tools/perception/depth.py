@@ -1,6 +1,9 @@
-"""estimate_depth and estimate_normals: a MiDaS-style depth map (DPT) and the normal map derived from it.
+"""estimate_depth and estimate_normals: a MiDaS-style depth map and the normal map derived from it.
 
-`depth_map` and `normals_map` are also the detectors of generate_from_depth and generate_from_normal.
+Depth comes from DPT in the classic tier and Depth Anything V2 in the current one (both give relative inverse
+depth, bigger is nearer). Normals stay on DPT in both: the normal ControlNet was trained on MiDaS-derived normals,
+and the gradient scale below was fit to them. `depth_map` and `normals_map` are also the detectors of
+generate_from_depth and generate_from_normal.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vchat.runtime.tiers import active_tier, lineage
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.util import DetectedMap, inputs_for, rgb, save, to_condition_map
 
@@ -16,25 +20,38 @@ if TYPE_CHECKING:
     from PIL import Image
 
 KEYS = ("depth", "depth.processor")
+CURRENT_KEYS = ("depth_anything", "depth_anything.processor")
 # ControlNet's normal maps: x/y gradients of MiDaS depth against a constant z of 2π; pixels in the farthest
 # part of the depth range count as background (flat, facing the camera). Values of the sd-controlnet-normal card.
 NORMAL_Z = 2 * 3.141592653589793
 BACKGROUND = 0.4
 
 
-def predict_depth(ctx: ToolContext, image: Image.Image, tool: str) -> tuple[np.ndarray, str | None]:
-    """DPT's relative inverse depth (bigger is nearer) at the model's own resolution, as float32 H×W."""
+def depth_model(ctx: ToolContext) -> str:
+    """The model key depth comes from in the active tier."""
+    return CURRENT_KEYS[0] if active_tier(ctx.settings) == "current" else KEYS[0]
+
+
+def predict_depth(
+    ctx: ToolContext, image: Image.Image, tool: str, model: str | None = None
+) -> tuple[np.ndarray, str | None]:
+    """Relative inverse depth (bigger is nearer) at the model's own resolution, as float32 H×W.
+
+    `model` is `depth` (DPT) or `depth_anything`; by default the active tier's.
+    """
     import numpy as np
     import torch
 
+    key = model or depth_model(ctx)
+
     def run(parts: Any) -> np.ndarray:
-        batch = parts["depth.processor"](images=rgb(image), return_tensors="pt")
+        batch = parts[f"{key}.processor"](images=rgb(image), return_tensors="pt")
         with torch.inference_mode():
-            predicted = parts["depth"](**inputs_for(batch, parts, "depth")).predicted_depth
+            predicted = parts[key](**inputs_for(batch, parts, key)).predicted_depth
         # Batch of one: (1, h, w). Not post-processed: the caller resizes, in one place, to what it needs.
         return np.asarray(predicted[0].float().cpu().numpy(), dtype=np.float32)
 
-    outcome = ctx.models.run(run, *KEYS, tool=tool)
+    outcome = ctx.models.run(run, key, f"{key}.processor", tool=tool)
     return outcome.value, outcome.degraded
 
 
@@ -84,7 +101,7 @@ def depth_map(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool:
 
 def normals_map(ctx: ToolContext, image: Image.Image, size: tuple[int, int], tool: str) -> DetectedMap:
     """Normals at the depth model's resolution (the gradients' scale depends on it), then resized to `size`."""
-    depth, degraded = predict_depth(ctx, image, tool)
+    depth, degraded = predict_depth(ctx, image, tool, model=KEYS[0])
     return DetectedMap(to_condition_map(normal_map(depth), size), degraded)
 
 
@@ -97,14 +114,14 @@ class EstimateDepth(Tool):
         "usable as input for generate_from_depth."
     )
     inputs = (Field("image", "image", "the image to estimate depth for"),)
-    components = KEYS
+    components = (*KEYS, *CURRENT_KEYS)
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """The depth map at the input's size; a flat one is said to be flat."""
         ref = args["image"]
         image = rgb(ctx.load_image(ref))
         made = depth_map(ctx, image, image.size, self.name)
-        out = save(ctx, self.name, made.image, ref, {})
+        out = save(ctx, self.name, made.image, ref, lineage(ctx.settings, depth_model(ctx)))
         if made.flat:
             return ToolResult(
                 f"Depth map of {ref.handle}: no depth variation found (the map is flat).", [out], made.degraded

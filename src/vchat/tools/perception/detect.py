@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from vchat.runtime.tiers import active_tier, lineage
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.perception.grounding import BOX_THRESHOLD, DINO_KEYS, Detection, detect_boxes, phrases_of
+from vchat.tools.perception.sam3 import SAM3_KEYS, find_instances
 from vchat.tools.util import not_found, rgb, save
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class DetectObjects(Tool):
         Field("text", "text", "what to find: object names separated by commas"),
         Field("threshold", "float", "minimum confidence", default=BOX_THRESHOLD, minimum=0, maximum=1),
     )
-    components = DINO_KEYS
+    components = (*DINO_KEYS, *SAM3_KEYS)
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Detect, draw and list; nothing found is said plainly."""
@@ -62,10 +64,17 @@ class DetectObjects(Tool):
         text, threshold = str(args["text"]), float(args["threshold"])
         image = ctx.load_image(ref)
         notes: list[str] = []
-        found = detect_boxes(ctx, image, text, threshold=threshold, tool=self.name, notes=notes)
+        params: dict[str, Any] = {"text": text, "threshold": threshold}
+        if active_tier(ctx.settings) == "current":
+            # SAM 3 lists every instance of each concept; its masks are not needed for boxes.
+            instances = find_instances(ctx, image, text, threshold=threshold, tool=self.name, with_masks=False)
+            found = instances.found
+            notes.extend(n for n in (instances.degraded,) if n)
+            params.update(lineage(ctx.settings, "sam3"))
+        else:
+            found = detect_boxes(ctx, image, text, threshold=threshold, tool=self.name, notes=notes)
         if not found:
             raise not_found(" or ".join(phrases_of(text)), ref)
-        params = {"text": text, "threshold": threshold}
         out = save(ctx, self.name, draw_detections(image, found), ref, params)
         count = "1 object" if len(found) == 1 else f"{len(found)} objects"
         text_out = f"Found {count} in {ref.handle}: {describe(found)}."

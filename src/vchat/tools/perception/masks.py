@@ -1,4 +1,4 @@
-"""Masks from text: Grounding DINO + SAM when the grounding module is present, else CLIPSeg; then dilated."""
+"""Masks from text, then dilated: SAM 3 in the current tier; Grounding DINO + SAM in the classic one, else CLIPSeg."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import ModelLoadError
+from vchat.runtime.tiers import active_tier
 from vchat.tools.base import ToolContext
-from vchat.tools.perception import grounding
+from vchat.tools.perception import grounding, sam3
 
 if TYPE_CHECKING:
     import numpy as np
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 CLIPSEG = ("clipseg", "clipseg.processor")
 GROUNDED = ("grounding_dino", "grounding_dino.processor", "sam", "sam.processor")
+SAM3 = sam3.SAM3_KEYS
 # Visual ChatGPT's threshold on CLIPSeg's sigmoid output (clipseg-rd64-refined).
 CLIPSEG_THRESHOLD = 0.5
 # A mask smaller than this share of the image is noise, not an object.
@@ -51,7 +53,16 @@ class ObjectMask:
 
 
 def find_mask(ctx: ToolContext, image: Image.Image, text: str, tool: str) -> ObjectMask:
-    """The dilated mask of `text` in `image`: grounded (boxes then SAM) when available, CLIPSeg otherwise."""
+    """The dilated mask of `text` in `image`, for the editing tools.
+
+    Current tier: SAM 3 (every instance of the concept). Classic tier: grounded (boxes then SAM) when available,
+    CLIPSeg otherwise. SAM 3 has no fallback: its missing weights are the user's to fetch, said in one line.
+    """
+    if active_tier(ctx.settings) == "current":
+        concept = sam3_mask(ctx, image, text, tool)
+        if not concept.empty:
+            concept.mask = dilate(concept.mask, DILATE_SHARE)
+        return concept
     found = _grounded(ctx, image, text, tool)
     if found is None or found.unavailable:
         fallback = clipseg_mask(ctx, image, text, tool)
@@ -79,6 +90,14 @@ def _grounded(ctx: ToolContext, image: Image.Image, text: str, tool: str) -> Obj
         return ObjectMask(np.zeros((image.height, image.width), dtype=bool), "grounding_dino", note, unavailable=True)
     found = np.asarray(mask.convert("L").resize(image.size)) > 127
     return ObjectMask(found, "grounding_dino+sam", "; ".join(notes) or None)
+
+
+def sam3_mask(
+    ctx: ToolContext, image: Image.Image, text: str, tool: str, threshold: float = sam3.SAM3_THRESHOLD
+) -> ObjectMask:
+    """The undilated union mask of every instance SAM 3 finds of `text` (comma-separated concepts) in `image`."""
+    found = sam3.find_instances(ctx, image, text, threshold=threshold, tool=tool)
+    return ObjectMask(found.union > 0, "sam3", found.degraded)
 
 
 def clipseg_mask(ctx: ToolContext, image: Image.Image, text: str, tool: str) -> ObjectMask:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from vchat.errors import ToolError
+from vchat.runtime.tiers import active_tier, lineage
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.perception.grounding import BOX_THRESHOLD, DINO_KEYS, SAM_KEYS, detect_boxes, mask_logits, phrases_of
+from vchat.tools.perception.sam3 import SAM3_KEYS, find_instances
 from vchat.tools.util import fit_longest, not_found, percent, rgb, save
 
 if TYPE_CHECKING:
@@ -165,23 +167,32 @@ class SegmentObject(Tool):
         Field("output", "choice", "what to return", default="mask", choices=("mask", "overlay", "cutout")),
         Field("threshold", "float", "minimum detection confidence", default=BOX_THRESHOLD, minimum=0, maximum=1),
     )
-    components = (*DINO_KEYS, *SAM_KEYS)
+    components = (*DINO_KEYS, *SAM_KEYS, *SAM3_KEYS)
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
-        """Boxes from text, then one SAM mask over all of them."""
+        """Boxes from text, then one SAM mask over all of them (current tier: SAM 3 does both)."""
         ref = args["image"]
         text, style, threshold = str(args["text"]), str(args["output"]), float(args["threshold"])
         image = ctx.load_image(ref)
         notes: list[str] = []
-        found = detect_boxes(ctx, image, text, threshold=threshold, tool=self.name, notes=notes)
+        params: dict[str, Any] = {"text": text, "output": style, "threshold": threshold}
+        masker = "SAM 3" if active_tier(ctx.settings) == "current" else "SAM"
+        if masker == "SAM 3":
+            # SAM 3 finds and outlines every instance of each named concept in one model.
+            instances = find_instances(ctx, image, text, threshold=threshold, tool=self.name)
+            found, logits = instances.found, instances.union
+            notes.extend(n for n in (instances.degraded,) if n)
+            params.update(lineage(ctx.settings, "sam3"))
+        else:
+            found = detect_boxes(ctx, image, text, threshold=threshold, tool=self.name, notes=notes)
+            if found:
+                ctx.check_cancelled()
+                logits = mask_logits(ctx, image, found, tool=self.name, notes=notes)
         if not found:
             raise not_found(" or ".join(phrases_of(text)), ref)
-        ctx.check_cancelled()
-        logits = mask_logits(ctx, image, found, tool=self.name, notes=notes)
         share = float((logits > 0).mean())
         if share == 0:
-            raise ToolError(f"found {found[0].label} in {ref.handle} but SAM returned an empty mask for it")
-        params = {"text": text, "output": style, "threshold": threshold}
+            raise ToolError(f"found {found[0].label} in {ref.handle} but {masker} returned an empty mask for it")
         out = save(ctx, self.name, render_mask(image, logits, style), ref, params)
         labels = ", ".join(dict.fromkeys(d.label for d in found))
         count = "1 object" if len(found) == 1 else f"{len(found)} objects"
