@@ -66,7 +66,8 @@ for _ in sys.stdin:
 CLIENT = """
 import sys, time
 from pathlib import Path
-from vchat.config import McpServer, Settings
+from vchat.config import Settings
+from vchat.mcp_config import McpServer
 from vchat.mcp_client import ExternalServers
 from vchat.session import Session
 from vchat.tools.registry import all_tools

@@ -15,6 +15,7 @@ the first costs at most 0.3x the first.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -90,104 +91,184 @@ def _log(text: str) -> None:
     print(f"    {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
+# What a planner writes in a two-step turn (the random weights cannot: a scripted sampler picks these tokens
+# wherever the grammar leaves a choice, so the decoding loop, the grammar and the forwards are the real ones).
+ACTION = (
+    'Thought: Do I need to use a tool? Yes\nAction: instruct_edit\nAction Input: {"image": "img2", '
+    '"instruction": "remove the car"}'
+)
+ANSWER = "Thought: Do I need to use a tool? No\nAI: Here it is without the car, img3."
+
+
+class ScriptSampler:
+    """Picks the next token of a fixed reply (its tokenizer's tokens) whenever the loop samples."""
+
+    def __init__(self, tokenizer: Any, reply: str, llm: Any) -> None:
+        self.ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        self.end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.llm = llm
+
+    def pick(self, logits: Any) -> int:
+        """The reply's next token, where the grammar allows it."""
+        import math
+
+        at = self.llm.last_decode.new_tokens  # the reply's tokens so far, forced ones included
+        token = self.ids[at] if at < len(self.ids) else self.end
+        if not math.isfinite(float(logits[0, token])):  # the grammar split the text otherwise: follow it
+            return int(logits[0].argmax())
+        return int(token)
+
+
+def _turn(llm: Any, constrained: bool, fast_forward: bool) -> tuple[list[float], list[Any]]:
+    """Both steps of a turn with scripted replies: seconds per step and the planner's stats per step."""
+    from vchat.llm.reply_spec import ReplySpec
+    from vchat.tools.base import offered
+    from vchat.tools.registry import all_tools
+
+    spec = ReplySpec.of(offered(all_tools()), ["img1", "img2"])
+    messages = _messages(5)
+    seconds, stats = [], []
+    for reply in (ACTION, ANSWER):
+
+        def scripted(reply: str = reply) -> Any:
+            return ScriptSampler(llm_tokenizer[0], reply, llm)
+
+        llm.fast_forward = fast_forward
+        if constrained:
+            llm.expect(spec)
+        started = time.perf_counter()
+        local_decode_sampler[0] = scripted
+        for _ in llm.complete(messages, stop=["\nObservation:"]):
+            pass
+        seconds.append(time.perf_counter() - started)
+        stats.append(llm.last)
+        local_decode_sampler[0] = None
+        messages = [
+            *messages,
+            {"role": "assistant", "content": reply},
+            {"role": "user", "content": "Observation: New image img3."},
+        ]
+    return seconds, stats
+
+
+llm_tokenizer: list[Any] = [None]
+local_decode_sampler: list[Any] = [None]
+
+
 def cpu_run(size: str, folder: Path) -> dict[str, float]:
-    """One full measurement in this process: load, prefill, decode, steps without and with the prefix cache."""
+    """One measurement in this process: bf16 and default decode speed, then a two-step turn under each setting."""
     import torch
 
     from vchat.config import Settings
+    from vchat.llm import local as local_module
     from vchat.llm.local import KEYS, LocalLLM
+    from vchat.llm.threads import auto_threads
 
-    settings = Settings(max_tokens=REPLY_TOKENS)
+    settings = Settings(max_tokens=96)
     settings.models["planner"] = str(folder)
-    settings.runtime.device = "cpu"
+    settings.runtime.device, settings.runtime.dtype = "cpu", "bfloat16"
+    settings.planner_int8 = "off"
     llm = LocalLLM(settings)
     started = time.perf_counter()
     with llm.manager.use(*KEYS, tool="planner") as parts:
         model, processor = parts["planner"], parts["planner.processor"]
+    llm_tokenizer[0] = processor.tokenizer
     load = time.perf_counter() - started
-    _log(f"loaded in {load:.1f} s")
-    # Prefill of the system prompt alone: building the prefix cache.
-    prompt = llm._encode(model, processor, torch.device("cpu"), _messages(0))
-    started = time.perf_counter()
-    llm._prefix_state(model, prompt, torch.device("cpu"))
-    prefill = time.perf_counter() - started
-    _log(f"system prompt ({prompt.prefix_ids.shape[1]} tokens) prefilled in {prefill:.1f} s")
-    llm.reset_cache()
-    llm.use_prefix_cache = False
-    no_cache_first, no_cache_step, stats = _step(llm, 1)
-    decode = stats.new_tokens / max(stats.total_s - stats.first_token_s, 1e-9)
-    _log(f"step without cache {no_cache_step:.1f} s ({stats.prompt_tokens} prompt tokens, {decode:.1f} tok/s)")
-    llm.use_prefix_cache = True
-    first_ttft, first_step, _ = _step(llm, 2)  # builds the cache
-    _log(f"step 1 with cache {first_step:.1f} s")
-    later_ttft, later_step, later = _step(llm, 3)  # reuses it
-    _log(f"step 2 with cache {later_step:.1f} s")
-    variants = _decode_variants(llm, model, processor)
-    _log("decode tok/s " + ", ".join(f"{k} {v:.2f}" for k, v in variants.items()))
-    return {
-        **{f"decode {k}": v for k, v in variants.items()},
+    threads = auto_threads()
+    torch.set_num_threads(threads)
+    _log(f"loaded in {load:.1f} s; {threads} threads (load {__import__('os').getloadavg()[0]:.2f})")
+    # Scripted sampling: LocalLLM builds its sampler from this name at each reply.
+    real_sampler = local_module.Sampler
+
+    class Hook:
+        def __init__(self, *args: Any) -> None:
+            self.inner = local_decode_sampler[0]() if local_decode_sampler[0] else real_sampler(*args)
+
+        def pick(self, logits: Any) -> int:
+            return int(self.inner.pick(logits))
+
+    local_module.Sampler = Hook  # type: ignore[misc]
+    speeds = _paired_decode(llm, model, processor)
+    _log("decode tok/s " + ", ".join(f"{k} {v:.2f}" for k, v in speeds.items()))
+    out: dict[str, float] = {
         "load_s": load,
-        "prompt_tokens": float(prompt.prefix_ids.shape[1]),
-        "step_tokens": float(later.prompt_tokens),
-        "prefill_s": prefill,
-        "decode_tps": decode,
-        "step_nocache_ttft": no_cache_first,
-        "step_nocache_s": no_cache_step,
-        "step1_ttft": first_ttft,
-        "step1_s": first_step,
-        "step2_ttft": later_ttft,
-        "step2_s": later_step,
-        "cached_tokens": float(later.cached_tokens),
-        "rss_gib": _peak_rss_gib(),
+        "threads": float(threads),
+        "decode_tok_s_bf16": speeds["bf16"],
+        "decode_tok_s": speeds["int8"],
     }
+    settings.planner_int8 = "auto"  # the default CPU path from here on: int8 weights (quantized on the next reply)
+    rows = {}
+    # A session's first step builds the system prompt's state; the later settings find it built.
+    for name, constrained, fast_forward, turn in (
+        ("prefix cache", False, False, False),
+        ("prefix + turn cache", False, False, True),
+        ("prefix + turn cache + grammar + fast-forward", True, True, True),
+    ):
+        llm.use_turn_cache = turn
+        seconds, stats = _turn(llm, constrained, fast_forward)
+        rows[name] = (seconds, stats)
+        _log(f"{name}: steps {seconds[0]:.2f} s, {seconds[1]:.2f} s (step 1 built the prefix: {stats[0].prefix_built})")
+        gc.collect()
+    for name, (seconds, stats) in rows.items():
+        out[f"{name}: step 1 s"] = seconds[0]
+        out[f"{name}: step 2 s"] = seconds[1]
+        out[f"{name}: step 2 prefilled"] = float(stats[1].prompt_tokens - stats[1].cached_tokens)
+        out[f"{name}: step 2 first token s"] = stats[1].first_token_s
+    first = rows["prefix cache"][0][0]  # the session's first step, which builds the system prompt's state
+    best = rows["prefix + turn cache + grammar + fast-forward"]
+    out["step_ratio"] = best[0][1] / first
+    forced = sum(s.forced for s in best[1])
+    out["forced_token_share"] = forced / max(1, sum(s.new_tokens for s in best[1]))
+    out["rss_gib"] = _peak_rss_gib()
+    local_module.Sampler = real_sampler  # type: ignore[misc]
+    return out
 
 
-DECODE_PAIRS = 8  # tokens per variant in the paired decode comparison
+DECODE_TOKENS = 12  # per variant
 
 
-def _decode_variants(llm: Any, model: Any, processor: Any) -> dict[str, float]:
-    """Decode tokens/s of transformers' reference linear-attention code vs vchat's, at 1 thread and at torch's
-    default, measured token by token in turn on one cache (each variant sees the same machine load)."""
-    import copy
-
+def _paired_decode(llm: Any, model: Any, processor: Any) -> dict[str, float]:
+    """Decode tokens/s with bf16 and with int8 weights, token by token in turn on one cache (both variants see the
+    same machine load), median of DECODE_TOKENS each; vchat's linear-attention kernels in both."""
     import torch
+    from transformers import DynamicCache
 
-    from vchat.llm import qwen_kernels
+    from vchat.llm.int8 import Int8Linear
 
-    default = torch.get_num_threads()
-    variants = [(kernels, threads) for threads in sorted({1, default}) for kernels in ("reference", "vchat")]
+    language = model.model.language_model
+    swaps = [
+        (parent, name, child, Int8Linear(child.weight, child.bias))
+        for parent in list(language.modules())
+        for name, child in parent.named_children()
+        if type(child) is torch.nn.Linear
+    ]
+    swaps.append((model, "lm_head", model.lm_head, Int8Linear(model.lm_head.weight, None)))
     cpu = torch.device("cpu")
-    prompt = llm._encode(model, processor, cpu, _messages(4))
-    cache, cached = llm._prefix_state(model, prompt, cpu)
-    cache = copy.deepcopy(cache)
+    prompt = llm._encode(model, processor, cpu, [{"role": "user", "content": "make it look like winter"}])
+    cache = DynamicCache(config=model.config)
     model.model.rope_deltas = None
-    times: dict[str, list[float]] = {f"{k}, {t} thr": [] for k, t in variants}
-    position = prompt.ids.shape[1]
+    times: dict[str, list[float]] = {"bf16": [], "int8": []}
     with torch.inference_mode():
-        out = model(
-            input_ids=prompt.ids[:, cached:],
-            position_ids=prompt.positions[:, :, cached:],
-            cache=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
+        out = model(input_ids=prompt.ids, position_ids=prompt.positions, cache=cache, use_cache=True, logits_to_keep=1)
+        position = prompt.ids.shape[1]
         token = int(out.logits[0, -1].argmax())
-        for _ in range(DECODE_PAIRS):
-            for kernels, threads in variants:
-                torch.set_num_threads(threads)
-                if kernels == "vchat":
-                    qwen_kernels.install()
-                else:
-                    qwen_kernels.uninstall()
+        for _ in range(DECODE_TOKENS):
+            for variant in ("bf16", "int8"):
+                for parent, name, plain, quantized in swaps:
+                    setattr(parent, name, quantized if variant == "int8" else plain)
                 started = time.perf_counter()
-                step = torch.tensor([[token]])
-                out = model(input_ids=step, position_ids=torch.full((4, 1, 1), position), cache=cache, use_cache=True)
+                out = model(
+                    input_ids=torch.tensor([[token]]),
+                    position_ids=torch.full((4, 1, 1), position),
+                    cache=cache,
+                    use_cache=True,
+                )
                 token = int(out.logits[0, -1].argmax())
-                times[f"{kernels}, {threads} thr"].append(time.perf_counter() - started)
+                times[variant].append(time.perf_counter() - started)
                 position += 1
-    torch.set_num_threads(default)
-    qwen_kernels.install()
-    return {name: 1 / statistics.median(spent) for name, spent in times.items()}
+    for parent, name, plain, _ in swaps:
+        setattr(parent, name, plain)
+    return {variant: 1 / statistics.median(spent) for variant, spent in times.items()}
 
 
 def _numel(shape: list[int]) -> int:
@@ -213,102 +294,63 @@ def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
-def cpu_benchmark(sizes: list[str], repeats: int, threads: int | None, keep: Path | None = None) -> None:
+def cpu_benchmark(size: str, keep: Path | None, as_json: bool) -> None:
+    import json
+    import os
     import subprocess
 
-    import torch
-
-    if threads:
-        torch.set_num_threads(threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 on CPU, {REPLY_TOKENS} new tokens/step")
-    results: dict[str, list[dict[str, float]]] = {}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="vchat-planner-bench-") as tmp:
-        for size in sizes:
-            folder = (keep or Path(tmp)) / size
+        folder = (keep or Path(tmp)) / size
+        if not (folder / "config.json").is_file():
             started = time.perf_counter()
-            if (folder / "config.json").is_file():  # --keep: written by an earlier run
-                from safetensors import safe_open
-
-                count = 0
-                for file in folder.glob("*.safetensors"):
-                    with safe_open(str(file), "pt") as weights:
-                        count += sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())  # noqa: SIM118 (safe_open is not a dict)
-            else:
-                count = write_planner(size, folder)
-            print(
+            count = write_planner(size, folder)
+            _log(
                 f"Qwen3.5-{size.upper()} shape: {count / 1e9:.2f} B parameters, written in "
                 f"{time.perf_counter() - started:.0f} s"
             )
-            results[size] = []
-            for run in range(repeats):
-                # Each run in a fresh process: load time includes the imports' warm page cache only, and
-                # one slow run (this VM is shared) does not leak into the next.
-                code = (
-                    "import json, sys; sys.argv = ['x']; sys.path[:0] = [{!r}, {!r}];"
-                    "from benchmarks.planner import cpu_run; import torch;{}"
-                    "print('RESULT', json.dumps(cpu_run({!r}, __import__('pathlib').Path({!r}))))"
-                ).format(
-                    str(ROOT),
-                    str(ROOT / "src"),
-                    f"torch.set_num_threads({threads});" if threads else "",
-                    size,
-                    str(folder),
-                )
-                # stderr passes through: each phase is logged as it ends (a slow VM shows where the time goes).
-                done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True)
-                line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-                import json
-
-                results[size].append(json.loads(line[len("RESULT ") :]))
-                r = results[size][-1]
-                print(
-                    f"  run {run + 1}: step no cache {r['step_nocache_s']:.1f} s, step 1 {r['step1_s']:.1f} s, "
-                    f"step 2 {r['step2_s']:.1f} s, first token of step 2 {r['step2_ttft']:.2f} s"
-                )
-
-    def med(size: str, key: str) -> float:
-        return statistics.median(r[key] for r in results[size])
-
-    rows = []
-    for size in sizes:
-        first, later = med(size, "step1_s"), med(size, "step2_s")
-        rows.append(
-            [
-                f"Qwen3.5-{size.upper()}",
-                f"{med(size, 'load_s'):.1f} s",
-                f"{med(size, 'prompt_tokens'):.0f}",
-                f"{med(size, 'prefill_s'):.1f} s",
-                f"{med(size, 'decode_tps'):.1f}",
-                f"{med(size, 'step_nocache_ttft'):.2f} / {med(size, 'step_nocache_s'):.1f} s",
-                f"{med(size, 'step1_ttft'):.2f} / {first:.1f} s",
-                f"{med(size, 'step2_ttft'):.2f} / {later:.1f} s",
-                f"{later / first:.2f}x",
-                f"{med(size, 'rss_gib'):.1f} GiB",
-            ]
-        )
-    _table(
-        f"Built-in planner on CPU, bf16, random weights; medians of {repeats} runs "
-        f"(step = first token / whole step of {REPLY_TOKENS} new tokens)",
-        [
-            "model",
-            "load",
-            "system prompt tokens",
-            "prefill",
-            "decode tok/s",
-            "step, no cache",
-            "step 1 (builds cache)",
-            "step 2 (cached)",
-            "step 2 / step 1",
-            "peak RSS",
-        ],
-        rows,
+        # A fresh process: the measurement does not inherit this one's allocations.
+        code = (
+            "import json, sys; sys.argv = ['x']; sys.path[:0] = [{!r}, {!r}];"
+            "from benchmarks.planner import cpu_run;"
+            "print('RESULT', json.dumps(cpu_run({!r}, __import__('pathlib').Path({!r}))))"
+        ).format(str(ROOT), str(ROOT / "src"), size, str(folder))
+        done = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, check=True)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+    r: dict[str, Any] = json.loads(line[len("RESULT ") :])
+    r["decode_speedup"] = r["decode_tok_s"] / r["decode_tok_s_bf16"]
+    r["load_average_before"] = load[0]
+    r["load_average_after"] = os.getloadavg()[0]
+    if as_json:
+        print(json.dumps({"model": f"Qwen3.5-{size.upper()} shape, random weights, CPU", **r}, indent=1))
+        return
+    print(
+        f"Qwen3.5-{size.upper()} shape, random weights, CPU, {r['threads']:.0f} threads; "
+        f"load average {r['load_average_before']:.2f} before, {r['load_average_after']:.2f} after"
     )
-    names = [k[len("decode ") :] for k in results[sizes[0]][0] if k.startswith("decode ")]
     _table(
-        f"Decode tokens/s by variant (median over {DECODE_PAIRS} tokens each, variants interleaved token by token; "
-        "reference = transformers' PyTorch fallback for the linear-attention layers, vchat = vchat.llm.qwen_kernels)",
-        ["model", *names],
-        [[f"Qwen3.5-{size.upper()}", *(f"{med(size, 'decode ' + n):.2f}" for n in names)] for size in sizes],
+        "Decode tokens/s (one-token forwards, median)",
+        ["bf16", "default CPU path (int8 weights)", "ratio"],
+        [[f"{r['decode_tok_s_bf16']:.2f}", f"{r['decode_tok_s']:.2f}", f"{r['decode_speedup']:.2f}x"]],
+    )
+    names = [k[: -len(": step 1 s")] for k in r if k.endswith(": step 1 s")]
+    _table(
+        "A two-step turn (scripted replies: an instruct_edit action, then an answer), default CPU path (int8)",
+        ["setting", "step 1", "step 2", "step 2 first token", "step 2 prefilled tokens"],
+        [
+            [
+                n,
+                f"{r[n + ': step 1 s']:.2f} s",
+                f"{r[n + ': step 2 s']:.2f} s",
+                f"{r[n + ': step 2 first token s']:.2f} s",
+                f"{r[n + ': step 2 prefilled']:.0f}",
+            ]
+            for n in names
+        ],
+    )
+    print(
+        f"\nstep_ratio (step 2 with every path over the session's first step) {r['step_ratio']:.2f}; "
+        f"forced_token_share {r['forced_token_share']:.2f}"
     )
 
 
@@ -367,18 +409,17 @@ def gpu_benchmark(repeats: int, budget: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", choices=["0.8b", "2b", "both"], default="0.8b")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--size", choices=["0.8b", "2b", "tiny"], default="0.8b", help="tiny: a smoke test")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     parser.add_argument("--gpu", action="store_true", help="CUDA: the 2B sharing a budget with SD 1.5")
+    parser.add_argument("--repeats", type=int, default=3, help="--gpu only")
     parser.add_argument("--budget", default="6GB")
-    parser.add_argument("--keep", type=Path, default=None, help="write the random models here and reuse them")
+    parser.add_argument("--keep", type=Path, default=None, help="write the random model here and reuse it")
     args = parser.parse_args()
     if args.gpu:
         gpu_benchmark(args.repeats, args.budget)
         return
-    sizes = ["0.8b", "2b"] if args.size == "both" else [args.size]
-    cpu_benchmark(sizes, args.repeats, args.threads, args.keep)
+    cpu_benchmark(args.size, args.keep, args.json)
 
 
 if __name__ == "__main__":

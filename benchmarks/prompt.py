@@ -286,8 +286,8 @@ def main() -> None:
 
 def external_table() -> None:
     """What an external MCP server's tools add to the prompt: a second vchat's `transform`, the test server's 7."""
-    from vchat.config import McpServer
     from vchat.mcp_client import ExternalServers
+    from vchat.mcp_config import McpServer
 
     # This folder holds benchmarks/mcp.py: on sys.path it would shadow the `mcp` SDK the client imports.
     here = Path(__file__).resolve().parent

@@ -115,7 +115,8 @@ def test_input_schema_renders_every_field_spec() -> None:
         for field in cls.inputs:
             prop = schema["properties"][field.name]
             assert prop["description"]
-            assert prop["type"] == {"int": "integer", "float": "number", "bool": "boolean"}.get(field.kind, "string")
+            kinds = {"int": "integer", "float": "number", "bool": "boolean", "images": "array"}
+            assert prop["type"] == kinds.get(field.kind, "string")
             if field.kind == "choice":
                 assert prop["enum"] == list(field.choices)
             if not field.required and field.default is not None:

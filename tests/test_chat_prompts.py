@@ -53,7 +53,7 @@ def test_prompt_fits_the_token_budget() -> None:
 def test_shared_options_are_described_once() -> None:
     assert PROMPT.count("denoising steps") == 1
     assert PROMPT.count("steps") == 2 and "steps 1..150 (denoising steps)" in SHARED  # in no signature
-    assert "instruct_edit(image, instruction, image_guidance=1.5)+:" in PROMPT
+    assert "instruct_edit(image, instruction, references=[], image_guidance=1.5)+:" in PROMPT
     assert "caption_image(image):" in PROMPT  # no mark: takes no shared option
 
 

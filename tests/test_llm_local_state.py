@@ -37,6 +37,8 @@ def fast_kernels_back() -> Iterator[None]:
 def planner(max_tokens: int = 12) -> LocalLLM:
     settings = Settings(max_tokens=max_tokens)
     settings.runtime.dtype, settings.runtime.device = "float32", "cpu"
+    # The float weights as loaded: these tests compare decode kernels and count weight bytes (int8 has its own).
+    settings.planner_int8 = "off"
     return LocalLLM(settings)
 
 
@@ -91,7 +93,7 @@ def test_prefix_cache_counts_in_the_budget_and_goes_with_the_weights(make_manage
     llm.bind_runtime(lambda: sizes)
     first = list(llm.complete(MESSAGES))
     weights = module_bytes(sizes._entry("planner").obj)
-    state = cache_bytes(llm._prefix_cache)
+    state = sum(cache_bytes(kept) for kept in llm.held_state())  # the system prompt's and the last step's
     assert state > 0
     assert sizes.resident()["planner"] == ("sim:0", weights + state)
     assert sizes.device_bytes("sim:0") == weights + state
@@ -99,7 +101,7 @@ def test_prefix_cache_counts_in_the_budget_and_goes_with_the_weights(make_manage
         pass
     sd_bytes = sum(sizes.resident()[key][1] for key in SD)
 
-    # Room for the weights of both, not for the prefix cache on top: the planner must make way for SD.
+    # Room for the weights of both, not for the kept state on top: the planner must make way for SD.
     budget = weights + sd_bytes + state // 2
     manager = make_manager(vram=budget, models=zoo)
     llm = planner()
@@ -120,7 +122,7 @@ def test_reset_cache_stops_counting_it(make_manager: Any) -> None:
     llm = planner(max_tokens=2)
     llm.bind_runtime(lambda: manager)
     list(llm.complete(MESSAGES))
-    counted, state = manager.device_bytes("sim:0"), cache_bytes(llm._prefix_cache)
+    counted, state = manager.device_bytes("sim:0"), sum(cache_bytes(kept) for kept in llm.held_state())
     llm.reset_cache()
     assert state > 0 and manager.device_bytes("sim:0") == counted - state
 

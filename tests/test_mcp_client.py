@@ -17,11 +17,12 @@ from tests.helpers import act, answer, write_photo
 
 from vchat.chat.prompts import TOOL_TEXT_MAX, system_prompt
 from vchat.cli.byot import mcp_flag
-from vchat.config import ConfigError, McpServer, Settings, load_settings
+from vchat.config import ConfigError, Settings, load_settings
 from vchat.errors import Cancelled
 from vchat.llm.scripted import ScriptedLLM
 from vchat.mcp_client import ExternalServers
 from vchat.mcp_client.fields import image_form, read_inputs
+from vchat.mcp_config import McpServer
 from vchat.session import Observers, Session
 from vchat.store.refs import read_png_record
 from vchat.tools.registry import all_tools

@@ -17,7 +17,8 @@ from PIL import Image, ImageOps
 from tests.helpers import act, answer, write_photo
 
 from vchat.cli.byot import server_rows
-from vchat.config import McpServer, Settings
+from vchat.config import Settings
+from vchat.mcp_config import McpServer
 from vchat.store.refs import read_png_record
 
 

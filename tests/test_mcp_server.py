@@ -28,6 +28,7 @@ from vchat.tools.registry import OFFERED
 
 KINDS = {"image": "string", "text": "string", "choice": "string", "int": "integer", "float": "number"}
 KINDS["bool"] = "boolean"
+KINDS["images"] = "array"  # a list of image names (instruct_edit's references)
 
 
 @pytest.fixture
@@ -69,7 +70,8 @@ def check_schemas(tools: list[Any]) -> None:
             if spec.kind == "image":
                 assert "a file path under the folders the server allows" in prop["description"]
             assert prop.get("enum") == (list(spec.choices) if spec.kind == "choice" else None)
-            assert prop.get("minimum") == spec.minimum and prop.get("maximum") == spec.maximum
+            low, high = ("minItems", "maxItems") if spec.kind == "images" else ("minimum", "maximum")
+            assert prop.get(low) == spec.minimum and prop.get(high) == spec.maximum
             # A member-only field of a family has no default of its own (None): the schema shows none.
             expected = "NONE" if spec.required or spec.default is None else spec.default
             assert prop.get("default", "NONE") == expected

@@ -145,9 +145,10 @@ def _planner_folder(folder: Path) -> Path:
 def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
     folder = _planner_folder(tmp_path / "planner")
     settings = Settings(
-        out_dir=tmp_path / "out", llm=f"local:{folder}", protocol="tools", max_tokens=48, max_format_retries=0
+        out_dir=tmp_path / "out", llm=f"local:{folder}", protocol="tools", max_tokens=96, max_format_retries=0
     )
     settings.runtime.device, settings.runtime.dtype = "cpu", "float32"
+    settings.planner_int8 = "off"  # trained in place below: float weights (tests/test_llm_speed.py tries int8)
     llm = select_llm(settings)
     assert isinstance(llm, LocalLLM)
     photo = write_photo(tmp_path, width=64, height=48)
@@ -171,3 +172,4 @@ def test_a_real_in_process_turn_with_native_tool_calls(tmp_path: Path) -> None:
     with Image.open(photo) as original, Image.open(made.path) as flipped:
         assert flipped.convert("RGB").tobytes() == ImageOps.mirror(original.convert("RGB")).tobytes()
     assert llm.last.cached_tokens > 0  # the system block, tools included, came from the prefix cache
+    assert llm.last.constrained  # decoded under the native grammar (llm/grammar_native.py)

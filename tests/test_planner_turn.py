@@ -131,6 +131,7 @@ def test_a_real_in_process_turn_runs_the_tool_and_finishes(tmp_path: Path) -> No
     folder = _planner_folder(tmp_path / "planner")
     settings = Settings(out_dir=tmp_path / "out", llm=f"local:{folder}", max_tokens=48, max_format_retries=0)
     settings.runtime.device, settings.runtime.dtype = "cpu", "float32"
+    settings.planner_int8 = "off"  # trained in place below: float weights (tests/test_llm_speed.py tries int8)
     llm = select_llm(settings)
     assert isinstance(llm, LocalLLM)
     photo = write_photo(tmp_path, width=64, height=48)

@@ -43,7 +43,9 @@ def test_generate_image_records_seed_params_and_lineage(session: Any) -> None:
     with Image.open(ref.path) as img:
         assert (img.size, img.mode) == ((64, 64), "RGB")
     assert ref.seed == 7 and ref.parents == () and ref.tool == "generate_image"
-    assert ref.params == {"prompt": "a red car", "width": 64, "height": 64, "steps": 2, "guidance": 7.5}
+    sampled = {"prompt": "a red car", "width": 64, "height": 64, "steps": 2, "guidance": 7.5}
+    made_by = {"tier": "classic", "model": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+    assert ref.params == {**sampled, **made_by}
     record = read_png_record(ref.path)
     assert record is not None and record["seed"] == 7 and record["params"]["prompt"] == "a red car"
     transcript = (session.folder / "session.jsonl").read_text().splitlines()

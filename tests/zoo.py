@@ -571,6 +571,12 @@ def _save_planner(folder: Path) -> None:
     planner_processor(tokenizer).save_pretrained(folder)
 
 
+def _save_klein(folder: Path) -> None:
+    from tests.klein_zoo import pipeline
+
+    pipeline().save_pretrained(folder)
+
+
 def _builders() -> dict[str, tuple[str, Callable[[Path], None]]]:
     """Key -> (default hub id, builder writing that model into a folder)."""
     builders: dict[str, tuple[str, Callable[[Path], None]]] = {
@@ -592,6 +598,8 @@ def _builders() -> dict[str, tuple[str, Callable[[Path], None]]]:
         "sam": ("facebook/sam-vit-base", _save_sam),
         "annotators": ("lllyasviel/Annotators", _save_annotators),
         "planner": ("Qwen/Qwen3.5-0.8B", _save_planner),
+        # The current tier's FLUX.2 [klein] (tests/klein_zoo.py builds it).
+        "flux2_klein": ("black-forest-labs/FLUX.2-klein-4B", _save_klein),
     }
     for kind in CONTROLNET_KINDS:
         builders[f"controlnet_{kind}"] = (f"lllyasviel/sd-controlnet-{kind}", _save_controlnet)
@@ -606,6 +614,7 @@ def fingerprint() -> str:
     from importlib.metadata import version
 
     digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update((Path(__file__).parent / "klein_zoo.py").read_bytes())
     digest.update((Path(__file__).parent / "zoo_current.py").read_bytes())
     for package in (
         "torch",

@@ -13,6 +13,7 @@ from vchat.chat.vision import Vision, windowed, with_images
 from vchat.config import Protocol
 from vchat.errors import LLMError, ParseError, VchatError
 from vchat.llm.base import LLM, Message, cut_at_cap
+from vchat.llm.reply_spec import ReplySpec
 from vchat.react import FinalAnswer, ToolCall, parse_reply
 from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
@@ -107,6 +108,8 @@ class Agent:
         messages = self.visible(messages)
         chunks: list[str] = []
         self.ctx.check_cancelled()
+        # A backend that constrains its decoding gets the tools and images this reply may name.
+        self.llm.expect(ReplySpec.of(self.tools.values(), [ref.handle for ref in self.store]))
         for chunk in self.llm.complete(messages, stop=STOP):
             # Ctrl-C in the REPL sets the session's cancel flag: stop reading the stream.
             self.ctx.check_cancelled()
@@ -149,6 +152,9 @@ class Agent:
             refused = self.vision_refused()
             if refused is not None:
                 yield refused
+            notice = self.llm.take_notice()
+            if notice is not None:
+                yield Step("notice", text=notice)
             cut = cut_at_cap(self.llm)
             try:
                 parsed: ToolCall | FinalAnswer | None = parse_reply(reply, tuple(self.tools))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
-import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vchat.errors import ConfigError
+from vchat.mcp_config import McpServer, mcp_server
 from vchat.userfiles import UserFileError, read_text
 
 PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
@@ -46,54 +45,6 @@ class ToolPolicy:
 
 
 @dataclass
-class McpServer:
-    """One `[mcp_servers.NAME]` table (or `--mcp NAME=COMMAND`): an external MCP server whose tools vchat offers."""
-
-    name: str
-    command: list[str] = field(default_factory=list)  # stdio: the program and its arguments
-    env: dict[str, str] = field(default_factory=dict)  # stdio: extra environment for the program
-    url: str | None = None  # streamable HTTP, instead of a command
-    headers: dict[str, str] = field(default_factory=dict)  # HTTP: sent with every request ($VAR expanded)
-    tools: list[str] | None = None  # offer only these of its tools (None: all)
-    timeout: float = 300.0  # seconds one call may take
-    start_timeout: float = 60.0  # seconds starting it and listing its tools may take
-
-
-def mcp_server(name: str, table: Mapping[str, Any], origin: str) -> McpServer:
-    """Check one `[mcp_servers.NAME]` table and build its McpServer."""
-    where = f"{origin}: [mcp_servers.{name}]"
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name) or "__" in name:  # NAME__TOOL: a function name, unambiguous
-        raise ConfigError(f"{where}: a server name is lowercase letters, digits and single _, starting with a letter")
-    unknown = set(table) - {"command", "args", "env", "url", "headers", "tools", "timeout", "start_timeout"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
-    command, url, args = table.get("command"), table.get("url"), table.get("args", [])
-    command = shlex.split(command) if isinstance(command, str) else command
-    if (command is None) == (url is None):
-        raise ConfigError(f'{where}: give either command = [...] (stdio) or url = "http://..." (HTTP)')
-    if command is not None and (not command or not all(isinstance(c, str) for c in [*command, *args])):
-        raise ConfigError(f'{where}: command is a program and its arguments, e.g. ["vchat", "mcp"]')
-    if url is not None and not (isinstance(url, str) and url.lower().startswith(("http://", "https://"))):
-        raise ConfigError(f"{where}: url must start with http:// or https://, not {url!r}")
-    env, headers = table.get("env", {}), table.get("headers", {})
-    for key, value, what in (("env", env, "variable"), ("headers", headers, "header")):
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise ConfigError(f"{where}: {key} maps {what} names to strings")
-    if headers and url is None:
-        raise ConfigError(f"{where}: headers go with url (HTTP); a command gets env instead")
-    tools = table.get("tools")
-    if tools is not None and not (isinstance(tools, list) and all(isinstance(t, str) for t in tools)):
-        raise ConfigError(f"{where}: tools is a list of the server's tool names")
-    server = McpServer(name, [*command, *args] if command else [], dict(env), url, dict(headers), tools)
-    for key in ("timeout", "start_timeout"):
-        value = _coerce(key, float, table.get(key, getattr(server, key)), where)
-        if value <= 0:
-            raise ConfigError(f"{where}: {key} must be positive (seconds)")
-        setattr(server, key, value)
-    return server
-
-
-@dataclass
 class Settings:
     """Every setting vchat reads; built once by `load_settings`."""
 
@@ -114,6 +65,11 @@ class Settings:
     max_tokens: int = 1024  # new tokens per model reply (sent as max_tokens; the built-in planner's cap)
     reply_deadline: float = 300.0  # seconds a whole model reply may take, streaming included
     vision: VisionMode = "auto"  # auto | on | off: give the planner the newest images as pixels
+    # Decode replies under a grammar of the offered tools and existing images: auto (the built-in planner: on;
+    # servers: off) | on (servers too: sent as their structured-output option) | off
+    constrain: str = "auto"
+    planner_int8: str = "auto"  # int8 weights for the built-in planner: auto (on a CPU) | on (CPU only) | off
+    planner_threads: int = 0  # CPU threads the built-in planner decodes with; 0: the cores not already busy
     vision_max_side: int = 448  # long side, in pixels, of images shown to the planner
     vision_images: int = 3  # how many of the newest images are shown as pixels (older ones by handle)
     max_image_pixels: int = 64_000_000
@@ -159,6 +115,9 @@ _SCALARS: dict[str, type] = {
     "max_tokens": int,
     "reply_deadline": float,
     "vision": str,
+    "constrain": str,
+    "planner_int8": str,
+    "planner_threads": int,
     "vision_max_side": int,
     "vision_images": int,
     "max_image_pixels": int,
@@ -295,6 +254,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("reply_deadline must be positive (seconds)")
     if settings.vision not in ("auto", "on", "off"):
         raise ConfigError(f"vision must be auto, on or off, not {settings.vision!r}")
+    if settings.constrain not in ("auto", "on", "off"):
+        raise ConfigError(f"constrain must be auto, on or off, not {settings.constrain!r}")
+    if settings.planner_int8 not in ("auto", "on", "off"):
+        raise ConfigError(f"planner_int8 must be auto, on or off, not {settings.planner_int8!r}")
+    if settings.planner_threads < 0:
+        raise ConfigError("planner_threads cannot be negative (0 picks the free cores)")
     if settings.vision_max_side < 64:
         raise ConfigError(f"vision_max_side must be at least 64, not {settings.vision_max_side}")
     if settings.vision_images < 0:

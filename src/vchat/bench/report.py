@@ -196,6 +196,8 @@ def as_json(runs: Sequence[Sequence[TaskResult]], *, model: str, tools: str) -> 
                 "reasons": [r.score.reasons for r in per_run],
                 "steps": [r.steps for r in per_run],
                 "format_retries": [r.retries for r in per_run],
+                "invented_tools": [r.invented_tools for r in per_run],
+                "invented_handles": [r.invented_handles for r in per_run],
                 "tokens_in": [r.tokens_in for r in per_run],
                 "tokens_out": [r.tokens_out for r in per_run],
                 "seconds": [round(r.seconds, 3) for r in per_run],
@@ -209,4 +211,14 @@ def as_json(runs: Sequence[Sequence[TaskResult]], *, model: str, tools: str) -> 
         "overall": table_rows[-1].to_dict(),
         "categories": {row.name: row.to_dict() for row in table_rows[:-1]},
         "tasks": tasks,
+        # Per run, over every task: replies that needed a format reminder, and the names the model invented.
+        "mistakes": [
+            {
+                "format_reminders": sum(r.retries for r in run),
+                "loose_replies": sum(r.loose_replies for r in run),
+                "invented_tools": sorted({name for r in run for name in r.invented_tools}),
+                "invented_handles": sorted({name for r in run for name in r.invented_handles}),
+            }
+            for run in runs
+        ],
     }

@@ -23,6 +23,7 @@ from vchat.config import Settings
 from vchat.errors import UnknownImageError, UnsafePathError, VchatError
 from vchat.llm.base import LLM, Message, ToolCalls, text_of
 from vchat.llm.scripted import ScriptedLLM
+from vchat.react.strict import well_formed
 from vchat.session import Session
 from vchat.store.images import ImageStore
 from vchat.tools.base import Tool
@@ -83,6 +84,14 @@ class Meter(LLM):
     def notice(self) -> str | None:
         """The wrapped model's first-use line."""
         return self.llm.notice()
+
+    def expect(self, spec: Any) -> None:
+        """The next reply's shape, for the wrapped model (constrained decoding)."""
+        self.llm.expect(spec)
+
+    def take_notice(self) -> str | None:
+        """The wrapped model's one-time notice."""
+        return self.llm.take_notice()
 
     def bind_runtime(self, models: Callable[[], Any], cancelled: Callable[[], bool] | None = None) -> None:
         """Bind the wrapped model to the session's runtime."""
@@ -152,6 +161,11 @@ class TaskResult:
     final: str | None
     calls: list[Call] = field(default_factory=list)
     tokens_estimated: bool = True
+    # The two mistakes constrained decoding removes: tool names no tool answers to, and image names that do not
+    # exist (in a call's input or in the answer).
+    invented_tools: list[str] = field(default_factory=list)
+    invented_handles: list[str] = field(default_factory=list)
+    loose_replies: int = 0  # replies read only thanks to the lenient parser (not in the exact ReAct shape)
 
 
 def _resolver(store: ImageStore, invented: list[str]) -> Callable[[str], str]:
@@ -234,7 +248,10 @@ def run_task(
         trace = Trace(prompt=task.prompt)
         pending: Call | None = None
         started = time.perf_counter()
+        loose = 0
         for step in session.turn(task.prompt):
+            if step.kind in ("action", "final", "retry") and step.reply is not None and not well_formed(step.reply):
+                loose += 1
             if step.kind == "action":
                 pending = _call_of(step, session)
                 trace.calls.append(pending)
@@ -273,6 +290,9 @@ def run_task(
         trace.final,
         trace.calls,
         tokens_estimated=meter.estimated or not meter.reported,
+        invented_tools=[c.tool for c in trace.calls if c.tool not in session.tools],
+        invented_handles=[name for c in trace.calls for name in c.invented] + list(trace.flagged),
+        loose_replies=loose,
     )
 
 

@@ -26,6 +26,9 @@ def expected_shape(tool: type[Tool]) -> str:
     parts = []
     for f in tool.inputs:
         example = "<image name>" if f.kind == "image" else f"<{f.kind}>"
+        if f.kind == "images":
+            parts.append(f'"{f.name}": ["<image name>", …]')
+            continue
         parts.append(f'"{f.name}": "{example}"' if f.kind in ("image", "text", "choice") else f'"{f.name}": {example}')
     optional = [f.name for f in tool.inputs if not f.required]
     hint = f" ({', '.join(optional)} optional)" if optional else ""
@@ -47,6 +50,8 @@ def coerce(tool: type[Tool], spec: Field, value: Any, resolve_image: ImageResolv
             raise ToolInputError(f"{where} must be an image name such as img1, not {value!r}")
         name = _strip_quotes(value)
         return resolve_image(name) if resolve_image is not None else name
+    if spec.kind == "images":
+        return _coerce_images(where, spec, value, resolve_image)
     if spec.kind == "text":
         if isinstance(value, (dict, list)):
             raise ToolInputError(f"{where} must be text, not {type(value).__name__}")
@@ -86,6 +91,22 @@ def coerce(tool: type[Tool], spec: Field, value: Any, resolve_image: ImageResolv
     if spec.maximum is not None and number > spec.maximum:
         raise ToolInputError(f"{where} must be at most {spec.maximum:g}, not {number:g}")
     return number
+
+
+def _coerce_images(where: str, spec: Field, value: Any, resolve_image: ImageResolver | None) -> list[Any]:
+    """A list of image names: a JSON list, or one string of names split at commas or spaces (`img2, img3`)."""
+    if isinstance(value, (list, tuple)):
+        raw = list(value)
+    elif isinstance(value, str):
+        raw = [part for part in re.split(r"[,\s]+", _strip_quotes(value).strip("[]")) if part]
+    else:
+        raise ToolInputError(f'{where} must be a list of image names such as ["img2"], not {value!r}')
+    if not all(isinstance(name, str) for name in raw):
+        raise ToolInputError(f'{where} must be a list of image names such as ["img2"], not {value!r}')
+    names = [_strip_quotes(name) for name in raw if _strip_quotes(name)]
+    if spec.maximum is not None and len(names) > spec.maximum:
+        raise ToolInputError(f"{where} takes at most {spec.maximum:g} images, not {len(names)}")
+    return [resolve_image(name) for name in names] if resolve_image is not None else names
 
 
 def _field_for_key(tool: type[Tool], key: str) -> Field | None:

@@ -38,7 +38,7 @@ def fill_inputs(
     tool: type[Tool], given: Mapping[str, Any], images: Sequence[str] = (), text: str | None = None
 ) -> dict[str, Any]:
     """Named inputs for a call: the values given by name, then the images for the image fields not named
-    (in order), then `text` for the first required text field not named.
+    (in order; the rest to a list field such as references), then `text` for the first required text field not named.
 
     A text with no field to go to is a ToolInputError that says how to give values instead.
     """
@@ -52,6 +52,10 @@ def fill_inputs(
         elif spec.kind == "text" and spec.required and text:
             named[spec.name] = text
             text = None
+    # Images left after the single-image fields go to a list field (instruct_edit's references), in order.
+    for spec in tool.inputs:
+        if spec.kind == "images" and left and spec.name not in named:
+            named[spec.name], left = left, []
     if text:
         raise ToolInputError(f"{tool.name} has no text input for {text!r}; use --arg KEY=VALUE")
     return named

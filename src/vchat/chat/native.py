@@ -10,6 +10,7 @@ from vchat.chat.steps import Step, invented_handles
 from vchat.chat.vision import Vision
 from vchat.errors import LLMError, ToolsUnsupported
 from vchat.llm.base import LLM, Message, NativeCall, ToolCalls, cut_at_cap
+from vchat.llm.reply_spec import ReplySpec
 from vchat.react import ToolCall
 from vchat.store.images import ImageRef, ImageStore
 from vchat.tools.base import Tool, ToolContext, offered
@@ -76,6 +77,8 @@ def _ask(agent: Agent, messages: Sequence[Message], specs: Sequence[dict[str, An
     text: list[str] = []
     calls: ToolCalls | None = None
     agent.ctx.check_cancelled()
+    # A backend that constrains its decoding gets the tools and images this reply may name.
+    agent.llm.expect(ReplySpec.of(agent.tools.values(), [ref.handle for ref in agent.store]))
     for item in agent.llm.complete_with_tools(agent.visible(messages), specs):
         agent.ctx.check_cancelled()
         if isinstance(item, ToolCalls):

@@ -11,7 +11,8 @@ from vchat.cli.options import ConfigOpt
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from vchat.config import McpServer, Settings
+    from vchat.config import Settings
+    from vchat.mcp_config import McpServer
     from vchat.tools.base import Tool
 
 McpOpt = Annotated[
@@ -28,8 +29,8 @@ def mcp_flag(text: str) -> McpServer:
     """`--mcp NAME=COMMAND` (the command split like a shell would) or `--mcp NAME=URL`; ConfigError if neither."""
     import shlex
 
-    from vchat.config import mcp_server
     from vchat.errors import ConfigError
+    from vchat.mcp_config import mcp_server
 
     name, sep, rest = text.partition("=")
     if not sep or not rest.strip():

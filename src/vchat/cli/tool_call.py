@@ -73,6 +73,7 @@ def one_image_per_field(tool: type[Tool] | None, images: list[Path]) -> None:
         return
     tool_name = tool.name
     takes = sum(1 for f in tool.inputs if f.kind == "image")
+    takes += sum(int(f.maximum or 0) for f in tool.inputs if f.kind == "images")
     if takes and len(images) > takes:  # (a tool that takes none just leaves the images attached, as before)
         shown = " ".join(str(p) for p in images)
         raise UsageError(

@@ -98,6 +98,14 @@ class LLM:
         """A line to show once when a session starts with this backend (a first download, a missing extra)."""
         return None
 
+    def expect(self, spec: Any) -> None:
+        """The shape the next reply may take (`llm.reply_spec.ReplySpec`: the tools and images it may name); a
+        backend that constrains its decoding uses it for that one reply, the others ignore it."""
+
+    def take_notice(self) -> str | None:
+        """A line the backend kept for the session (a server refused an optional feature), given once."""
+        return None
+
     def bind_runtime(self, models: Callable[[], Any], cancelled: Callable[[], bool] | None = None) -> None:
         """Share the session's model runtime and cancel flag (a backend that runs in-process uses them)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from vchat.config import is_local_url
 from vchat.errors import LLMError, ToolsUnsupported
+from vchat.llm import openai_constrain
 from vchat.llm.base import LLM, Message, ToolCalls, cut_at_stop, text_of, wire_message
 from vchat.llm.openai_call import Call, ReplyInfo
 from vchat.llm.openai_errors import Wording, translate
@@ -79,6 +80,9 @@ class OpenAIChat(LLM):
             key = LOCAL_PLACEHOLDER_KEY
         # Parameters this model refused once; not sent again by this instance.
         self._dropped: set[str] = set()
+        # Constrained replies (llm/openai_constrain.py): the setting, the next reply's shape, a notice to give once.
+        self.constrain, self._spec, self._reply_spec = "auto", None, None
+        self.pending_notice: str | None = None
         # What the worker thread learns about the reply it reads; `last_finish` and `last_usage` once it is over.
         self._reply = ReplyInfo()
         # Set when the server turned down image parts: they are sent as text from then on (the agent says so once).
@@ -134,6 +138,7 @@ class OpenAIChat(LLM):
         ]
         self._reply = ReplyInfo()
         self.last_finish = self.last_usage = None
+        self._reply_spec, self._spec = self._spec, None  # a spec is for one reply
 
         def reply(call: Call, started: float) -> Iterator[str]:
             response = self._create(payload, stops, started, call)
@@ -277,6 +282,13 @@ class OpenAIChat(LLM):
                     self.vision_refused = True
                     payload[:] = [{**m, "content": text_of(m)} for m in payload]  # type: ignore[arg-type]
                     continue
+                status = getattr(exc, "status_code", None)
+                if isinstance(exc, self._openai.APIStatusError) and openai_constrain.refuses(
+                    kwargs, status, server_message(exc)
+                ):
+                    self._dropped.add(openai_constrain.OPTION)
+                    self.pending_notice = openai_constrain.notice(self._where)
+                    continue
                 refused = self._refused_param(exc, kwargs)
                 if refused is not None:
                     self._dropped.add(refused)
@@ -316,7 +328,21 @@ class OpenAIChat(LLM):
             kwargs["stop"] = stops[:4]
         if "temperature" not in self._dropped:
             kwargs["temperature"] = self.temperature
+        extra = openai_constrain.option(
+            self._reply_spec, self.constrain, self.max_tokens, openai_constrain.OPTION in self._dropped
+        )
+        if extra is not None and tools is None:
+            kwargs["extra_body"] = extra
         return kwargs
+
+    def take_notice(self) -> str | None:
+        """The notice kept when the server refused the grammar, once."""
+        notice, self.pending_notice = self.pending_notice, None
+        return notice
+
+    def expect(self, spec: Any) -> None:
+        """The shape of the next ReAct reply (sent as a grammar when `constrain = "on"`)."""
+        self._spec = spec
 
     def _refuses_images(self, exc: Exception, payload: list[dict[str, Any]]) -> bool:
         """True for a 400/415/422 that complains about image content in a request that carried some."""

@@ -105,7 +105,7 @@ def _openai_chat(settings: Settings) -> LLM:
 def _build(settings: Settings, model: str, base_url: str, api_key: str | None) -> LLM:
     from vchat.llm.openai_backend import OpenAIChat
 
-    return OpenAIChat(
+    chat = OpenAIChat(
         model,
         base_url=base_url,
         api_key=api_key,
@@ -115,6 +115,8 @@ def _build(settings: Settings, model: str, base_url: str, api_key: str | None) -
         max_tokens=settings.max_tokens,
         reply_deadline=settings.reply_deadline,
     )
+    chat.constrain = settings.constrain  # "on": the reply grammar goes as the server's structured-output option
+    return chat
 
 
 def _probe(base_url: str, timeout: float, kind: str = "server") -> LocalServer | None:

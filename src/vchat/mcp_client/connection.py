@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import mcp_types as types
     from mcp import Client
 
-    from vchat.config import McpServer
+    from vchat.mcp_config import McpServer
 
 # The SDK's error code for a transport that closed under a pending request (mcp_types.CONNECTION_CLOSED).
 CONNECTION_CLOSED = -32000

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from vchat.config import McpServer
 from vchat.mcp_client.connection import Connection, EventLoop, ServerFailed
 from vchat.mcp_client.remote import McpTool, make_tool
+from vchat.mcp_config import McpServer
 
 
 @dataclass

@@ -180,6 +180,8 @@ class ImageInputs:
             value = named.get(spec.name)
             if spec.kind == "image" and isinstance(value, str):
                 named[spec.name] = self.handle_for(value)
+            elif spec.kind == "images" and isinstance(value, list):  # each one confined like a single image
+                named[spec.name] = [self.handle_for(item) if isinstance(item, str) else item for item in value]
         return named
 
     def handle_for(self, value: str) -> str:

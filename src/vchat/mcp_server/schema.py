@@ -19,6 +19,8 @@ def input_schema(tool: type[Tool]) -> dict[str, Any]:
     for spec in tool.inputs:
         if spec.kind == "image":
             schema["properties"][spec.name]["description"] = f"{spec.description}; {IMAGE_FORMS}"
+        elif spec.kind == "images":
+            schema["properties"][spec.name]["description"] = f"{spec.description}; each one {IMAGE_FORMS}"
     return schema
 
 

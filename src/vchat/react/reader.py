@@ -9,6 +9,7 @@ from vchat.react.actions import action_remainder, after_no_decision, read_action
 from vchat.react.blobs import find_blob
 from vchat.react.clean import clean
 from vchat.react.inputs import unfence
+from vchat.react.names import clean_name
 from vchat.react.result import FinalAnswer, ToolCall, error
 from vchat.react.sections import Section, split_sections
 
@@ -74,6 +75,8 @@ class _Reader:
                 raise error("`Action Input:` came without an `Action:` line naming the tool", self.tools)
         if self.final is not None:
             answer = reminders.tidy_answer(self.final.content)
+            if reminders.escaped_blob(answer):  # "Answer: {"action\_name": …}": an action, not an answer
+                raise error(reminders.ESCAPED_BLOB, self.tools)
             if not answer:
                 raise error("your `AI:` line was empty", self.tools)
             return FinalAnswer(answer)
@@ -82,6 +85,9 @@ class _Reader:
     def _plain_reply(self) -> FinalAnswer:
         reply = "\n".join(part for part in self.reply_parts if part).strip()
         if self.action is not None and not reply:
+            name = clean_name(self.action.content.split("\n", 1)[0])
+            if self.action_input is None and reminders.is_sentence_action(name, self.tools):
+                raise error(reminders.SENTENCE_ACTION, self.tools)
             raise error("`Action: None` came without an answer", self.tools)
         if not reply:
             thought = " ".join(s.content for s in self.kept if s.kind == "thought")

@@ -22,12 +22,35 @@ _DECISION_ONLY = re.compile(
     )\W*$""",
     re.IGNORECASE | re.VERBOSE,
 )
-# "I now know the final answer (and can provide it)": the answer itself is missing.
+# "I now know the final answer (and can provide it)", "I have the answer", "I can answer this now": the answer
+# itself is missing.
 _KNOWS_ANSWER = re.compile(
-    r"""^\W*(?:thought\s*:\s*)?(?:ok(?:ay)?\W+|great\W+)?i\s+(?:now\s+)?(?:know|have)\s+(?:the|a|my)\s+final\s+answer
-        (?:\s*(?:,|and|so)\s*(?:i\s+)?(?:can|will|shall|should|am\s+ready\s+to|'ll)\s+(?:now\s+)?
-           (?:provide|give|share|write|state)\s+it(?:\s+now)?)?\W*$""",
+    r"""^\W*(?:thought\s*:\s*)?(?:ok(?:ay)?\W+|great\W+|now\W+|so\W+)?(?:
+        i\s+(?:now\s+)?(?:know|have)\s+(?:the|a|an|my)\s+(?:final\s+)?answer(?:\s+now)?
+      | i\s+(?:now\s+)?know\s+what\s+the\s+(?:final\s+)?answer\s+is(?:\s+now)?
+      | i\s+can\s+(?:now\s+)?answer\s+(?:this|that|it|the\s+question)(?:\s+now)?
+    )
+    (?:\s*(?:,|and|so)\s*(?:i\s+)?(?:can|will|shall|should|am\s+ready\s+to|'ll)\s+(?:now\s+)?
+       (?:provide|give|share|write|state)\s+it(?:\s+now)?)?\W*$""",
     re.IGNORECASE | re.VERBOSE,
+)
+# "The best way is to call generate_image here": a plan with no Action line.
+_PLAN = re.compile(
+    r"""\b(?:best|right|easiest|simplest|obvious)\s+(?:way|option|approach|choice|tool)\s+(?:here\s+)?
+        (?:is|would\s+be)\s+(?:to\s+)?(?:use|call|run|apply|invoke)\b""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# A JSON action blob whose keys carry markdown escapes (`action\_input`): chat markdown, not JSON the reader can trust.
+_ESCAPED_BLOB = re.compile(
+    r'[{,]\s*"(?:action|tool|function)\\_(?:input|name|call|args|arguments|params|parameters)"\s*:', re.IGNORECASE
+)
+ESCAPED_BLOB = (
+    "your JSON action had markdown escapes in its keys (`action\\_input`); write plain `Action:` and "
+    "`Action Input:` lines instead"
+)
+SENTENCE_ACTION = (
+    "your `Action:` line was a sentence naming no tool; write one tool name there (and its `Action Input:`), "
+    "or answer after `AI:`"
 )
 # "I can use the caption_image tool", "Let me call instruct_edit": intent with no Action line.
 _ANNOUNCE = re.compile(
@@ -53,9 +76,16 @@ def _names_a_tool(text: str, tools: Sequence[str]) -> bool:
     return bool(re.search(r"\btools?\b", lowered)) or any(tool.lower() in lowered for tool in tools)
 
 
+def escaped_blob(text: str) -> bool:
+    """True when the text holds a JSON action blob whose keys carry markdown escapes."""
+    return _ESCAPED_BLOB.search(text) is not None
+
+
 def problem(reply: str, tools: Sequence[str]) -> str | None:
     """Why a reply with no Action and no `AI:` line is not an answer, or None when it is one."""
     text = reply.strip()
+    if escaped_blob(text):
+        return ESCAPED_BLOB
     if _DECISION_ONLY.match(text):
         return "it only decided whether to use a tool, with no Action and no answer"
     if _KNOWS_ANSWER.match(text):
@@ -64,7 +94,7 @@ def problem(reply: str, tools: Sequence[str]) -> str | None:
         return None
     if _COMPLAINT.search(text):
         return "it talked about the format instead of following it"
-    if _ANNOUNCE.search(text) and _names_a_tool(text, tools):
+    if (_ANNOUNCE.search(text) or _PLAN.search(text)) and _names_a_tool(text, tools):
         return "you announced a tool but wrote no `Action:` line; to use it, write the Action and Action Input"
     return None
 

@@ -86,6 +86,8 @@ class ComponentSpec:
     device: str | None = None
     # The dtype used when the user's setting is "auto", on every device (CPU included); None: the usual rule.
     preferred_dtype: str | None = None
+    # Stream with diffusers' group offloading (blocks moved as groups) instead of accelerate's per-layer hooks.
+    group_offload: bool = False
 
     @property
     def streamable(self) -> bool:
@@ -95,7 +97,7 @@ class ComponentSpec:
         `forward` (position embeddings, prompt encoders), which accelerate's streaming hooks
         leave on the meta device; they run on CPU instead when they do not fit.
         """
-        return self.loader.startswith("diffusers:") or self.core
+        return self.loader.startswith("diffusers:") or self.core or self.group_offload
 
     @property
     def weighted(self) -> bool:
@@ -266,3 +268,64 @@ def expand_keys(keys: list[str] | tuple[str, ...]) -> list[ComponentSpec]:
             known = ", ".join(DEFAULT_MODELS)
             raise KeyError(f"unknown model {key!r}; known: {known}")
     return list(out.values())
+
+
+# ----- FLUX.2 [klein] 4B: the current tier's generation and editing model (vchat.runtime.klein runs it) -----------
+
+KLEIN = "flux2_klein"
+KLEIN_ID = "black-forest-labs/FLUX.2-klein-4B"
+KLEIN_TRANSFORMER, KLEIN_TEXT_ENCODER, KLEIN_VAE = f"{KLEIN}.transformer", f"{KLEIN}.text_encoder", f"{KLEIN}.vae"
+KLEIN_TOKENIZER, KLEIN_SCHEDULER = f"{KLEIN}.tokenizer", f"{KLEIN}.scheduler"
+# Every component a klein tool may lock (the two phases of a call lock a part each; see vchat.runtime.klein).
+KLEIN_SHARED = (KLEIN_TRANSFORMER, KLEIN_VAE, KLEIN_SCHEDULER, KLEIN_TEXT_ENCODER, KLEIN_TOKENIZER)
+
+
+def _sharded(sub: str, stem: str) -> tuple[tuple[str, ...], ...]:
+    # Checkpoints this size are sharded (`…-00001-of-00002.safetensors` plus an index); small ones are one file.
+    weights = (f"{sub}/{stem}*.safetensors", f"{sub}/{stem}*.bin")
+    return ((f"{sub}/config.json",), weights, (f"?{sub}/{stem}.safetensors.index.json",))
+
+
+def klein_specs() -> list[ComponentSpec]:
+    """klein's components; bf16 by default on every device (fp16 overflows in FLUX, and CPUs have bf16 kernels).
+
+    When the transformer or the text encoder does not fit the device budget even alone, it streams through
+    diffusers' group offloading (its blocks, or Qwen3's layers, move to the device one at a time), which also lets
+    the text encoder stream instead of falling back to CPU. The VAE (0.17 GB) streams like the SD parts if ever.
+    """
+    return [
+        ComponentSpec(
+            KLEIN_TRANSFORMER,
+            KLEIN,
+            "diffusers:Flux2Transformer2DModel",
+            "transformer",
+            files=_sharded("transformer", "diffusion_pytorch_model"),
+            preferred_dtype="bfloat16",
+            group_offload=True,
+        ),
+        ComponentSpec(
+            KLEIN_TEXT_ENCODER,
+            KLEIN,
+            "transformers:Qwen3ForCausalLM",
+            "text_encoder",
+            files=(*_sharded("text_encoder", "model"), ("?text_encoder/generation_config.json",)),
+            preferred_dtype="bfloat16",
+            group_offload=True,
+        ),
+        ComponentSpec(
+            KLEIN_VAE,
+            KLEIN,
+            "diffusers:AutoencoderKLFlux2",
+            "vae",
+            files=_sharded("vae", "diffusion_pytorch_model"),
+            preferred_dtype="bfloat16",
+        ),
+        ComponentSpec(KLEIN_TOKENIZER, KLEIN, "transformers:Qwen2TokenizerFast", "tokenizer", AUX, (("tokenizer/*",),)),
+        ComponentSpec(
+            KLEIN_SCHEDULER, KLEIN, "diffusers:", "scheduler", SCHEDULER, (("scheduler/scheduler_config.json",),)
+        ),
+    ]
+
+
+DEFAULT_MODELS.setdefault(KLEIN, KLEIN_ID)
+COMPONENTS.update({spec.key: spec for spec in klein_specs()})

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from vchat.errors import ModelLoadError
 from vchat.runtime import hub, memory
 from vchat.runtime.catalog import ComponentSpec, component
-from vchat.runtime.devices import Backend, is_accelerator, is_oom, resolve_dtype
+from vchat.runtime.devices import Backend, dtype_size, is_accelerator, is_oom, resolve_dtype
 from vchat.runtime.parts import DEGRADED, MODES, Call, Entry, Outcome, Parts, ProgressCallback, T
 from vchat.runtime.placement import Placement
 from vchat.runtime.stats import Stats
@@ -183,6 +183,36 @@ class ModelManager(Placement):
         from vchat.runtime.pipelines import SDPipelineView
 
         return SDPipelineView(self, kind, controlnet=controlnet, tool=tool, scheduler=scheduler)
+
+    def send_to_cpu(self, key: str, unless_room_for: tuple[str, ...] = ()) -> bool:
+        """Move an unlocked component from its accelerator to CPU memory now, unless the device's budget also holds
+        the components `unless_room_for` (loaded or not) beside what is there; True when it moved.
+
+        For a component whose next use is far off (klein's text encoder once the prompt is encoded): least recently
+        used eviction would pick whatever was used before it, such as the planner.
+        """
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.pins or entry.where is None or not is_accelerator(entry.where):
+                return False
+            device = entry.where
+            budget = self.budget(device)
+            if budget is None:  # unlimited: nothing needs the room
+                return False
+            dtype = entry.dtype or "float32"
+            need = 0
+            for other in (self._entry(k) for k in unless_room_for):
+                if not other.spec.weighted or other.where == device:
+                    continue
+                if other.obj is not None:
+                    need += self._size_at(other, dtype)
+                else:
+                    need += memory.estimate_bytes(hub.weight_files(other.spec, other.source), dtype_size(dtype))
+            if self.device_bytes(device) + need <= budget:
+                return False
+            self._move(entry, "cpu", entry.dtype)
+            self._backend.free(device)
+            return True
 
     def clear(self) -> None:
         """Drop every unlocked component (frees device and CPU memory)."""

@@ -186,7 +186,10 @@ class Placement:
         else:
             if entry.where == dev:
                 self._move(entry, "cpu", dtype)
-            offload.attach_sequential(entry.obj, torch_dev)
+            if entry.spec.group_offload:
+                offload.attach_group_offload(entry.obj, torch_dev)
+            else:
+                offload.attach_sequential(entry.obj, torch_dev)
         call.hooked.append(entry)
 
     def _swap_in(self, entry: Entry, dev: str, dtype: str) -> None:

@@ -21,9 +21,10 @@ class _Required:
 
 REQUIRED: Any = _Required()
 
-# Field kinds a tool may declare; "image" fields take a session image name.
-FieldKind = Literal["image", "text", "int", "float", "bool", "choice"]
-FIELD_KINDS: tuple[FieldKind, ...] = ("image", "text", "int", "float", "bool", "choice")
+# Field kinds a tool may declare; "image" fields take a session image name, "images" a list of them (`maximum`
+# caps how many).
+FieldKind = Literal["image", "images", "text", "int", "float", "bool", "choice"]
+FIELD_KINDS: tuple[FieldKind, ...] = ("image", "images", "text", "int", "float", "bool", "choice")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ class Field:
         if self.kind == "choice":
             kind = " | ".join(self.choices)
         extra = ""
-        if self.minimum is not None or self.maximum is not None:
+        if self.kind == "images":
+            kind = "list of image names" + (f", at most {self.maximum:g}" if self.maximum is not None else "")
+        elif self.minimum is not None or self.maximum is not None:
             lo = "" if self.minimum is None else f"{self.minimum:g}"
             hi = "" if self.maximum is None else f"{self.maximum:g}"
             extra = f", {lo}..{hi}"

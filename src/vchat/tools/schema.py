@@ -19,6 +19,13 @@ def field_schema(spec: Field) -> dict[str, Any]:
     if spec.kind == "image":
         description = f"image name such as img1: {description}"
     prop: dict[str, Any] = {"type": _TYPES.get(spec.kind, "string"), "description": description}
+    if spec.kind == "images":
+        prop = {"type": "array", "items": {"type": "string"}, "description": f"image names such as img2: {description}"}
+        if spec.maximum is not None:
+            prop["maxItems"] = int(spec.maximum)
+        if not spec.required:
+            prop["default"] = list(spec.default or ())
+        return prop
     if spec.kind == "choice":
         prop["enum"] = list(spec.choices)
     if spec.minimum is not None:

@@ -9,6 +9,7 @@ from vchat.errors import ToolError
 from vchat.runtime.catalog import SD_SHARED
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.generation import common as sd
+from vchat.tools.generation import klein
 from vchat.tools.perception import masks
 
 if TYPE_CHECKING:
@@ -32,44 +33,70 @@ class _InpaintObject(Tool):
     """Shared steps: mask the object (empty mask: an honest error), inpaint, composite into the original."""
 
     components = (*masks.GROUNDED, *masks.CLIPSEG, "sd15_inpaint.unet", *SD_SHARED)
+    current_components = (*masks.SAM3, *klein.COMPONENTS)
 
-    def _edit(self, ctx: ToolContext, args: dict[str, Any], prompt: str, params: sd.Sampling) -> _Edited:
+    def _edit(
+        self, ctx: ToolContext, args: dict[str, Any], prompt: str, params: sd.Sampling, klein_prompt: str = ""
+    ) -> _Edited:
         ref = args["image"]
         target = str(args["object"]).strip()
         if not target:
             raise ToolError("say which object to look for")
-        source = sd.edit_input(ctx, ref)
+        use_klein = klein.current(ctx)
+        source = klein.edit_input(ctx, ref) if use_klein else sd.edit_input(ctx, ref)
         # The mask is found at the working size: detection models downscale anyway, and dilating a 4000 px mask
         # would cost seconds; it is scaled up only for the final composite.
         with sd.unavailable_as_observation():
-            found = masks.find_mask(ctx, source.work, target, self.name)
+            if use_klein:
+                found = klein.object_mask(ctx, source.work, target, self.name)
+            else:
+                found = masks.find_mask(ctx, source.work, target, self.name)
         if found.empty:
             extra = f" ({found.note})" if found.note else ""
             raise ToolError(f"no {target} found in {ref.handle}{extra}; the image was not changed")
         work_mask = found.image()
         mask = sd.resized(work_mask, source.size)
         width, height = source.work.size
-        result = sd.run_sd(
-            ctx,
-            self.name,
-            "inpaint",
-            params,
-            prompt=prompt,
-            image=source.work,
-            mask_image=work_mask,
-            width=width,
-            height=height,
-            strength=1.0,
-        )
+        if use_klein:
+            # Masked klein inpainting, then the same composite as SD: pixels outside the mask stay the input's.
+            prompt = klein_prompt or prompt
+            ran = klein.run_klein(
+                ctx,
+                self.name,
+                "inpaint",
+                params,
+                field_steps=30,
+                prompt=prompt,
+                image=source.work,
+                mask_image=work_mask,
+                strength=1.0,
+            )
+            result = sd.SDRun(ran.image, ran.degraded)
+            sampling, described, made_by = klein.record(params, ran), klein.describe(params, ran), klein.KLEIN
+        else:
+            result = sd.run_sd(
+                ctx,
+                self.name,
+                "inpaint",
+                params,
+                prompt=prompt,
+                image=source.work,
+                mask_image=work_mask,
+                width=width,
+                height=height,
+                strength=1.0,
+            )
+            sampling, described, made_by = params.record(), sd.describe_seed(params), "sd15_inpaint"
         feather = max(1.0, max(source.size) * masks.DILATE_SHARE / 3)
         image = sd.composite(source.original, result.image, mask, feather)
         if source.alpha is not None:
             image.putalpha(source.alpha)
         record = {"object": target, "prompt": prompt, "mask": found.method, "mask_coverage": round(found.coverage, 4)}
-        record.update(params.record())
+        record.update(sampling)
+        record.update({"image": ref.handle, **klein.lineage(ctx, made_by)})
         out = ctx.save_image(image, tool=self.name, params=record, parents=(ref.handle,), seed=params.seed)
         notes = [n for n in (found.note, result.degraded) if n]
-        summary = f"{_coverage(found)}; {sd.describe_seed(params)}"
+        summary = f"{_coverage(found)}; {described}"
         return _Edited(ref.handle, target, summary, out, "; ".join(notes) or None)
 
 
@@ -100,7 +127,8 @@ class RemoveObject(_InpaintObject):
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Mask, inpaint with a background prompt (the object as negative prompt), save."""
         params = sd.sampling(args, negative=str(args.get("object", "")))
-        done = self._edit(ctx, args, REMOVE_PROMPT, params)
+        target = str(args.get("object", "")).strip()
+        done = self._edit(ctx, args, REMOVE_PROMPT, params, klein_prompt=klein.remove_prompt(target))
         text = f"Removed the {done.target} from {done.handle} ({done.summary})."
         return ToolResult(text, [done.out], degraded=done.note)
 

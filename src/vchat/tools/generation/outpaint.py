@@ -8,6 +8,7 @@ from vchat.errors import ModelLoadError, ToolError
 from vchat.runtime.catalog import SD_SHARED
 from vchat.tools.base import Field, Tool, ToolContext, ToolResult
 from vchat.tools.generation import common as sd
+from vchat.tools.generation import klein
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -89,6 +90,7 @@ class ExtendImage(Tool):
         sd.SEED,
     )
     components = ("sd15_inpaint.unet", *SD_SHARED, *CAPTION)
+    current_components = (*klein.COMPONENTS, *CAPTION)
 
     def run(self, ctx: ToolContext, **args: Any) -> ToolResult:
         """Lay out the canvas, inpaint its border at a fitted size, paste the original back with soft seams."""
@@ -105,7 +107,11 @@ class ExtendImage(Tool):
         pixels_cap = int(getattr(ctx.settings, "max_image_pixels", 64_000_000))
         if max(canvas) > MAX_CANVAS_SIDE or canvas[0] * canvas[1] > pixels_cap:
             raise ToolError(f"the extended image would be {canvas[0]}x{canvas[1]}, too large; use a smaller factor")
-        work = sd.fit_size(*canvas, cap=sd.max_side(ctx.settings), upscale_small=sd.upscale_small(ctx.settings))
+        use_klein = klein.current(ctx)
+        if use_klein:
+            work = klein.fit(*canvas, cap=sd.max_side(ctx.settings))
+        else:
+            work = sd.fit_size(*canvas, cap=sd.max_side(ctx.settings), upscale_small=sd.upscale_small(ctx.settings))
         scale = work[0] / canvas[0]
 
         prompt = str(args.get("prompt") or "").strip()
@@ -123,18 +129,34 @@ class ExtendImage(Tool):
         work_canvas = Image.new("RGB", work, (127, 127, 127))
         work_canvas.paste(sd.resized(original, (box[2] - box[0], box[3] - box[1])), box[:2])
         overlap = max(2, round(OVERLAP_SHARE * max(work)))
-        result = sd.run_sd(
-            ctx,
-            self.name,
-            "inpaint",
-            params,
-            prompt=prompt,
-            image=work_canvas,
-            mask_image=_border_mask(work, box, overlap),
-            width=work[0],
-            height=work[1],
-            strength=1.0,
-        )
+        if use_klein:
+            ran = klein.run_klein(
+                ctx,
+                self.name,
+                "inpaint",
+                params,
+                field_steps=30,
+                prompt=prompt,
+                image=work_canvas,
+                mask_image=_border_mask(work, box, overlap),
+                strength=1.0,
+            )
+            result = sd.SDRun(ran.image, ran.degraded)
+            sampling, described, made_by = klein.record(params, ran), klein.describe(params, ran), klein.KLEIN
+        else:
+            result = sd.run_sd(
+                ctx,
+                self.name,
+                "inpaint",
+                params,
+                prompt=prompt,
+                image=work_canvas,
+                mask_image=_border_mask(work, box, overlap),
+                width=work[0],
+                height=work[1],
+                strength=1.0,
+            )
+            sampling, described, made_by = params.record(), sd.describe_seed(params), "sd15_inpaint"
 
         generated = sd.resized(result.image, canvas)
         with_original = generated.copy()
@@ -147,12 +169,14 @@ class ExtendImage(Tool):
             "direction": direction,
             "prompt": prompt,
             "work_size": list(work),
-            **params.record(),
+            **sampling,
+            "image": ref.handle,
+            **klein.lineage(ctx, made_by),
         }
         out = ctx.save_image(extended, tool=self.name, params=record, parents=(ref.handle,), seed=params.seed)
         text = (
             f"Extended {ref.handle} from {original.width}x{original.height} to {canvas[0]}x{canvas[1]} "
-            f"({direction}; scene {prompt!r}; {sd.describe_seed(params)})."
+            f"({direction}; scene {prompt!r}; {described})."
         )
         notes = [n for n in (note, result.degraded) if n]
         return ToolResult(text, [out], degraded="; ".join(notes) or None)
