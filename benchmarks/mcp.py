@@ -12,6 +12,10 @@ Sides, called in turn so that drift in the machine's speed hits all of them alik
 - MCP stdio, --preview-size 0: the same without image content (links only), to show what the preview costs.
 - MCP HTTP: the same over streamable HTTP on 127.0.0.1 (protocol 2026-07-28: stateless, the image named by URI).
 - MCP HTTP, 2025-11-25 session: a handshake-era client, its calls tied together by the Mcp-Session-Id.
+- vchat client (column): the other direction, vchat as the MCP client of another `vchat mcp` (`[mcp_servers.ext]`),
+  `Session.run_tool("ext__detect_map")` timed inside a process of its own, over stdio (a server of its own) and over
+  HTTP (the same HTTP server): sending img1 as a data: URI, the remote call, reading the full-size PNG back through
+  its resource link, and saving it in the local session with its lineage. Shown on the stdio and HTTP rows.
 The input image is attached once per side (img1); every call makes a new image from it. Medians are compared.
 Every MCP client has a vchat session of its own on the server (the HTTP clients share one server and runtime).
 MCP clients call canny_edges as it is listed, `detect_map` with kind=canny (the same Canny tool behind one
@@ -56,6 +60,43 @@ for _ in sys.stdin:
     assert step.images, step.observation
     print(seconds, flush=True)
 """
+
+
+# The vchat-as-client side: a session whose external server `ext` is another vchat; one timed call per input line.
+CLIENT = """
+import sys, time
+from pathlib import Path
+from vchat.config import Settings
+from vchat.mcp_config import McpServer
+from vchat.mcp_client import ExternalServers
+from vchat.session import Session
+from vchat.tools.registry import all_tools
+target = sys.argv[3]
+spec = McpServer("ext", url=target) if target.startswith("http") else McpServer("ext", target.split("\\x1f"))
+servers = ExternalServers({"ext": spec})
+session = Session(Settings(out_dir=Path(sys.argv[1])), all_tools())
+session.sources.add(servers.load, servers.close)
+session.attach(sys.argv[2])
+session.sources.tools()
+print("ready", flush=True)
+for _ in sys.stdin:
+    start = time.perf_counter()
+    step = session.run_tool("ext__detect_map", named={"image": "img1", "kind": "canny"})
+    seconds = time.perf_counter() - start
+    assert step.images, step.observation
+    print(seconds, flush=True)
+session.close()
+"""
+
+
+def timed_process(code: str, *argv: str) -> subprocess.Popen[str]:
+    """A Python process that answers each input line with the seconds of one call, once it printed "ready"."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], env=env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_photo(path: Path, size: int) -> None:
@@ -112,16 +153,8 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
     test_photo(photo, args.size)
     # Session.run_tool runs in a process of its own, like each server, so that no side shares a process with the
     # benchmark's clients; it times each call itself and answers with the seconds.
-    direct_proc = subprocess.Popen(
-        [sys.executable, "-c", DIRECT, str(work / "direct"), str(photo)],
-        env=env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
+    direct_proc = timed_process(DIRECT, str(work / "direct"), str(photo))
     assert direct_proc.stdin is not None and direct_proc.stdout is not None
-    assert direct_proc.stdout.readline().strip() == "ready"
 
     def stdio(*extra: str) -> StdioServerParameters:
         argv = ["-m", "vchat", "mcp", "--allow", str(work), "--out", str(work / "mcp"), *extra]
@@ -131,8 +164,16 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
     http_argv = [sys.executable, "-m", "vchat", "mcp", "--http", str(port), "--allow", str(work)]
     http = subprocess.Popen([*http_argv, "--out", str(work / "http")], env=env(), stderr=subprocess.DEVNULL)
     sizes: dict[str, list[int]] = {}
+    clients_of: dict[str, subprocess.Popen[str]] = {}
     try:
         wait_for_port(port, http)
+        # vchat as the client: its own stdio server (the same command line as the SDK's stdio side), and the HTTP one.
+        server_argv = [sys.executable, "-m", "vchat", "mcp", "--out", str(work / "ext-stdio")]
+        clients_of["MCP stdio"] = timed_process(
+            CLIENT, str(work / "client-stdio"), str(photo), "\x1f".join(server_argv)
+        )
+        url = f"http://127.0.0.1:{port}/mcp"
+        clients_of["MCP HTTP"] = timed_process(CLIENT, str(work / "client-http"), str(photo), url)
         async with AsyncExitStack() as stack:
             clients = {
                 "MCP stdio": await stack.enter_async_context(Client(stdio())),
@@ -150,7 +191,9 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
                 inputs[name] = image["uri"].removesuffix("img2") + "img1" if image["handle"] != "img2" else "img1"
 
             async def direct() -> float:
+                assert direct_proc.stdin is not None and direct_proc.stdout is not None
                 direct_proc.stdin.write("call\n")
+                direct_proc.stdin.flush()
                 return float(direct_proc.stdout.readline())
 
             def over(name: str, client: Any) -> Callable[[], Awaitable[float]]:
@@ -164,8 +207,18 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
 
                 return call
 
+            def vchat_client(proc: subprocess.Popen[str]) -> Callable[[], Awaitable[float]]:
+                async def call() -> float:
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write("call\n")
+                    proc.stdin.flush()
+                    return float(proc.stdout.readline())
+
+                return call
+
             sides: dict[str, Callable[[], Awaitable[float]]] = {"Session.run_tool": direct}
             sides.update({name: over(name, client) for name, client in clients.items()})
+            sides.update({f"{name} (vchat client)": vchat_client(proc) for name, proc in clients_of.items()})
             times: dict[str, list[float]] = {name: [] for name in sides}
             for round_ in range(args.warmup + args.calls):
                 for name, call in sides.items():
@@ -173,25 +226,34 @@ async def run(args: argparse.Namespace, work: Path) -> dict[str, list[float]]:
                     if round_ >= args.warmup:
                         times[name].append(seconds)
     finally:
+        for proc in [direct_proc, *clients_of.values()]:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=60)
         http.terminate()
         http.wait(timeout=30)
-        direct_proc.stdin.close()
-        direct_proc.wait(timeout=30)
     args.sizes = sizes
     return times
 
 
 def report(times: dict[str, list[float]], sizes: dict[str, list[int]], args: argparse.Namespace) -> None:
-    """Print the side-by-side table."""
+    """Print the side-by-side table; the vchat-client column shows vchat calling the same server as its client."""
     base = statistics.median(times["Session.run_tool"])
     print(f"canny_edges on a {args.size}x{args.size} photo, {args.calls} calls per side (medians), interleaved")
-    print(f"{'side':<30} {'median ms':>10} {'p90 ms':>8} {'overhead ms':>12} {'ratio':>6} {'reply bytes':>12}")
+    header = f"{'side':<30} {'median ms':>10} {'p90 ms':>8} {'overhead ms':>12} {'ratio':>6} {'reply bytes':>12}"
+    print(f"{header} {'vchat client ms':>16} {'its overhead ms':>16}")
     for name, values in times.items():
+        if name.endswith(" (vchat client)"):
+            continue
         median = statistics.median(values)
         p90 = statistics.quantiles(values, n=10)[-1] if len(values) >= 2 else median
         reply = f"{int(statistics.median(sizes[name])):,}" if name in sizes else "-"
         over = "-" if name == "Session.run_tool" else f"{(median - base) * 1000:+.1f}"
-        print(f"{name:<30} {median * 1000:>10.1f} {p90 * 1000:>8.1f} {over:>12} {median / base:>6.2f} {reply:>12}")
+        client = times.get(f"{name} (vchat client)")
+        mine = f"{statistics.median(client) * 1000:.1f}" if client else "-"
+        mine_over = f"{(statistics.median(client) - base) * 1000:+.1f}" if client else "-"
+        row = f"{name:<30} {median * 1000:>10.1f} {p90 * 1000:>8.1f} {over:>12} {median / base:>6.2f} {reply:>12}"
+        print(f"{row} {mine:>16} {mine_over:>16}")
 
 
 def main() -> None:

@@ -19,6 +19,8 @@ Prints, in one run:
    side by side for the window that dropped pixels one image at a time (vchat before) and
    the window that moves in blocks (now): images sent as pixels, bytes, and the first
    difference from the request before (inside earlier messages = the prefix cache misses).
+5. External MCP servers' tools (a second `vchat mcp --tools transform` and tests/mcp_test_server.py): the
+   prompt line each gets as `NAME__TOOL`, its tokens, and what they add to the whole prompt.
 """
 
 from __future__ import annotations
@@ -279,6 +281,35 @@ def main() -> None:
         before = run_vision_turn(Path(tmp) / "before", per_image_window)
         now = run_vision_turn(Path(tmp) / "now", windowed)
     vision_table(before, now)
+    external_table()
+
+
+def external_table() -> None:
+    """What an external MCP server's tools add to the prompt: a second vchat's `transform`, the test server's 7."""
+    from vchat.mcp_client import ExternalServers
+    from vchat.mcp_config import McpServer
+
+    # This folder holds benchmarks/mcp.py: on sys.path it would shadow the `mcp` SDK the client imports.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != here]
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    servers = {
+        "ext": McpServer("ext", [sys.executable, "-m", "vchat", "mcp", "--tools", "transform"], env=env),
+        "t": McpServer("t", [sys.executable, str(ROOT / "tests" / "mcp_test_server.py")], env=env),
+    }
+    hub = ExternalServers(servers, warn=lambda line: print(f"  {line}"))
+    try:
+        external = [type(tool) for tool in hub.load()]
+    finally:
+        hub.close()
+    base = [type(t) for t in all_tools()]
+    prompt = system_prompt([*base, *external])
+    lines = [line for line in prompt.splitlines() if "__" in line.split("(")[0]]
+    print("\nexternal MCP servers' tools (NAME__TOOL), one prompt line each")
+    for line in lines:
+        print(f"  {tokens(line):>4}  {line[:100]}")
+    added = tokens(prompt) - tokens(system_prompt(base))
+    print(f"  whole prompt with them: {tokens(prompt):,} tokens (+{added} for {len(lines)} tools)")
 
 
 if __name__ == "__main__":

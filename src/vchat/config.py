@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from vchat.errors import ConfigError
+from vchat.mcp_config import McpServer, mcp_server
 from vchat.userfiles import UserFileError, read_text
 
 PREVIEW_MODES = ("auto", "kitty", "iterm", "sixel", "blocks", "none")
@@ -88,6 +89,8 @@ class Settings:
     models: dict[str, str] = field(default_factory=dict)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    mcp_servers: dict[str, McpServer] = field(default_factory=dict)
+    plugins: bool = True  # load tools from installed packages (the `vchat.tools` entry-point group)
 
     def tool_policy(self, name: str) -> ToolPolicy:
         """The user's policy for one tool (empty when none is configured)."""
@@ -127,6 +130,7 @@ _SCALARS: dict[str, type] = {
     "preview": str,
     "verbose": bool,
     "debug": bool,
+    "plugins": bool,
 }
 
 # Environment names that do not follow the VCHAT_<KEY> pattern.
@@ -184,6 +188,10 @@ def _apply_file(settings: Settings, path: Path) -> None:
     models = data.pop("models", {})
     runtime = data.pop("runtime", {})
     tools = data.pop("tools", {})
+    servers = data.pop("mcp_servers", {})
+    if not isinstance(servers, dict) or not all(isinstance(t, dict) for t in servers.values()):
+        raise ConfigError(f"{path}: [mcp_servers] must hold one table per server, e.g. [mcp_servers.comfy]")
+    settings.mcp_servers.update({name: mcp_server(name, table, str(path)) for name, table in servers.items()})
     _apply_scalars(settings, data, origin)
     if not isinstance(models, dict) or not all(isinstance(v, str) for v in models.values()):
         raise ConfigError(f"{origin}: [models] maps keys to hub ids or folders (strings)")

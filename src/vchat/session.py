@@ -30,6 +30,7 @@ from vchat.llm.base import LLM, Message
 from vchat.store.images import ImageRef, ImageStore
 from vchat.store.transcript import TRANSCRIPT_NAME, SessionLock, Transcript
 from vchat.tools.base import Tool
+from vchat.tools.sources import ToolSources
 
 if TYPE_CHECKING:
     from vchat.runtime.manager import ModelManager
@@ -89,6 +90,7 @@ class Session:
             self._lock = SessionLock(self.folder)
         self.transcript = Transcript(self.folder / TRANSCRIPT_NAME)
         self.tools = {tool.name: tool for tool in tools}
+        self.sources = ToolSources(self.tools)  # tools listed when first needed (MCP servers); close() stops them
         self.llm = llm
         # The protocol in use: settings.protocol until a fallback from "tools" to "react".
         self.protocol = settings.protocol
@@ -252,7 +254,7 @@ class Session:
         message, _ = self.attach_from_message(text)
         agent = Agent(
             self.llm,
-            list(self.tools.values()),
+            list(self.sources.tools().values()),
             self,
             self.store,
             max_steps=self.settings.max_steps,
@@ -314,8 +316,7 @@ class Session:
         return Vision(self.settings.vision_max_side, self.settings.vision_images)
 
     def _record(self, step: Step) -> None:
-        record = step.to_dict()
-        self.transcript.write("step", **record)
+        self.transcript.write("step", **step.to_dict())
 
     def run_tool(
         self,
@@ -329,7 +330,7 @@ class Session:
             return self._run_tool(name, raw, named)
 
     def _run_tool(self, name: str, raw: str | None, named: Mapping[str, Any] | None) -> Step:
-        tool = find_tool(self.tools, name)
+        tool = find_tool(self.sources.tools(name), name)
         args = (
             bind_named(type(tool), named, self.store.resolve)
             if named is not None
@@ -365,6 +366,7 @@ class Session:
         finally:
             self.transcript.close()
             self._lock.release()
+            self.sources.close()
 
     def came_to_nothing(self) -> bool:
         """True when this process made the session and nothing happened in it: no image, no step taken.

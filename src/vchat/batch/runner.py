@@ -120,7 +120,14 @@ def validate(settings: Settings, job: Job) -> None:
     from vchat.tools.registry import all_tools
 
     if job.tool:
-        tool = find_tool({t.name: t for t in all_tools()}, job.tool)
+        from vchat.mcp_client.remote import external_server
+        from vchat.plugins.extras import extra_tools
+
+        plugins, _, _ = extra_tools(settings, servers=False)
+        tools = {t.name: t for t in (*plugins, *all_tools())}  # a built-in name is never replaced
+        if job.tool not in tools and external_server(job.tool, settings.mcp_servers):
+            return  # an external server's tool: its inputs are known once the server runs (the worker checks)
+        tool = find_tool(tools, job.tool)
         try:
             check_job(tool, job)
         except VchatError as exc:

@@ -27,6 +27,7 @@ from vchat.batch.job import Job, named_inputs
 from vchat.batch.manifest import Result
 from vchat.batch.outputs import confined
 from vchat.chat.binding import bind_named
+from vchat.chat.calls import find_tool
 from vchat.chat.steps import run_tool
 from vchat.config import Settings
 from vchat.errors import ImageError, VchatError
@@ -85,6 +86,13 @@ class Worker:
         self.emit_bytes = emit_bytes  # Ray without shared storage: return PNG bytes, the driver writes them
         self.name = name
         self.tools: dict[str, Tool] = {tool.name: tool for tool in all_tools()}
+        from vchat.plugins.extras import extra_tools
+
+        # Plugins, and the external MCP servers' tools when the job may call them (the model, or NAME__TOOL).
+        servers = not job.tool or "__" in job.tool
+        extra, self.tool_failures, self._stop_servers = extra_tools(settings, servers=servers)
+        for tool in extra:
+            self.tools.setdefault(tool.name, tool)
         self.png = settings.png_compression
         self.stop = threading.Event()
         threads = io_threads()
@@ -109,13 +117,16 @@ class Worker:
         """Finish queued writes and stop the thread pools."""
         self._decoder.shutdown(wait=True, cancel_futures=True)
         self._writer.shutdown(wait=True)
+        self._stop_servers()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
     def run(self, items: Iterable[Item], data: Mapping[str, bytes] | None = None) -> Iterator[Result]:
         """Results in input order, each yielded once its outputs are written (or returned as bytes)."""
         if self.job.tool:
-            yield from self._run_tool(self.tools[self.job.tool], items, data or {})
+            if self.job.tool not in self.tools and self.tool_failures:  # an external server that did not start
+                raise VchatError("; ".join(self.tool_failures))
+            yield from self._run_tool(find_tool(self.tools, self.job.tool), items, data or {})
         else:
             yield from self._run_agent(items, data or {})
 

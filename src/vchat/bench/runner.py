@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import tempfile
@@ -222,10 +223,12 @@ def run_task(
     real: bool = False,
     folder: Path,
     models: Any = None,
+    extra: Sequence[Tool] = (),
 ) -> TaskResult:
-    """Run one task in a fresh session under `folder` and score it (`models`: a runtime to share, for real tools)."""
+    """Run one task in a fresh session under `folder` and score it (`models`: a runtime to share, for real tools;
+    `extra`: plugin and external MCP servers' tools, offered too with real tools)."""
     world = World(task)
-    tools = real_tools(world, classes) if real else standin_tools(world, classes)
+    tools = [*real_tools(world, classes), *extra] if real else standin_tools(world, classes)
     # Unlisted: the bench's sessions live in a temporary folder and must not appear in `vchat sessions`.
     session = Session(
         dataclasses.replace(settings, out_dir=folder / "sessions", caption_on_attach=False),
@@ -293,6 +296,10 @@ def run_task(
     )
 
 
+def _nothing() -> None:
+    """Nothing to stop (no external MCP servers)."""
+
+
 def run_suite(
     tasks: Sequence[Task],
     planner: Planner,
@@ -307,16 +314,27 @@ def run_suite(
     runs: list[list[TaskResult]] = []
     in_a_row = 0
     models = None
+    extra: list[Tool] = []
+    stop_servers: Callable[[], None] = _nothing
     if real:  # one runtime for every task: weights load once, not once per task's session
+        from vchat.plugins.extras import extra_tools
         from vchat.runtime import ModelManager
 
         models = ModelManager.from_settings(settings)
-    with tempfile.TemporaryDirectory(prefix="vchat-bench-") as tmp:
+        # The user's whole tool set: plugins and the configured MCP servers (started once, for every task).
+        extra, failures, stop_servers = extra_tools(settings)
+        if failures:
+            stop_servers()
+            raise BenchError(f"{failures[0]}; fix it or leave it out of the config for the bench")
+    with contextlib.ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="vchat-bench-") as tmp:
+        cleanup.callback(stop_servers)
         for index in range(repeat):
             results: list[TaskResult] = []
             for task in tasks:
                 folder = Path(tmp) / f"run{index}"
-                result = run_task(task, planner, settings, classes, real=real, folder=folder, models=models)
+                result = run_task(
+                    task, planner, settings, classes, real=real, folder=folder, models=models, extra=extra
+                )
                 results.append(result)
                 if on_result is not None:
                     on_result(index, result)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from vchat import __version__
 from vchat.cli.argv import not_a_command, plain_flag_help, resume_value, top_level_resume
+from vchat.cli.byot import McpOpt, add_flag_servers, plugin_class, plugins, print_extra_tools
 from vchat.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, fail, fail_on, settings_from_flags, stderr
 from vchat.cli.options import BaseUrlOpt, ConfigOpt, ImageOpt, LlmOpt, ModelOpt, OutOpt, PreviewOpt, StepsOpt, TierOpt
 from vchat.errors import UsageError, VchatError
-
-if TYPE_CHECKING:
-    pass
 
 app = typer.Typer(
     name="vchat",
@@ -54,6 +52,7 @@ def main_callback(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
     config: ConfigOpt = None,
+    mcp: McpOpt = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -75,6 +74,7 @@ def main_callback(
             verbose=verbose or None,
             debug=debug or None,
         )
+        add_flag_servers(settings, mcp)
         from vchat.cli.repl import run_repl
 
         chosen = any(flag is not None for flag in (model, base_url, llm))
@@ -134,6 +134,7 @@ def run(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the model's thoughts.")] = False,
     config: ConfigOpt = None,
+    mcp: McpOpt = None,
 ) -> None:
     """Do one thing and exit: ask the model, or run one tool with --tool (for scripts)."""
     from vchat.cli.run_once import run_once
@@ -150,10 +151,11 @@ def run(
             tier=tier,
             verbose=verbose or None,
         )
+        add_flag_servers(settings, mcp)
         if tool is None and not (prompt or "").strip():
             raise UsageError('empty prompt: say what to do, e.g. vchat run "describe this" -i photo.jpg')
         if tool is not None:
-            one_image_per_field(check_tool_call(tool, list(arg or [])), image or [])
+            one_image_per_field(check_tool_call(tool, list(arg or []), settings), image or [])
         from vchat.store.images import open_image
 
         for path in image or []:  # fail fast on a bad input, before contacting any server
@@ -189,6 +191,8 @@ def tools_cmd(
         typer.Argument(metavar="[NAME]...", help="Tools to show with their inputs (old names too)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show each tool's inputs.")] = False,
+    mcp: McpOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
     """List the tools the model and MCP clients see (old names in brackets stay callable)."""
     import sys
@@ -199,13 +203,14 @@ def tools_cmd(
 
     chosen = list(OFFERED)
     if names:
-        found = [tool_class(name) for name in names]
+        found = [tool_class(name) or plugin_class(config, name) for name in names]
         missing = [name for name, cls in zip(names, found, strict=True) if cls is None]
         if missing:
             known = [t.name for t in (*OFFERED, *TOOL_CLASSES)]
             fail_on(UsageError(unknown_tool_message(missing[0], sorted(set(known)))))
         chosen, verbose = [cls for cls in found if cls is not None], True
     sys.stdout.write("".join(line + "\n" for line in tool_lines(chosen, verbose=verbose, width=listing_width())))
+    print_extra_tools(config, mcp, verbose, names)  # plugins by package, then each MCP server's tools
 
 
 @app.command("sessions")
@@ -256,7 +261,7 @@ def doctor_cmd(
     model: ModelOpt = None, base_url: BaseUrlOpt = None, llm: LlmOpt = None, config: ConfigOpt = None
 ) -> None:
     """Check the setup: the language model (exit 1 when it does not answer), device, memory, model cache."""
-    from vchat.cli.models import doctor
+    from vchat.cli.byot import doctor  # vchat's own checks, then plugins and each MCP server
 
     try:
         settings = settings_from_flags(config, model=model, base_url=base_url, llm=llm)
@@ -362,6 +367,7 @@ def _add_batch() -> None:
 
 
 _add_batch()
+app.command("plugins")(plugins)
 
 
 def main() -> None:

@@ -101,7 +101,8 @@ def batch(
         if tool is not None:
             from vchat.cli.tool_call import check_tool_call
 
-            check_tool_call(tool, list(arg or []))  # the same lines as `vchat run --tool`: did-you-mean, --arg keys
+            # The same lines as `vchat run --tool`: did-you-mean, --arg keys.
+            check_tool_call(tool, list(arg or []), settings)
         job, inputs = _job(list(sources or []), tool, parse_args(list(arg or [])), max_steps)
         validate(settings, job)
         planned = make_plan(inputs, out, resume=resume)

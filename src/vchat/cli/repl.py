@@ -208,7 +208,7 @@ class Repl:
         tool, _, raw = rest.partition(" ")
         if not tool:
             raise VchatError("usage: /tool NAME ARGS, e.g. /tool canny_edges img1 low=50")
-        known = find_tool(self.session.tools, tool, lister="/tools")
+        known = find_tool(self.session.sources.tools(tool), tool, lister="/tools")  # MCP servers start if needed
         if not raw.strip() and any(spec.required for spec in known.inputs):
             # `/tool NAME` alone: how to call it, rather than an error about a missing input.
             self.console.print(f"usage: {escape(usage(type(known)))}")
@@ -307,7 +307,7 @@ class Repl:
         from vchat.tools.base import offered
         from vchat.ui.tool_list import tool_lines
 
-        shown = offered([type(t) for t in self.session.tools.values()])
+        shown = offered([type(t) for t in self.session.sources.tools().values()])  # MCP servers start here
         for line in tool_lines(shown, verbose=arg in ("-v", "--verbose"), width=self.console.width):
             self.console.print(Text(line))
 

@@ -10,9 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from vchat.chat.calls import find_tool
 from vchat.chat.steps import Step
 from vchat.cli.common import EXIT_ERROR, EXIT_GAVE_UP, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, stop_on_sigterm
+from vchat.cli.extras import find_session_tool
 from vchat.cli.tool_call import check_tool_inputs, placeholders, tool_inputs
 from vchat.errors import Cancelled, UsageError, VchatError
 from vchat.session import Observers, Session
@@ -85,7 +85,7 @@ def run_once(
     try:
         if tool is not None:
             # The whole call is checked before anything is made: a mistake leaves no session behind.
-            cls = type(find_tool(session.tools, tool))
+            cls = type(find_session_tool(session, tool))
             check_tool_inputs(session, cls, tool_inputs(cls, prompt, args, placeholders(len(images))))
         # Inside the try: attaching starts the session, and a full disk there is one line like any other.
         with session.observed(Observers(progress=progress)):  # a caption on attach may load weights

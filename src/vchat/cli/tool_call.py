@@ -9,20 +9,31 @@ from typing import TYPE_CHECKING, Any
 from vchat.errors import ToolInputError, UnknownImageError, UsageError
 
 if TYPE_CHECKING:
+    from vchat.config import Settings
     from vchat.session import Session
     from vchat.tools.base import Tool
 
 
-def check_tool_call(tool_name: str, pairs: list[str]) -> type[Tool]:
+def check_tool_call(tool_name: str, pairs: list[str], settings: Settings | None = None) -> type[Tool] | None:
     """The tool a command line names; reject an unknown one, a malformed --arg or one naming no input (exit 2).
 
     Shared by `vchat run --tool` and `vchat batch --tool`; the values themselves are checked by each.
+    With settings, plugin tools count too, and an external server's `NAME__TOOL` is None: it is checked
+    once its server runs.
     """
     from vchat.chat.binding import check_arg_keys, parse_arg_pairs
     from vchat.chat.calls import find_tool
     from vchat.tools.registry import all_tools
 
-    tool = type(find_tool({tool.name: tool for tool in all_tools()}, tool_name))
+    tools = {tool.name: tool for tool in all_tools()}
+    if settings is not None and tool_name not in tools:
+        from vchat.cli.extras import is_external, plugin_tools
+
+        if is_external(settings, tool_name):
+            parse_arg_pairs(pairs)  # well-formed KEY=VALUE now; the keys once the server lists its tools
+            return None
+        tools.update((tool.name, tool) for tool in plugin_tools(settings))
+    tool = type(find_tool(tools, tool_name))
     check_arg_keys(tool, list(parse_arg_pairs(pairs)))
     return tool
 
@@ -53,8 +64,13 @@ def tool_inputs(tool: type[Tool], prompt: str | None, pairs: list[str], attached
         raise UsageError(f"{refused} ({exc})") from None
 
 
-def one_image_per_field(tool: type[Tool], images: list[Path]) -> None:
-    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead."""
+def one_image_per_field(tool: type[Tool] | None, images: list[Path]) -> None:
+    """`run --tool X -i a -i b`: more images than X takes would be dropped silently; say so instead.
+
+    None (an external server's tool, known once its server runs) is not checked here.
+    """
+    if tool is None:
+        return
     tool_name = tool.name
     takes = sum(1 for f in tool.inputs if f.kind == "image")
     takes += sum(int(f.maximum or 0) for f in tool.inputs if f.kind == "images")

@@ -55,6 +55,7 @@ def build_session(
     """
     import dataclasses
 
+    from vchat.cli.extras import attach_servers, plugin_tools
     from vchat.llm.select import connect_hint, select_llm
     from vchat.tools.registry import all_tools
 
@@ -75,10 +76,12 @@ def build_session(
     if llm == "required" and model is None:
         raise VchatError(f"no language model found; {connect_hint()}")
     warning = None
+    tools = [*all_tools(), *plugin_tools(settings)]
     if resume is not None:
-        session, warning = resume_session(settings, all_tools(), model, None if resume == "latest" else resume)
+        session, warning = resume_session(settings, tools, model, None if resume == "latest" else resume)
     else:
-        session = Session(settings, all_tools(), model)
+        session = Session(settings, tools, model)
+    attach_servers(session, settings)
     if choice is not None:
         session.model_choice = choice
     if settings.caption_on_attach:
