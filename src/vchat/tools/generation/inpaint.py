@@ -56,37 +56,10 @@ class _InpaintObject(Tool):
             raise ToolError(f"no {target} found in {ref.handle}{extra}; the image was not changed")
         work_mask = found.image()
         mask = sd.resized(work_mask, source.size)
-        width, height = source.work.size
         if use_klein:
-            # Masked klein inpainting, then the same composite as SD: pixels outside the mask stay the input's.
             prompt = klein_prompt or prompt
-            ran = klein.run_klein(
-                ctx,
-                self.name,
-                "inpaint",
-                params,
-                field_steps=30,
-                prompt=prompt,
-                image=source.work,
-                mask_image=work_mask,
-                strength=1.0,
-            )
-            result = sd.SDRun(ran.image, ran.degraded)
-            sampling, described, made_by = klein.record(params, ran), klein.describe(params, ran), klein.KLEIN
-        else:
-            result = sd.run_sd(
-                ctx,
-                self.name,
-                "inpaint",
-                params,
-                prompt=prompt,
-                image=source.work,
-                mask_image=work_mask,
-                width=width,
-                height=height,
-                strength=1.0,
-            )
-            sampling, described, made_by = params.record(), sd.describe_seed(params), "sd15_inpaint"
+        done = klein.repaint(ctx, self.name, params, prompt, source.work, work_mask)
+        result, sampling, described, made_by = done.result, done.sampling, done.described, done.made_by
         feather = max(1.0, max(source.size) * masks.DILATE_SHARE / 3)
         image = sd.composite(source.original, result.image, mask, feather)
         if source.alpha is not None:

@@ -133,6 +133,44 @@ def run_klein(
     return KleinRun(image, view.degraded, count, view.distilled)
 
 
+@dataclass
+class Repainted:
+    """A masked repaint in either tier: the run, its sampling record, its observation text and the model key."""
+
+    result: sd.SDRun
+    sampling: dict[str, Any]
+    described: str
+    made_by: str
+
+
+def repaint(
+    ctx: ToolContext, tool: str, params: sd.Sampling, prompt: str, image: Image.Image, mask: Image.Image
+) -> Repainted:
+    """Repaint the masked part of `image`: klein in the current tier, SD inpainting in the classic one.
+
+    The caller composites the result back, so pixels outside the mask stay the input's in both tiers.
+    """
+    if current(ctx):
+        ran = run_klein(
+            ctx, tool, "inpaint", params, field_steps=30, prompt=prompt, image=image, mask_image=mask, strength=1.0
+        )
+        return Repainted(sd.SDRun(ran.image, ran.degraded), record(params, ran), describe(params, ran), KLEIN)
+    width, height = image.size
+    result = sd.run_sd(
+        ctx,
+        tool,
+        "inpaint",
+        params,
+        prompt=prompt,
+        image=image,
+        mask_image=mask,
+        width=width,
+        height=height,
+        strength=1.0,
+    )
+    return Repainted(result, params.record(), sd.describe_seed(params), "sd15_inpaint")
+
+
 def record(params: sd.Sampling, run: KleinRun) -> dict[str, Any]:
     """Sampling params as klein used them (guidance only where the checkpoint uses it)."""
     out: dict[str, Any] = {"steps": run.steps}
@@ -160,6 +198,7 @@ __all__ = [
     "fit",
     "lineage",
     "references",
+    "repaint",
     "run_klein",
 ]
 

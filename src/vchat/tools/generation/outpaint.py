@@ -129,34 +129,8 @@ class ExtendImage(Tool):
         work_canvas = Image.new("RGB", work, (127, 127, 127))
         work_canvas.paste(sd.resized(original, (box[2] - box[0], box[3] - box[1])), box[:2])
         overlap = max(2, round(OVERLAP_SHARE * max(work)))
-        if use_klein:
-            ran = klein.run_klein(
-                ctx,
-                self.name,
-                "inpaint",
-                params,
-                field_steps=30,
-                prompt=prompt,
-                image=work_canvas,
-                mask_image=_border_mask(work, box, overlap),
-                strength=1.0,
-            )
-            result = sd.SDRun(ran.image, ran.degraded)
-            sampling, described, made_by = klein.record(params, ran), klein.describe(params, ran), klein.KLEIN
-        else:
-            result = sd.run_sd(
-                ctx,
-                self.name,
-                "inpaint",
-                params,
-                prompt=prompt,
-                image=work_canvas,
-                mask_image=_border_mask(work, box, overlap),
-                width=work[0],
-                height=work[1],
-                strength=1.0,
-            )
-            sampling, described, made_by = params.record(), sd.describe_seed(params), "sd15_inpaint"
+        done = klein.repaint(ctx, self.name, params, prompt, work_canvas, _border_mask(work, box, overlap))
+        result, sampling, described, made_by = done.result, done.sampling, done.described, done.made_by
 
         generated = sd.resized(result.image, canvas)
         with_original = generated.copy()
